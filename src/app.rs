@@ -1,0 +1,49 @@
+//! What every handler shares: the ledger, the node, the options, and the
+//! last catch-up's report.
+
+use crate::ledger::Ledger;
+use crate::node::Node;
+use crate::store::Datastore;
+use serde::Serialize;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CatchupReport {
+    /// `pending` (not started), `running`, `done` or `failed`.
+    pub state: &'static str,
+    pub deletes_finished: usize,
+    pub scanned: usize,
+    pub imported: usize,
+    pub updated_index: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+pub struct App<D, N> {
+    pub ledger: Ledger<D>,
+    pub node: N,
+    pub takeover: bool,
+    pub catchup: Mutex<CatchupReport>,
+}
+
+impl<D: Datastore, N: Node> App<D, N> {
+    pub fn new(ledger: Ledger<D>, node: N, takeover: bool) -> Self {
+        App {
+            ledger,
+            node,
+            takeover,
+            catchup: Mutex::new(CatchupReport {
+                state: "pending",
+                ..Default::default()
+            }),
+        }
+    }
+
+    pub fn catchup_report(&self) -> CatchupReport {
+        self.catchup.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn update_catchup(&self, f: impl FnOnce(&mut CatchupReport)) {
+        f(&mut self.catchup.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}

@@ -1,0 +1,124 @@
+//! Start-up work that brings the ledger level with the node: finishing
+//! deletes a crash interrupted, and importing terminal parts the node has
+//! and the ledger lacks (resolved while paystate was not running).
+
+use crate::app::App;
+use crate::domain::{Part, PartKey, Payment, Status};
+use crate::error::{codes, RpcError};
+use crate::ledger::Recorded;
+use crate::node::Node;
+use crate::store::Datastore;
+use std::sync::Arc;
+
+/// Parts read from the node per `listsendpays` page.
+pub const PAGE: u32 = 1000;
+
+/// Imports one part the node reports, unless the ledger holds it already
+/// (or is deleting it). A failed part's details are not in `listsendpays`:
+/// the node's own `waitsendpay` with `timeout: 0` gives them. Returns the
+/// part as the ledger now holds it, or `None` if it is not to be answered.
+pub async fn import<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    payment: Payment,
+) -> Result<Option<Arc<Part>>, RpcError> {
+    let key = payment.key();
+    let _guard = app.ledger.lock(&key.payment_hash).await;
+    if app.ledger.holds(&key) {
+        return Ok(app.ledger.get(&key));
+    }
+    let part = match payment.status {
+        Status::Pending => return Ok(None),
+        Status::Complete => Part {
+            payment,
+            failure: None,
+        },
+        Status::Failed => match app.node.poll_builtin(key).await? {
+            Err(e) if e.code == codes::PAY_NO_SUCH_PAYMENT => return Ok(None),
+            Err(e) if e.data.is_some() => Part::from_error(&e.to_json()).unwrap_or_else(|why| {
+                log::warn!("Failure details of {key} unreadable ({why}); recording without them");
+                Part {
+                    payment,
+                    failure: None,
+                }
+            }),
+            // 209 (reason not stored), or a node that disagrees: record
+            // the part as the listing shows it, without a reason.
+            _ => Part {
+                payment,
+                failure: None,
+            },
+        },
+    };
+    match app.ledger.record(part).await? {
+        Recorded::Deleting => Ok(None),
+        Recorded::New => {
+            log::info!("Imported {key} from the node");
+            Ok(app.ledger.get(&key))
+        }
+        Recorded::Duplicate => Ok(app.ledger.get(&key)),
+    }
+}
+
+/// Finishes a delete that a crash interrupted: the part is marked deleting
+/// in the datastore; it goes from the node, then from the ledger.
+pub async fn finish_delete<D: Datastore, N: Node>(app: &App<D, N>, key: PartKey) -> Result<(), RpcError> {
+    let _guard = app.ledger.lock(&key.payment_hash).await;
+    let status = app
+        .node
+        .parts_of(key.payment_hash)
+        .await?
+        .into_iter()
+        .find(|p| p.key() == key)
+        .map(|p| p.status);
+    match status {
+        Some(Status::Pending) => {
+            // A new attempt with the same identity; the old part is gone.
+        }
+        Some(s) => app.node.delete_builtin(key, s).await?,
+        None => {}
+    }
+    app.ledger.remove(&key).await
+}
+
+/// The whole start-up catch-up; its outcome goes to the status report.
+pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
+    app.update_catchup(|r| r.state = "running");
+    match catch_up(app, interrupted).await {
+        Ok(()) => app.update_catchup(|r| r.state = "done"),
+        Err(e) => {
+            log::warn!("Catch-up with the node failed: {} ({})", e.message, e.code);
+            app.update_catchup(|r| {
+                r.state = "failed";
+                r.error = Some(format!("{} ({})", e.message, e.code));
+            })
+        }
+    }
+}
+
+async fn catch_up<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) -> Result<(), RpcError> {
+    for key in interrupted {
+        finish_delete(app, key).await?;
+        app.update_catchup(|r| r.deletes_finished += 1);
+        log::info!("Finished the interrupted delete of {key}");
+    }
+    loop {
+        let start = app.ledger.watermark() + 1;
+        let page = app.node.updated_since(start, PAGE).await?;
+        let mut top = None;
+        for payment in &page {
+            top = top.max(payment.updated_index);
+            let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
+            if fresh && import(app, payment.clone()).await?.is_some() {
+                app.update_catchup(|r| r.imported += 1);
+            }
+        }
+        app.update_catchup(|r| r.scanned += page.len());
+        if let Some(top) = top {
+            app.ledger.set_watermark(top).await?;
+            app.update_catchup(|r| r.updated_index = top);
+        }
+        if page.len() < PAGE as usize || top.is_none() {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! `paystate-status`: what the ledger holds and how the plugin runs.
+
+use crate::app::App;
+use crate::node::Node;
+use crate::store::{self, Datastore};
+use serde_json::{json, Value};
+
+pub fn run<D: Datastore, N: Node>(app: &App<D, N>) -> Value {
+    let c = app.ledger.counts();
+    json!({
+        "layout_version": store::LAYOUT_VERSION,
+        "takeover": app.takeover,
+        "parts": {"complete": c.complete, "failed": c.failed, "deleting": c.deleting},
+        "waiters": app.ledger.waiter_count(),
+        "catchup": app.catchup_report(),
+    })
+}

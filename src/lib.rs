@@ -1,0 +1,27 @@
+//! paystate: Core Lightning's `waitsendpay` and `delpay`, served by a plugin
+//! from a payment ledger kept in the node's datastore.
+//!
+//! - [`domain`]: payment parts, statuses and failures.
+//! - [`params`]: lightningd-style parameter parsing.
+//! - [`store`], [`node`]: the ports to the node's datastore and payment table;
+//!   [`rpc`] implements both over lightningd's socket.
+//! - [`ledger`]: the in-memory index over the datastore, and the waiters.
+//! - [`commands`], [`hook`]: the command handlers and the `rpc_command` hook.
+//! - [`catchup`]: start-up catch-up with the node.
+//! - [`notifications`]: the `sendpay_success`/`sendpay_failure` handlers.
+
+pub mod app;
+pub mod catchup;
+pub mod commands;
+pub mod domain;
+pub mod error;
+pub mod hook;
+pub mod ledger;
+pub mod node;
+pub mod notifications;
+pub mod params;
+pub mod rpc;
+pub mod store;
+
+#[cfg(test)]
+mod fakes;

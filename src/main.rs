@@ -1,0 +1,105 @@
+//! paystate's protocol wiring: the manifest, the handlers, and start-up.
+
+use anyhow::Context;
+use cln_plugin::options::{ConfigOption, DefaultBooleanConfigOption};
+use cln_plugin::{Builder, HookBuilder, HookFilter, Plugin};
+use paystate::app::App;
+use paystate::commands::{delpay, listsendpays, status, waitsendpay};
+use paystate::error::RpcError;
+use paystate::ledger::Ledger;
+use paystate::notifications::{self, Topic};
+use paystate::rpc::Rpc;
+use paystate::{catchup, hook};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+type State = Arc<App<Arc<Rpc>, Arc<Rpc>>>;
+
+const TAKEOVER: DefaultBooleanConfigOption = ConfigOption::new_bool_with_default(
+    "paystate-takeover",
+    true,
+    "Answer lightningd's own waitsendpay and delpay (through the rpc_command hook)",
+);
+
+fn to_anyhow(r: Result<Value, RpcError>) -> Result<Value, anyhow::Error> {
+    // cln-plugin parses the error's display form back into {code, message, data}.
+    r.map_err(anyhow::Error::new)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let filters = hook::TAKEN_OVER
+        .iter()
+        .map(|m| HookFilter::Str(m.to_string()))
+        .collect();
+    let builder = Builder::new(tokio::io::stdin(), tokio::io::stdout())
+        .option(TAKEOVER)
+        .rpcmethod(
+            "paystate-waitsendpay",
+            "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
+            |p: Plugin<State>, params: Value| async move { to_anyhow(waitsendpay::run(p.state(), params).await) },
+        )
+        .rpcmethod(
+            "paystate-delpay",
+            "Delete complete or failed payment parts from paystate's ledger and the node (delpay)",
+            |p: Plugin<State>, params: Value| async move { to_anyhow(delpay::run(p.state(), params).await) },
+        )
+        .rpcmethod(
+            "paystate-listsendpays",
+            "List the parts in paystate's ledger [payment_hash] [status]",
+            |p: Plugin<State>, params: Value| async move { to_anyhow(listsendpays::run(p.state(), &params)) },
+        )
+        .rpcmethod(
+            "paystate-status",
+            "Ledger counts, waiters, layout version, takeover and last catch-up",
+            |p: Plugin<State>, _params: Value| async move { Ok(status::run(p.state())) },
+        )
+        .subscribe("sendpay_success", |p: Plugin<State>, params: Value| async move {
+            notifications::handle(p.state(), Topic::Success, &params).await;
+            Ok(())
+        })
+        .subscribe("sendpay_failure", |p: Plugin<State>, params: Value| async move {
+            notifications::handle(p.state(), Topic::Failure, &params).await;
+            Ok(())
+        })
+        .hook_from_builder(
+            HookBuilder::new("rpc_command", |p: Plugin<State>, payload: Value| async move {
+                Ok(hook::handle(p.state(), &payload).await)
+            })
+            .filters(filters),
+        )
+        .dynamic();
+
+    let Some(configured) = builder.configure().await? else {
+        return Ok(()); // lightningd --help
+    };
+    let takeover = configured.option(&TAKEOVER)?;
+    let config = configured.configuration();
+    let rpc = Arc::new(Rpc::new(Path::new(&config.lightning_dir).join(&config.rpc_file)));
+
+    // The datastore is read before init is answered: listdatastore does not
+    // pass through paystate's own hook, so it cannot deadlock.
+    let (ledger, interrupted) = match Ledger::load(rpc.clone()).await {
+        Ok(l) => l,
+        Err(e) => {
+            let reason = format!("cannot load the ledger from the datastore: {} ({})", e.message, e.code);
+            configured.disable(&reason).await?;
+            return Ok(());
+        }
+    };
+    let app: State = Arc::new(App::new(ledger, rpc, takeover));
+    let plugin = configured.start(app.clone()).await.context("starting the plugin")?;
+    log::info!(
+        "paystate started: {} parts in the ledger, takeover {}",
+        app.ledger.list(None, None).len(),
+        if takeover { "on" } else { "off" }
+    );
+
+    // Catch-up calls the built-in waitsendpay, which passes through our own
+    // hook: only possible now that init is answered and the loop runs.
+    let catchup_app = app.clone();
+    tokio::spawn(async move { catchup::run(&catchup_app, interrupted).await });
+
+    plugin.join().await
+}
