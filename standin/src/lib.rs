@@ -1,1 +1,610 @@
+//! A lightningd stand-in for paystate's end-to-end tests.
+//!
+//! It plays lightningd's part as `../shared/cln-fixtures` record it: spawns
+//! the plugin and speaks the plugin protocol to it (`getmanifest`, `init`,
+//! notifications, hooks, method calls), serves the JSON-RPC socket with the
+//! built-in commands paystate uses (payments table, datastore), routes every
+//! call to `waitsendpay`/`delpay` through the plugin's `rpc_command` hook,
+//! and checks what passes against `../shared/cln-schemas`.
 
+pub mod client;
+pub mod datastore;
+pub mod params;
+pub mod plugin;
+pub mod schema;
+pub mod table;
+
+use anyhow::{anyhow, bail, Context, Result};
+use client::Client;
+use plugin::{LogLine, PluginProc};
+use schema::Schemas;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use table::{Failure, Key, NewPart, Status, Wait};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::broadcast;
+
+pub use table::{Failure as PartFailure, NewPart as PartSpec};
+
+/// Commands lightningd has built in: a plugin method of one of these names
+/// crashes lightningd v26.06 (`name-clash.json`).
+pub const BUILTINS: &[&str] = &[
+    "getinfo", "listsendpays", "waitsendpay", "delpay", "sendpay", "datastore", "listdatastore",
+    "deldatastore", "datastoreusage", "listpays", "pay", "plugin", "stop", "help", "wait",
+];
+
+/// The folder beside the repository holding the official schemas and the
+/// recorded exchanges, if this checkout has one.
+pub fn shared_dir() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    d.join("cln-fixtures").is_dir().then(|| d.canonicalize().unwrap_or(d))
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub plugin: PathBuf,
+    /// Values for the plugin's options (others get their defaults).
+    pub plugin_options: Map<String, Value>,
+    /// lightningd before v25.12 ignores hook `filters` and sends every command.
+    pub ignore_hook_filters: bool,
+    /// Environment for the plugin process.
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    pub fn new(plugin: impl Into<PathBuf>) -> Options {
+        Options {
+            plugin: plugin.into(),
+            plugin_options: Map::new(),
+            ignore_hook_filters: false,
+            env: vec![],
+        }
+    }
+}
+
+/// A fault to inject in a built-in command the plugin calls.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this error instead.
+    Error(i64, String),
+    /// Close the connection without answering.
+    Hangup,
+}
+
+struct ActivePlugin {
+    proc: Arc<PluginProc>,
+    methods: Vec<String>,
+    subscriptions: Vec<String>,
+    /// `Some(filters)` if the plugin registered `rpc_command` (empty: all).
+    hook_filters: Option<Vec<String>>,
+}
+
+#[derive(Default)]
+struct Node {
+    table: table::Table,
+    datastore: datastore::Datastore,
+}
+
+struct Core {
+    dir: PathBuf,
+    opts: Options,
+    node: Mutex<Node>,
+    plugin: Mutex<Option<Arc<ActivePlugin>>>,
+    /// Resolutions, for the built-in `waitsendpay` waiting on a part.
+    events: broadcast::Sender<(Key, Result<Value, Value>)>,
+    seq: AtomicU64,
+    schemas: Option<Schemas>,
+    violations: Mutex<Vec<String>>,
+    faults: Mutex<HashMap<String, Vec<Fault>>>,
+    plugin_calls: Mutex<Vec<(String, Value)>>,
+    logs: Arc<Mutex<Vec<LogLine>>>,
+}
+
+/// The stand-in node. Dropping it kills the plugin and removes its folder.
+pub struct Lightningd {
+    core: Arc<Core>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+pub const NODE_ID: &str = "038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b469bb6f88cf37b";
+const RPC_FILE: &str = "lightning-rpc";
+/// Plugin ids (`paystate-internal:N`) mark calls the plugin makes.
+const PLUGIN_ID_PREFIX: &str = "paystate-internal:";
+
+fn id_text(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+enum Reply {
+    Answer(Result<Value, Value>),
+    Hangup,
+}
+
+impl Lightningd {
+    /// Starts the node (socket up) without the plugin.
+    pub async fn new(opts: Options) -> Result<Lightningd> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ld-standin-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let listener = UnixListener::bind(dir.join(RPC_FILE)).context("binding the RPC socket")?;
+        let schemas = shared_dir().map(|d| Schemas::load(&d.join("cln-schemas")));
+        let (events, _) = broadcast::channel(65536);
+        let core = Arc::new(Core {
+            dir,
+            opts,
+            node: Mutex::default(),
+            plugin: Mutex::default(),
+            events,
+            seq: AtomicU64::new(50),
+            schemas,
+            violations: Mutex::default(),
+            faults: Mutex::default(),
+            plugin_calls: Mutex::default(),
+            logs: Arc::default(),
+        });
+        let c = core.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(c.clone(), stream));
+            }
+        });
+        Ok(Lightningd { core, server })
+    }
+
+    /// Starts the node and the plugin (as `--plugin=` at start-up).
+    pub async fn start(opts: Options) -> Result<Lightningd> {
+        let ld = Lightningd::new(opts).await?;
+        ld.start_plugin(true).await?;
+        Ok(ld)
+    }
+
+    pub fn rpc_path(&self) -> PathBuf {
+        self.core.dir.join(RPC_FILE)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.core.dir
+    }
+
+    pub fn schemas(&self) -> Option<&Schemas> {
+        self.core.schemas.as_ref()
+    }
+
+    pub async fn client(&self) -> Result<Client> {
+        Client::connect(&self.rpc_path(), "test").await
+    }
+
+    /// One call from a fresh client.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Result<Value, Value>> {
+        self.client().await?.call(method, params).await
+    }
+
+    /// Spawns the plugin and runs `getmanifest` and `init` as lightningd
+    /// does; `startup` is false for `plugin start` on a running node.
+    pub async fn start_plugin(&self, startup: bool) -> Result<Value> {
+        let core = &self.core;
+        if core.plugin.lock().unwrap().as_ref().is_some_and(|p| p.proc.is_alive()) {
+            bail!("plugin already running");
+        }
+        let proc = PluginProc::spawn(&core.opts.plugin, &core.opts.env, core.logs.clone())?;
+        let seq = core.seq.fetch_add(1, Ordering::Relaxed);
+        let resp = tokio::time::timeout(
+            Duration::from_secs(30),
+            proc.request(&format!("cln:getmanifest#{seq}"), "getmanifest", json!({"allow-deprecated-apis": false})),
+        )
+        .await
+        .context("getmanifest timed out")??;
+        let manifest = resp.get("result").cloned().ok_or_else(|| anyhow!("getmanifest failed: {resp}"))?;
+        let methods: Vec<String> = manifest["rpcmethods"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(str::to_owned))
+            .collect();
+        if let Some(clash) = methods.iter().find(|m| BUILTINS.contains(&m.as_str())) {
+            proc.kill().await;
+            bail!("plugin registered the built-in name {clash}: lightningd v26.06 crashes (name-clash.json)");
+        }
+        let subscriptions = manifest["subscriptions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        let hook_filters = manifest["hooks"].as_array().into_iter().flatten().find_map(|h| {
+            (h["name"] == "rpc_command").then(|| {
+                h["filters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|f| f.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+        });
+        let mut options = Map::new();
+        for o in manifest["options"].as_array().into_iter().flatten() {
+            let Some(name) = o["name"].as_str() else { continue };
+            match (core.opts.plugin_options.get(name), o.get("default")) {
+                (Some(v), _) => options.insert(name.into(), v.clone()),
+                (None, Some(d)) => options.insert(name.into(), d.clone()),
+                (None, None) => None,
+            };
+        }
+        // Hooks are live from the manifest on: a hooked call the plugin
+        // makes before answering init would wait on the plugin itself.
+        let active = Arc::new(ActivePlugin {
+            proc: proc.clone(),
+            methods,
+            subscriptions,
+            hook_filters,
+        });
+        *core.plugin.lock().unwrap() = Some(active);
+        let seq = core.seq.fetch_add(1, Ordering::Relaxed);
+        let init = json!({
+            "options": options,
+            "configuration": {
+                "lightning-dir": core.dir.to_string_lossy(),
+                "rpc-file": RPC_FILE,
+                "startup": startup,
+                "network": "regtest",
+                "feature_set": {"init": "800898880a8a59a1", "node": "808898880a8a59a1", "channel": "",
+                    "invoice": "02000002024100", "bolt12_offer": "", "bolt12_invreq": "",
+                    "bolt12_invoice": "020000", "channel_type": "08800000800000"}
+            }
+        });
+        let resp = tokio::time::timeout(Duration::from_secs(60), proc.request(&format!("cln:init#{seq}"), "init", init))
+            .await
+            .context("init timed out")??;
+        if resp.get("result").and_then(|r| r.get("disable")).is_some() || resp.get("error").is_some() {
+            *core.plugin.lock().unwrap() = None;
+            proc.stop(Duration::from_secs(5)).await;
+            bail!("plugin disabled itself: {resp}");
+        }
+        Ok(manifest)
+    }
+
+    fn active(&self) -> Option<Arc<ActivePlugin>> {
+        self.core.plugin.lock().unwrap().clone()
+    }
+
+    pub fn plugin_pid(&self) -> Option<u32> {
+        self.active().map(|p| p.proc.pid)
+    }
+
+    /// `plugin stop`: closes its stdin and waits for it to exit.
+    pub async fn stop_plugin(&self) {
+        if let Some(p) = self.core.plugin.lock().unwrap().take() {
+            let proc = p.proc.clone();
+            drop(p);
+            proc.stop(Duration::from_secs(10)).await;
+        }
+    }
+
+    /// SIGKILL, at once, whatever it is doing.
+    pub async fn kill_plugin(&self) {
+        if let Some(p) = self.core.plugin.lock().unwrap().take() {
+            let proc = p.proc.clone();
+            drop(p);
+            proc.kill().await;
+            proc.wait_exit().await;
+        }
+    }
+
+    /// What `sendpay` does to the table: a pending part. Returns its listing.
+    pub fn create_part(&self, spec: NewPart) -> Value {
+        self.core.node.lock().unwrap().table.create(spec).expect("create_part")
+    }
+
+    /// The part completes: table updated, `sendpay_success` sent.
+    pub async fn succeed(&self, key: &Key, preimage: &str) -> Value {
+        let payload = self.core.node.lock().unwrap().table.succeed(key, preimage, None).expect("succeed");
+        let _ = self.core.events.send((key.clone(), Ok(payload.clone())));
+        self.core.notify("sendpay_success", &payload).await;
+        payload
+    }
+
+    /// The part fails: table updated, `sendpay_failure` sent (with the
+    /// payload shape of a real lightningd: `data.status: "pending"`).
+    /// `None` stores no reason (as a very old database would) and sends
+    /// no notification.
+    pub async fn fail(&self, key: &Key, failure: Option<Failure>) -> Option<Value> {
+        let payload = self.core.node.lock().unwrap().table.fail(key, failure).expect("fail");
+        let answer = match &payload {
+            Some(p) => p.clone(),
+            None => json!({"code": 209, "message": "Payment failure reason unknown"}),
+        };
+        let _ = self.core.events.send((key.clone(), Err(answer)));
+        if let Some(p) = &payload {
+            self.core.notify("sendpay_failure", p).await;
+        }
+        payload
+    }
+
+    /// Sends a raw notification to the plugin (for malformed payloads).
+    pub async fn notify_raw(&self, topic: &str, params: Value) {
+        if let Some(p) = self.active() {
+            let _ = p.proc.notify(topic, params).await;
+        }
+    }
+
+    pub fn part(&self, key: &Key) -> Option<table::Part> {
+        self.core.node.lock().unwrap().table.get(key).cloned()
+    }
+
+    pub fn parts(&self) -> Vec<table::Part> {
+        self.core.node.lock().unwrap().table.parts.clone()
+    }
+
+    pub fn datastore(&self) -> datastore::Datastore {
+        self.core.node.lock().unwrap().datastore.clone()
+    }
+
+    /// Makes the next `times` calls to `method` fail with `fault`.
+    pub fn inject(&self, method: &str, fault: Fault, times: usize) {
+        let mut f = self.core.faults.lock().unwrap();
+        let list = f.entry(method.to_string()).or_default();
+        list.extend(std::iter::repeat_n(fault, times));
+    }
+
+    pub fn clear_faults(&self) {
+        self.core.faults.lock().unwrap().clear();
+    }
+
+    /// Calls the plugin made on the socket, `(method, params)`, in order.
+    pub fn plugin_calls(&self) -> Vec<(String, Value)> {
+        self.core.plugin_calls.lock().unwrap().clone()
+    }
+
+    pub fn logs(&self) -> Vec<LogLine> {
+        self.core.logs.lock().unwrap().clone()
+    }
+
+    /// Schema violations seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.core.violations.lock().unwrap().clone()
+    }
+
+    pub fn assert_no_violations(&self) {
+        let v = self.violations();
+        assert!(v.is_empty(), "schema violations: {v:#?}");
+    }
+}
+
+impl Drop for Lightningd {
+    fn drop(&mut self) {
+        self.server.abort();
+        if let Some(p) = self.core.plugin.lock().unwrap().take() {
+            // kill_on_drop reaps it once the last handle goes.
+            let _ = p.proc.pid;
+        }
+        let _ = std::fs::remove_dir_all(&self.core.dir);
+    }
+}
+
+async fn serve(core: Arc<Core>, stream: UnixStream) {
+    let (mut rd, wr) = stream.into_split();
+    let wr = Arc::new(tokio::sync::Mutex::new(wr));
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    let (hang_tx, mut hang_rx) = tokio::sync::mpsc::channel::<()>(1);
+    loop {
+        loop {
+            let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+            match it.next() {
+                Some(Ok(req)) => {
+                    let used = it.byte_offset();
+                    buf.drain(..used);
+                    let (core, wr, hang) = (core.clone(), wr.clone(), hang_tx.clone());
+                    // Requests on one connection run concurrently, as in lightningd.
+                    tokio::spawn(async move {
+                        let id = req.get("id").cloned().unwrap_or(Value::Null);
+                        match core.dispatch(req).await {
+                            Reply::Answer(r) => {
+                                let msg = match r {
+                                    Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
+                                    Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": e}),
+                                };
+                                let mut bytes = serde_json::to_vec(&msg).unwrap();
+                                bytes.extend_from_slice(b"\n\n");
+                                let _ = wr.lock().await.write_all(&bytes).await;
+                            }
+                            Reply::Hangup => {
+                                let _ = hang.send(()).await;
+                            }
+                        }
+                    });
+                }
+                Some(Err(e)) if !e.is_eof() => return,
+                _ => break,
+            }
+        }
+        tokio::select! {
+            r = rd.read(&mut chunk) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+            _ = hang_rx.recv() => {
+                let _ = wr.lock().await.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+impl Core {
+    fn violation(&self, what: &str, errors: Vec<String>) {
+        if !errors.is_empty() {
+            self.violations.lock().unwrap().push(format!("{what}: {errors:?}"));
+        }
+    }
+
+    fn check(&self, f: impl FnOnce(&Schemas) -> Vec<String>, what: &str) {
+        if let Some(s) = &self.schemas {
+            self.violation(what, f(s));
+        }
+    }
+
+    fn active(&self) -> Option<Arc<ActivePlugin>> {
+        self.plugin.lock().unwrap().clone().filter(|p| p.proc.is_alive())
+    }
+
+    async fn notify(&self, topic: &str, payload: &Value) {
+        self.check(|s| s.notification(topic, payload), &format!("{topic} notification"));
+        if let Some(p) = self.active() {
+            if p.subscriptions.iter().any(|s| s == topic || s == "*") {
+                // Wrapped in an object named after the topic, as lightningd sends it.
+                let _ = p.proc.notify(topic, json!({ topic: payload })).await;
+            }
+        }
+    }
+
+    fn take_fault(&self, method: &str) -> Option<Fault> {
+        let mut f = self.faults.lock().unwrap();
+        let list = f.get_mut(method)?;
+        (!list.is_empty()).then(|| list.remove(0))
+    }
+
+    async fn dispatch(self: &Arc<Self>, req: Value) -> Reply {
+        let id = req.get("id").cloned().unwrap_or(Value::Null);
+        let Some(method) = req.get("method").and_then(Value::as_str).map(str::to_owned) else {
+            return Reply::Answer(Err(json!({"code": -32600, "message": "Expected method"})));
+        };
+        let params = req.get("params").cloned().unwrap_or_else(|| json!({}));
+        let from_plugin = id_text(&id).starts_with(PLUGIN_ID_PREFIX);
+        if from_plugin {
+            self.plugin_calls.lock().unwrap().push((method.clone(), params.clone()));
+            self.check(|s| s.request(&method, &params), &format!("plugin's {method} request"));
+            match self.take_fault(&method) {
+                Some(Fault::Hangup) => return Reply::Hangup,
+                Some(Fault::Error(code, message)) => {
+                    return Reply::Answer(Err(json!({"code": code, "message": message})))
+                }
+                None => {}
+            }
+        }
+        let answer = self.route(&id, &method, params).await;
+        match &answer {
+            Ok(r) => {
+                let name = method.strip_prefix("paystate-").unwrap_or(&method);
+                self.check(|s| s.response(name, r), &format!("{method} result"));
+            }
+            Err(e) => self.violation(&format!("{method} error"), schema::error_object(e)),
+        }
+        Reply::Answer(answer)
+    }
+
+    async fn route(self: &Arc<Self>, id: &Value, method: &str, mut params: Value) -> Result<Value, Value> {
+        let mut method = method.to_string();
+        if let Some(p) = self.active() {
+            let hooked = match &p.hook_filters {
+                Some(f) => f.is_empty() || f.iter().any(|m| *m == method) || self.opts.ignore_hook_filters,
+                None => false,
+            };
+            if hooked {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                let hook_id = format!("{}/cln:rpc_command#{seq}", id_text(id));
+                let payload = json!({"rpc_command": {"jsonrpc": "2.0", "id": id, "method": method, "params": params}});
+                self.check(|s| s.hook_request("rpc_command", &payload), "rpc_command payload");
+                // A plugin that dies mid-hook: lightningd carries on without it.
+                if let Ok(resp) = p.proc.request(&hook_id, "rpc_command", payload).await {
+                    let Some(r) = resp.get("result") else {
+                        self.violation("rpc_command reply", vec![format!("error reply: {resp}")]);
+                        return Err(json!({"code": -32603, "message": "rpc_command hook failed"}));
+                    };
+                    self.check(|s| s.hook_response("rpc_command", r), "rpc_command reply");
+                    if let Some(ret) = r.get("return") {
+                        if let Some(res) = ret.get("result") {
+                            return Ok(res.clone());
+                        }
+                        if let Some(e) = ret.get("error") {
+                            return Err(e.clone());
+                        }
+                    }
+                    if let Some(rep) = r.get("replace") {
+                        method = rep["method"].as_str().unwrap_or_default().to_string();
+                        params = rep["params"].clone();
+                    } else if r.get("result").and_then(Value::as_str) != Some("continue") {
+                        self.violation("rpc_command reply", vec![format!("unknown reply {r}")]);
+                    }
+                }
+            }
+            if p.methods.iter().any(|m| *m == method) {
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                let call_id = format!("{}/cln:{method}#{seq}", id_text(id));
+                return match p.proc.request(&call_id, &method, params).await {
+                    Ok(resp) => match (resp.get("result"), resp.get("error")) {
+                        (Some(r), _) => Ok(r.clone()),
+                        (_, Some(e)) => Err(e.clone()),
+                        _ => Err(json!({"code": -32603, "message": "bad plugin reply"})),
+                    },
+                    Err(_) => Err(json!({"code": -4, "message": "Plugin terminated before replying to RPC call."})),
+                };
+            }
+        }
+        self.builtin(&method, params).await
+    }
+
+    async fn builtin(self: &Arc<Self>, method: &str, params: Value) -> Result<Value, Value> {
+        let fail = |(c, m): params::Fail| json!({"code": c, "message": m});
+        match method {
+            "getinfo" => Ok(json!({"id": NODE_ID, "alias": "STANDIN", "color": "038194", "num_peers": 0,
+                "num_pending_channels": 0, "num_active_channels": 0, "num_inactive_channels": 0,
+                "address": [], "binding": [], "version": "v26.06-standin", "blockheight": 101,
+                "network": "regtest", "fees_collected_msat": 0,
+                "lightning-dir": self.dir.to_string_lossy(), "our_features": {}})),
+            "listsendpays" => self.node.lock().unwrap().table.listsendpays(&params),
+            "delpay" => self.node.lock().unwrap().table.delpay(&params),
+            "waitsendpay" => self.waitsendpay(&params).await,
+            "datastore" => self.node.lock().unwrap().datastore.datastore(&params).map_err(fail),
+            "listdatastore" => self.node.lock().unwrap().datastore.listdatastore(&params).map_err(fail),
+            "deldatastore" => self.node.lock().unwrap().datastore.deldatastore(&params).map_err(fail),
+            "datastoreusage" => self.node.lock().unwrap().datastore.datastoreusage(&params).map_err(fail),
+            _ => Err(json!({"code": -32601, "message": format!("Unknown command '{method}'")})),
+        }
+    }
+
+    async fn waitsendpay(&self, params: &Value) -> Result<Value, Value> {
+        // Subscribe before looking, so a resolution in between is seen.
+        let mut events = self.events.subscribe();
+        let (key, timeout) = match self.node.lock().unwrap().table.waitsendpay(params) {
+            Wait::Answer(a) => return a,
+            Wait::Pending(k, t) => (k, t),
+        };
+        let wait = async {
+            loop {
+                match events.recv().await {
+                    Ok((k, outcome)) if k == key => return outcome,
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let p = self.node.lock().unwrap().table.get(&key).cloned();
+                        match p {
+                            Some(p) if p.status == Status::Complete => return Ok(p.listing()),
+                            Some(p) if p.status == Status::Failed => return Err(p.stored_error()),
+                            _ => {}
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        match timeout {
+            Some(t) => tokio::time::timeout(Duration::from_secs(t.into()), wait)
+                .await
+                .unwrap_or_else(|_| Err(json!({"code": 200, "message": "Timed out while waiting"}))),
+            None => wait.await,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! A JSON-RPC client of the stand-in's socket, as `lightning-cli` or any
+//! other program on the node would use it.
+
+use anyhow::{anyhow, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+pub struct Client {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    next: u64,
+    name: String,
+}
+
+impl Client {
+    pub async fn connect(path: &Path, name: &str) -> Result<Client> {
+        Ok(Client {
+            stream: UnixStream::connect(path).await?,
+            buf: Vec::new(),
+            next: 1,
+            name: name.to_string(),
+        })
+    }
+
+    /// Calls `method`; `Ok(result)` or `Err(error object)`.
+    pub async fn call(&mut self, method: &str, params: Value) -> Result<Result<Value, Value>> {
+        let id = json!(format!("{}:{method}#{}", self.name, self.next));
+        self.next += 1;
+        self.call_with_id(id, method, params).await
+    }
+
+    pub async fn call_with_id(&mut self, id: Value, method: &str, params: Value) -> Result<Result<Value, Value>> {
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.stream.write_all(serde_json::to_string(&req)?.as_bytes()).await?;
+        let resp = self.read().await?;
+        if resp.get("id") != Some(&id) {
+            return Err(anyhow!("answer with id {:?} to request {id}", resp.get("id")));
+        }
+        if let Some(r) = resp.get("result") {
+            return Ok(Ok(r.clone()));
+        }
+        Ok(Err(resp.get("error").cloned().ok_or_else(|| anyhow!("neither result nor error: {resp}"))?))
+    }
+
+    async fn read(&mut self) -> Result<Value> {
+        loop {
+            let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
+            match it.next() {
+                Some(Ok(v)) => {
+                    let used = it.byte_offset();
+                    self.buf.drain(..used);
+                    return Ok(v);
+                }
+                Some(Err(e)) if !e.is_eof() => return Err(e.into()),
+                _ => {}
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(anyhow!("connection closed by lightningd"));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}

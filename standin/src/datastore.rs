@@ -1,0 +1,147 @@
+//! lightningd's datastore: a tree of keys where a key holds a value or has
+//! children, never both; every value has a generation.
+
+use crate::params::{self, Fail};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub generation: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Datastore {
+    pub entries: BTreeMap<Vec<String>, Record>,
+}
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn entry_json(key: &[String], r: &Record) -> Value {
+    let mut v = json!({"key": key, "generation": r.generation, "hex": hex(&r.data)});
+    if let Ok(s) = std::str::from_utf8(&r.data) {
+        v["string"] = json!(s);
+    }
+    v
+}
+
+impl Datastore {
+    fn has_children(&self, key: &[String]) -> bool {
+        self.entries.keys().any(|k| k.len() > key.len() && k.starts_with(key))
+    }
+
+    pub fn datastore(&mut self, params: &Value) -> Result<Value, Fail> {
+        let p = params::collect(
+            params,
+            &[("key", true), ("string", false), ("hex", false), ("mode", false), ("generation", false)],
+        )?;
+        let key = params::key("key", p[0].as_ref().unwrap())?;
+        let data = match (&p[1], &p[2]) {
+            (Some(s), None) => params::string("string", s)?.into_bytes(),
+            (None, Some(h)) => h
+                .as_str()
+                .and_then(unhex)
+                .ok_or_else(|| params::invalid(format!("hex: should be a hex value: invalid token '{h}'")))?,
+            (Some(_), Some(_)) => return Err(params::invalid("Cannot have both hex and string")),
+            (None, None) => return Err(params::invalid("Must have either hex or string")),
+        };
+        let mode = match &p[3] {
+            Some(m) => params::string("mode", m)?,
+            None => "must-create".into(),
+        };
+        if !["must-create", "must-replace", "create-or-replace", "must-append", "create-or-append"]
+            .contains(&mode.as_str())
+        {
+            return Err(params::invalid(format!("mode: should be a valid mode: invalid token '\"{mode}\"'")));
+        }
+        let generation = p[4].as_ref().map(|g| params::u64("generation", g)).transpose()?;
+        if generation.is_some() && mode != "must-replace" && mode != "must-append" {
+            return Err(params::invalid("generation only valid with must-replace or must-append"));
+        }
+        if self.has_children(&key) {
+            return Err((1205, "Key has children already".into()));
+        }
+        for i in 1..key.len() {
+            if self.entries.contains_key(&key[..i]) {
+                return Err((1206, format!("Parent key [{}] exists", key[..i].join(","))));
+            }
+        }
+        let existing = self.entries.get(&key).cloned();
+        let record = match (existing, mode.as_str()) {
+            (Some(_), "must-create") => return Err((1202, "Key already exists".into())),
+            (None, "must-replace" | "must-append") => return Err((1203, "Key does not exist".into())),
+            (Some(old), _) => {
+                if generation.is_some_and(|g| g != old.generation) {
+                    return Err((1204, "generation is different".into()));
+                }
+                let data = if mode.ends_with("append") { [old.data, data].concat() } else { data };
+                Record {
+                    generation: old.generation + 1,
+                    data,
+                }
+            }
+            (None, _) => Record { generation: 0, data },
+        };
+        let out = entry_json(&key, &record);
+        self.entries.insert(key, record);
+        Ok(out)
+    }
+
+    pub fn listdatastore(&self, params: &Value) -> Result<Value, Fail> {
+        let p = params::collect(params, &[("key", false)])?;
+        let key = p[0].as_ref().map(|k| params::key("key", k)).transpose()?.unwrap_or_default();
+        if let Some(r) = self.entries.get(&key) {
+            return Ok(json!({"datastore": [entry_json(&key, r)]}));
+        }
+        // Immediate children: a value, or a bare parent key.
+        let mut out: BTreeMap<Vec<String>, Value> = BTreeMap::new();
+        for (k, r) in &self.entries {
+            if k.len() > key.len() && k.starts_with(&key) {
+                let child = k[..key.len() + 1].to_vec();
+                let v = if child.len() == k.len() { entry_json(k, r) } else { json!({ "key": child }) };
+                out.entry(child).or_insert(v);
+            }
+        }
+        Ok(json!({"datastore": out.into_values().collect::<Vec<_>>()}))
+    }
+
+    pub fn deldatastore(&mut self, params: &Value) -> Result<Value, Fail> {
+        let p = params::collect(params, &[("key", true), ("generation", false)])?;
+        let key = params::key("key", p[0].as_ref().unwrap())?;
+        let generation = p[1].as_ref().map(|g| params::u64("generation", g)).transpose()?;
+        let Some(r) = self.entries.get(&key) else {
+            return Err((1200, "Key does not exist".into()));
+        };
+        if generation.is_some_and(|g| g != r.generation) {
+            return Err((1201, "generation is different".into()));
+        }
+        let out = entry_json(&key, r);
+        self.entries.remove(&key);
+        Ok(out)
+    }
+
+    pub fn datastoreusage(&self, params: &Value) -> Result<Value, Fail> {
+        let p = params::collect(params, &[("key", false)])?;
+        let key = p[0].as_ref().map(|k| params::key("key", k)).transpose()?.unwrap_or_default();
+        let total: usize = self
+            .entries
+            .iter()
+            .filter(|(k, _)| k.starts_with(&key))
+            .map(|(k, r)| k.iter().map(String::len).sum::<usize>() + r.data.len())
+            .sum();
+        Ok(json!({"datastoreusage": {"key": format!("[{}]", key.join(",")), "total_bytes": total}}))
+    }
+}

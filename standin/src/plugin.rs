@@ -1,0 +1,159 @@
+//! The plugin as lightningd runs it: a child process spoken to in JSON-RPC
+//! over its stdin/stdout, messages separated by a blank line.
+
+use anyhow::{anyhow, Context, Result};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::{oneshot, watch};
+
+/// A log line the plugin sent (`log` notification).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub level: String,
+    pub message: String,
+}
+
+pub struct PluginProc {
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    child: tokio::sync::Mutex<Child>,
+    pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
+    alive: watch::Receiver<bool>,
+    pub pid: u32,
+}
+
+impl PluginProc {
+    pub fn spawn(path: &Path, env: &[(String, String)], logs: Arc<Mutex<Vec<LogLine>>>) -> Result<Arc<PluginProc>> {
+        let mut cmd = Command::new(path);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("spawning {}", path.display()))?;
+        let pid = child.id().unwrap_or(0);
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = child.stdout.take().expect("piped");
+        let pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>> = Arc::default();
+        let (alive_tx, alive) = watch::channel(true);
+        let pend = pending.clone();
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 256 * 1024];
+            'outer: loop {
+                loop {
+                    let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+                    match it.next() {
+                        Some(Ok(msg)) => {
+                            let used = it.byte_offset();
+                            buf.drain(..used);
+                            route_from_plugin(msg, &pend, &logs);
+                        }
+                        Some(Err(e)) if !e.is_eof() => {
+                            eprintln!("stand-in: plugin wrote invalid JSON: {e}");
+                            break 'outer;
+                        }
+                        _ => break,
+                    }
+                }
+                match stdout.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = alive_tx.send(false);
+            pend.lock().unwrap().clear();
+        });
+        Ok(Arc::new(PluginProc {
+            stdin: tokio::sync::Mutex::new(Some(stdin)),
+            child: tokio::sync::Mutex::new(child),
+            pending,
+            alive,
+            pid,
+        }))
+    }
+
+    pub fn is_alive(&self) -> bool {
+        *self.alive.borrow()
+    }
+
+    async fn write(&self, msg: &Value) -> Result<()> {
+        let mut bytes = serde_json::to_vec(msg)?;
+        bytes.extend_from_slice(b"\n\n");
+        let mut g = self.stdin.lock().await;
+        let stdin = g.as_mut().ok_or_else(|| anyhow!("plugin stdin closed"))?;
+        stdin.write_all(&bytes).await?;
+        stdin.flush().await?;
+        Ok(())
+    }
+
+    /// Sends a request and waits for the whole response message.
+    pub async fn request(&self, id: &str, method: &str, params: Value) -> Result<Value> {
+        let (tx, rx) = oneshot::channel();
+        if !self.is_alive() {
+            return Err(anyhow!("plugin is not running"));
+        }
+        self.pending.lock().unwrap().insert(id.to_string(), tx);
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if let Err(e) = self.write(&msg).await {
+            self.pending.lock().unwrap().remove(id);
+            return Err(e);
+        }
+        rx.await.map_err(|_| anyhow!("plugin terminated before replying to {method}"))
+    }
+
+    pub async fn notify(&self, method: &str, params: Value) -> Result<()> {
+        self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params})).await
+    }
+
+    /// Closes the plugin's stdin (as lightningd does on `plugin stop`) and
+    /// waits for it to exit; kills it after `grace`.
+    pub async fn stop(&self, grace: std::time::Duration) {
+        self.stdin.lock().await.take();
+        let mut child = self.child.lock().await;
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// SIGKILL, at once.
+    pub async fn kill(&self) {
+        let mut child = self.child.lock().await;
+        let _ = child.kill().await;
+    }
+
+    pub async fn wait_exit(&self) {
+        let mut alive = self.alive.clone();
+        let _ = alive.wait_for(|a| !*a).await;
+    }
+}
+
+fn route_from_plugin(msg: Value, pending: &Mutex<HashMap<String, oneshot::Sender<Value>>>, logs: &Mutex<Vec<LogLine>>) {
+    let is_response = msg.get("result").is_some() || msg.get("error").is_some();
+    if is_response {
+        let id = match msg.get("id") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => return,
+        };
+        if let Some(tx) = pending.lock().unwrap().remove(&id) {
+            let _ = tx.send(msg);
+        } else {
+            eprintln!("stand-in: plugin answered unknown id {id}");
+        }
+        return;
+    }
+    if msg.get("method").and_then(Value::as_str) == Some("log") {
+        let p = &msg["params"];
+        logs.lock().unwrap().push(LogLine {
+            level: p["level"].as_str().unwrap_or("").to_string(),
+            message: p["message"].as_str().unwrap_or("").to_string(),
+        });
+    }
+}
