@@ -1,0 +1,107 @@
+//! Helpers shared by the end-to-end tests: start the real plugin binary
+//! under the lightningd stand-in, make payment parts, compare answers.
+#![allow(dead_code)]
+
+use lightningd_standin::{table::Key, Lightningd, Options, PartFailure, PartSpec};
+use serde_json::{json, Value};
+
+pub const DEST: &str = "033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a";
+pub const HOP: &str = "03cecbfdc68544cc596223b68ce0710c9e5d2c9cb317ee07822d95079acc703d31";
+
+pub fn options() -> Options {
+    let mut o = Options::new(env!("CARGO_BIN_EXE_paystate"));
+    // Debug logs on, so tests can check what is (not) logged above debug.
+    o.env.push(("CLN_PLUGIN_LOG".into(), "debug".into()));
+    o
+}
+
+pub async fn start() -> Lightningd {
+    Lightningd::start(options()).await.expect("plugin starts")
+}
+
+pub async fn start_with(takeover: bool) -> Lightningd {
+    let mut o = options();
+    o.plugin_options.insert("paystate-takeover".into(), json!(takeover));
+    Lightningd::start(o).await.expect("plugin starts")
+}
+
+/// A distinct, valid payment hash per `n`.
+pub fn hash(n: u64) -> String {
+    format!("{:064x}", 0xabcd_0000_0000u64 + n)
+}
+
+pub fn preimage(n: u64) -> String {
+    format!("{:064x}", 0x5eed_0000_0000u64 + n)
+}
+
+pub fn key(h: &str, groupid: u64, partid: u64) -> Key {
+    (h.to_string(), groupid, partid)
+}
+
+pub fn spec(h: &str, groupid: u64, partid: u64) -> PartSpec {
+    PartSpec {
+        payment_hash: h.to_string(),
+        groupid,
+        partid,
+        amount_msat: Some(100_000),
+        amount_sent_msat: 101_000,
+        destination: Some(DEST.into()),
+        label: Some(format!("label-{partid}")),
+        ..Default::default()
+    }
+}
+
+/// A pending part (sendpay), returning its key.
+pub fn pending(ld: &Lightningd, h: &str, groupid: u64, partid: u64) -> Key {
+    ld.create_part(spec(h, groupid, partid));
+    key(h, groupid, partid)
+}
+
+pub fn route_failure() -> PartFailure {
+    PartFailure::routing(204, "WIRE_UNKNOWN_NEXT_PEER", 16394, "reply from remote", 1, DEST, Some("1x1x1"), Some(0), Some("400a"))
+}
+
+pub fn destination_failure() -> PartFailure {
+    PartFailure::routing(
+        203,
+        "WIRE_INCORRECT_OR_UNKNOWN_PAYMENT_DETAILS",
+        16399,
+        "reply from remote",
+        1,
+        HOP,
+        Some("103x1x0"),
+        Some(1),
+        Some("400f00000000000186a00000006c"),
+    )
+}
+
+/// Waits until the plugin's ledger shows `n` parts in total (notifications
+/// are handled asynchronously).
+pub async fn until_ledger_has(ld: &Lightningd, n: usize) -> Value {
+    for _ in 0..500 {
+        let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+        let total = st["parts"]["complete"].as_u64().unwrap() + st["parts"]["failed"].as_u64().unwrap();
+        if total as usize == n {
+            return st;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("ledger never reached {n} parts");
+}
+
+/// Waits until the catch-up reports done.
+pub async fn until_caught_up(ld: &Lightningd) -> Value {
+    for _ in 0..500 {
+        let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+        if st["catchup"]["state"] == "done" {
+            return st;
+        }
+        assert_ne!(st["catchup"]["state"], "failed", "{st}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("catch-up never finished");
+}
+
+pub fn code(e: &Value) -> i64 {
+    e["code"].as_i64().expect("error code")
+}
