@@ -14,18 +14,33 @@ use std::sync::Arc;
 pub const PAGE: u32 = 1000;
 
 /// Imports one part the node reports, unless the ledger holds it already
-/// (or is deleting it). A failed part's details are not in `listsendpays`:
-/// the node's own `waitsendpay` with `timeout: 0` gives them. Returns the
-/// part as the ledger now holds it, or `None` if it is not to be answered.
+/// (or is deleting it). `deletes_before` is [`Ledger::node_deletes`] read
+/// before the node was: if a delete happened since, the part is read again
+/// (under the hash's lock), so a part just deleted is not brought back.
+/// A failed part's details are not in `listsendpays`: the node's own
+/// `waitsendpay` with `timeout: 0` gives them. Returns the part as the
+/// ledger now holds it, or `None` if it is not to be answered.
+///
+/// [`Ledger::node_deletes`]: crate::ledger::Ledger::node_deletes
 pub async fn import<D: Datastore, N: Node>(
     app: &App<D, N>,
     payment: Payment,
+    deletes_before: u64,
 ) -> Result<Option<Arc<Part>>, RpcError> {
     let key = payment.key();
     let _guard = app.ledger.lock(&key.payment_hash).await;
     if app.ledger.holds(&key) {
         return Ok(app.ledger.get(&key));
     }
+    let payment = if app.ledger.node_deletes() == deletes_before {
+        payment
+    } else {
+        let fresh = app.node.parts_of(key.payment_hash).await?;
+        match fresh.into_iter().find(|p| p.key() == key) {
+            Some(p) => p,
+            None => return Ok(None),
+        }
+    };
     let part = match payment.status {
         Status::Pending => return Ok(None),
         Status::Complete => Part {
@@ -74,7 +89,11 @@ pub async fn finish_delete<D: Datastore, N: Node>(app: &App<D, N>, key: PartKey)
         Some(Status::Pending) => {
             // A new attempt with the same identity; the old part is gone.
         }
-        Some(s) => app.node.delete_builtin(key, s).await?,
+        Some(s) => {
+            let deleted = app.node.delete_builtin(key, s).await;
+            app.ledger.note_node_delete();
+            deleted?
+        }
         None => {}
     }
     app.ledger.remove(&key).await
@@ -103,12 +122,13 @@ async fn catch_up<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartK
     }
     loop {
         let start = app.ledger.watermark() + 1;
+        let deletes_before = app.ledger.node_deletes();
         let page = app.node.updated_since(start, PAGE).await?;
         let mut top = None;
         for payment in &page {
             top = top.max(payment.updated_index);
             let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
-            if fresh && import(app, payment.clone()).await?.is_some() {
+            if fresh && import(app, payment.clone(), deletes_before).await?.is_some() {
                 app.update_catchup(|r| r.imported += 1);
             }
         }

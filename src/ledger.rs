@@ -8,6 +8,7 @@ use crate::store::{self, Datastore, StoredPart, Watermark};
 use cln_rpc::primitives::Sha256;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -103,6 +104,9 @@ pub struct Ledger<D> {
     store: D,
     state: Arc<Mutex<State>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Counts deletes from the node's table, so that an import can tell
+    /// whether what it read from the node may have gone since.
+    node_deletes: AtomicU64,
 }
 
 impl<D: Datastore> Ledger<D> {
@@ -144,6 +148,7 @@ impl<D: Datastore> Ledger<D> {
             store,
             state: Arc::new(Mutex::new(st)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            node_deletes: AtomicU64::new(0),
         };
         Ok((ledger, interrupted))
     }
@@ -158,6 +163,18 @@ impl<D: Datastore> Ledger<D> {
     pub async fn lock(&self, hash: &Sha256) -> tokio::sync::MutexGuard<'_, ()> {
         let b: &[u8] = hash.as_ref();
         self.stripes[b[0] as usize % STRIPES].lock().await
+    }
+
+    /// Read before reading parts from the node; see [`Ledger::note_node_delete`].
+    pub fn node_deletes(&self) -> u64 {
+        self.node_deletes.load(Ordering::SeqCst)
+    }
+
+    /// Called after each delete from the node's table, with the hash's lock
+    /// still held: whoever read the node before must read it again before
+    /// importing from it.
+    pub fn note_node_delete(&self) {
+        self.node_deletes.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The part if recorded, else a registered waiter for it.

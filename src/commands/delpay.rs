@@ -141,7 +141,9 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         if !c.in_node {
             continue;
         }
-        if let Err(e) = app.node.delete_builtin(c.payment.key(), req.status).await {
+        let deleted = app.node.delete_builtin(c.payment.key(), req.status).await;
+        app.ledger.note_node_delete();
+        if let Err(e) = deleted {
             // Parts before this one are gone from the node: finish them;
             // the others stay as they were.
             let (done, rest): (Vec<_>, Vec<_>) = parts

@@ -47,6 +47,7 @@ fn timed_out() -> RpcError {
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params)?;
     let hash = req.payment_hash;
+    let deletes_before = app.ledger.node_deletes();
     let mut node_parts = None;
     let groupid = match req.groupid {
         Some(g) => g,
@@ -85,7 +86,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         // Terminal in the node but not in the ledger: its notification was
         // missed (paystate was not running). Import it now.
         drop(waiter);
-        return match catchup::import(app, in_node).await? {
+        return match catchup::import(app, in_node, deletes_before).await? {
             Some(part) => part.waitsendpay_answer(),
             None => Err(never_attempted(&key)),
         };

@@ -286,20 +286,20 @@ impl Lightningd {
 
     /// `plugin stop`: closes its stdin and waits for it to exit.
     pub async fn stop_plugin(&self) {
-        if let Some(p) = self.core.plugin.lock().unwrap().take() {
-            let proc = p.proc.clone();
-            drop(p);
-            proc.stop(Duration::from_secs(10)).await;
+        // Taken in a statement of its own: the lock must not be held
+        // across the await (a scrutinee's guard lives through the block).
+        let taken = self.core.plugin.lock().unwrap().take();
+        if let Some(p) = taken {
+            p.proc.stop(Duration::from_secs(10)).await;
         }
     }
 
     /// SIGKILL, at once, whatever it is doing.
     pub async fn kill_plugin(&self) {
-        if let Some(p) = self.core.plugin.lock().unwrap().take() {
-            let proc = p.proc.clone();
-            drop(p);
-            proc.kill().await;
-            proc.wait_exit().await;
+        let taken = self.core.plugin.lock().unwrap().take();
+        if let Some(p) = taken {
+            p.proc.kill().await;
+            p.proc.wait_exit().await;
         }
     }
 
@@ -386,10 +386,9 @@ impl Lightningd {
 impl Drop for Lightningd {
     fn drop(&mut self) {
         self.server.abort();
-        if let Some(p) = self.core.plugin.lock().unwrap().take() {
-            // kill_on_drop reaps it once the last handle goes.
-            let _ = p.proc.pid;
-        }
+        // kill_on_drop kills the plugin once the last handle goes.
+        let taken = self.core.plugin.lock().unwrap().take();
+        drop(taken);
         let _ = std::fs::remove_dir_all(&self.core.dir);
     }
 }

@@ -1,0 +1,163 @@
+//! delpay end to end, by its built-in name (through the rpc_command hook).
+
+mod common;
+use common::*;
+use lightningd_standin::Lightningd;
+use serde_json::{json, Value};
+
+async fn delpay(ld: &Lightningd, params: Value) -> Result<Value, Value> {
+    ld.call("delpay", params).await.unwrap()
+}
+
+async fn ledger(ld: &Lightningd, h: &str) -> Vec<Value> {
+    let r = ld.call("paystate-listsendpays", json!({"payment_hash": h})).await.unwrap().unwrap();
+    r["payments"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn parameter_errors() {
+    let ld = start().await;
+    let h = hash(1);
+    let cases = [
+        (json!({}), "missing required parameter: payment_hash"),
+        (json!({"payment_hash": h}), "missing required parameter: status"),
+        (json!({"payment_hash": "xyz", "status": "complete"}), "payment_hash: should be a 32 byte hex value: invalid token '\"xyz\"'"),
+        (json!({"payment_hash": h, "status": "pending"}), "status: Cannot delete pending status: invalid token '\"pending\"'"),
+        (json!({"payment_hash": h, "status": "invalid_status"}), "status: should be an invoice status: invalid token '\"invalid_status\"'"),
+        (json!({"payment_hash": h, "status": "complete", "partid": 0}), "Must set both partid and groupid, or neither"),
+        (json!({"payment_hash": h, "status": "complete", "groupid": 1}), "Must set both partid and groupid, or neither"),
+        (json!({"payment_hash": h, "status": "complete", "partid": -1, "groupid": 1}), "partid: should be an unsigned 64 bit integer: invalid token '-1'"),
+        (json!([h, "complete", 0, 1, 9]), "too many parameters: got 5, expected 4"),
+        (json!({"payment_hash": h, "status": "complete", "bogus": 1}), "unknown parameter: bogus, this may be caused by a failure to autodetect key=value-style parameters. Please try using the -k flag and explicit key=value pairs of parameters."),
+    ];
+    for (params, message) in cases {
+        assert_eq!(delpay(&ld, params.clone()).await.unwrap_err(), json!({"code": -32602, "message": message}), "{params}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_hash_and_unknown_part_are_208() {
+    let ld = start().await;
+    let h = hash(1);
+    let k = pending(&ld, &h, 1, 0);
+    ld.succeed(&k, &preimage(1)).await;
+    until_ledger_has(&ld, 1).await;
+    let e = delpay(&ld, json!({"payment_hash": hash(9), "status": "complete"})).await.unwrap_err();
+    assert_eq!(e, json!({"code": 208, "message": format!("Unknown payment with payment_hash: {}", hash(9))}));
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete", "partid": 3, "groupid": 1})).await.unwrap_err();
+    assert_eq!(e, json!({"code": 208, "message": "No payment for that payment_hash with that partid and groupid"}));
+}
+
+#[tokio::test]
+async fn status_mismatch_is_211_and_deletes_nothing() {
+    let ld = start().await;
+    let h = hash(1);
+    let k = pending(&ld, &h, 1, 0);
+    ld.fail(&k, Some(route_failure())).await;
+    until_ledger_has(&ld, 1).await;
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap_err();
+    assert_eq!(
+        e,
+        json!({"code": 211, "message": format!("Payment with hash {h} has failed status but it different from the one provided complete")})
+    );
+    assert_eq!(ledger(&ld, &h).await.len(), 1);
+    assert!(ld.part(&k).is_some());
+    // lightningd itself answers 208 with the same message (takeover off).
+    ld.stop_plugin().await;
+    let builtin = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap_err();
+    assert_eq!((code(&builtin), &builtin["message"]), (208, &e["message"]));
+}
+
+#[tokio::test]
+async fn deletes_every_part_of_a_hash_from_ledger_and_node() {
+    let ld = start().await;
+    let h = hash(1);
+    let keys: Vec<_> = (1..=3).map(|p| pending(&ld, &h, 1, p)).collect();
+    for k in &keys {
+        ld.succeed(k, &preimage(1)).await;
+    }
+    until_ledger_has(&ld, 3).await;
+    let before = ld.call("listsendpays", json!({"payment_hash": h})).await.unwrap().unwrap();
+    let r = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap();
+    // In listsendpays format, field for field, in created order.
+    assert_eq!(r, before);
+    assert!(ld.parts().is_empty(), "the node's table lost them");
+    assert!(ledger(&ld, &h).await.is_empty());
+    let e = ld.call("waitsendpay", json!({"payment_hash": h, "partid": 1, "groupid": 1})).await.unwrap().unwrap_err();
+    assert_eq!(code(&e), 208);
+    assert!(ld.datastore().entries.keys().all(|k| k[2] != "parts"), "no ledger entry left");
+    ld.assert_no_violations();
+}
+
+#[tokio::test]
+async fn deletes_one_part_by_partid_and_groupid() {
+    let ld = start().await;
+    let h = hash(1);
+    let (a, b) = (pending(&ld, &h, 1, 1), pending(&ld, &h, 1, 2));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.succeed(&b, &preimage(1)).await;
+    until_ledger_has(&ld, 2).await;
+    let r = delpay(&ld, json!([h, "complete", 1, 1])).await.unwrap();
+    let listed = r["payments"].as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["partid"], 1);
+    assert!(ld.part(&a).is_none() && ld.part(&b).is_some());
+    assert_eq!(ledger(&ld, &h).await.len(), 1);
+}
+
+#[tokio::test]
+async fn mixed_hash_loses_only_the_requested_status() {
+    let ld = start().await;
+    let h = hash(1);
+    let g1 = pending(&ld, &h, 1, 0);
+    ld.fail(&g1, Some(destination_failure())).await;
+    let g2 = pending(&ld, &h, 2, 0);
+    ld.succeed(&g2, &preimage(1)).await;
+    until_ledger_has(&ld, 2).await;
+    let r = delpay(&ld, json!({"payment_hash": h, "status": "failed"})).await.unwrap();
+    assert_eq!(r["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(r["payments"][0]["status"], "failed");
+    assert_eq!(r["payments"][0]["groupid"], 1);
+    assert!(r["payments"][0].get("erring_index").is_none(), "listsendpays format, no failure fields");
+    assert!(ld.part(&g1).is_none() && ld.part(&g2).is_some());
+    let left = ledger(&ld, &h).await;
+    assert_eq!((left.len(), &left[0]["status"]), (1, &json!("complete")));
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "failed"})).await.unwrap_err();
+    assert_eq!(code(&e), 211);
+    assert!(e["message"].as_str().unwrap().contains("has complete status"));
+}
+
+#[tokio::test]
+async fn a_pending_part_is_never_deleted() {
+    let ld = start().await;
+    let h = hash(1);
+    let k = pending(&ld, &h, 1, 0);
+    for status in ["complete", "failed"] {
+        let e = delpay(&ld, json!({"payment_hash": h, "status": status})).await.unwrap_err();
+        assert_eq!(code(&e), 211, "{e}");
+        assert!(e["message"].as_str().unwrap().contains("has pending status"));
+    }
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete", "partid": 0, "groupid": 1})).await.unwrap_err();
+    assert_eq!(code(&e), 211);
+    assert!(ld.part(&k).is_some());
+    // With a complete sibling, deleting complete parts spares the pending one.
+    let done = pending(&ld, &h, 1, 1);
+    ld.succeed(&done, &preimage(1)).await;
+    until_ledger_has(&ld, 1).await;
+    let r = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap();
+    assert_eq!(r["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(ld.part(&k).unwrap().status, lightningd_standin::table::Status::Pending);
+}
+
+#[tokio::test]
+async fn a_terminal_part_the_ledger_missed_is_still_deleted() {
+    let ld = Lightningd::new(options()).await.unwrap();
+    let k = pending(&ld, &hash(1), 1, 0);
+    ld.succeed(&k, &preimage(1)).await; // before the plugin ran
+    ld.start_plugin(true).await.unwrap();
+    let r = delpay(&ld, json!({"payment_hash": hash(1), "status": "complete"})).await.unwrap();
+    assert_eq!(r["payments"][0]["payment_preimage"], preimage(1));
+    assert!(ld.part(&k).is_none());
+    until_caught_up(&ld).await;
+    assert!(ledger(&ld, &hash(1)).await.is_empty(), "catch-up does not bring it back");
+}
