@@ -74,6 +74,8 @@ pub enum Fault {
     Error(i64, String),
     /// Close the connection without answering.
     Hangup,
+    /// Never answer (the caller hangs until it gives up or dies).
+    Stall,
 }
 
 struct ActivePlugin {
@@ -103,6 +105,7 @@ struct Core {
     faults: Mutex<HashMap<String, Vec<Fault>>>,
     plugin_calls: Mutex<Vec<(String, Value)>>,
     logs: Arc<Mutex<Vec<LogLine>>>,
+    sent: Arc<Mutex<Vec<Value>>>,
 }
 
 /// The stand-in node. Dropping it kills the plugin and removes its folder.
@@ -154,6 +157,7 @@ impl Lightningd {
             faults: Mutex::default(),
             plugin_calls: Mutex::default(),
             logs: Arc::default(),
+            sent: Arc::default(),
         });
         let c = core.clone();
         let server = tokio::spawn(async move {
@@ -199,7 +203,7 @@ impl Lightningd {
         if core.plugin.lock().unwrap().as_ref().is_some_and(|p| p.proc.is_alive()) {
             bail!("plugin already running");
         }
-        let proc = PluginProc::spawn(&core.opts.plugin, &core.opts.env, core.logs.clone())?;
+        let proc = PluginProc::spawn(&core.opts.plugin, &core.opts.env, core.logs.clone(), core.sent.clone())?;
         let seq = core.seq.fetch_add(1, Ordering::Relaxed);
         let resp = tokio::time::timeout(
             Duration::from_secs(30),
@@ -368,6 +372,11 @@ impl Lightningd {
         self.core.plugin_calls.lock().unwrap().clone()
     }
 
+    /// Every message sent to the plugin (all runs), in order.
+    pub fn sent_to_plugin(&self) -> Vec<Value> {
+        self.core.sent.lock().unwrap().clone()
+    }
+
     pub fn logs(&self) -> Vec<LogLine> {
         self.core.logs.lock().unwrap().clone()
     }
@@ -488,6 +497,7 @@ impl Core {
             self.check(|s| s.request(&method, &params), &format!("plugin's {method} request"));
             match self.take_fault(&method) {
                 Some(Fault::Hangup) => return Reply::Hangup,
+                Some(Fault::Stall) => std::future::pending::<()>().await,
                 Some(Fault::Error(code, message)) => {
                     return Reply::Answer(Err(json!({"code": code, "message": message})))
                 }

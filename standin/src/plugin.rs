@@ -19,6 +19,8 @@ pub struct LogLine {
 }
 
 pub struct PluginProc {
+    /// Every message sent to the plugin, in order.
+    sent: Arc<Mutex<Vec<Value>>>,
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     child: tokio::sync::Mutex<Child>,
     pending: Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>,
@@ -27,7 +29,12 @@ pub struct PluginProc {
 }
 
 impl PluginProc {
-    pub fn spawn(path: &Path, env: &[(String, String)], logs: Arc<Mutex<Vec<LogLine>>>) -> Result<Arc<PluginProc>> {
+    pub fn spawn(
+        path: &Path,
+        env: &[(String, String)],
+        logs: Arc<Mutex<Vec<LogLine>>>,
+        sent: Arc<Mutex<Vec<Value>>>,
+    ) -> Result<Arc<PluginProc>> {
         let mut cmd = Command::new(path);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -71,6 +78,7 @@ impl PluginProc {
             pend.lock().unwrap().clear();
         });
         Ok(Arc::new(PluginProc {
+            sent,
             stdin: tokio::sync::Mutex::new(Some(stdin)),
             child: tokio::sync::Mutex::new(child),
             pending,
@@ -84,6 +92,7 @@ impl PluginProc {
     }
 
     async fn write(&self, msg: &Value) -> Result<()> {
+        self.sent.lock().unwrap().push(msg.clone());
         let mut bytes = serde_json::to_vec(msg)?;
         bytes.extend_from_slice(b"\n\n");
         let mut g = self.stdin.lock().await;
