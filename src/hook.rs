@@ -15,23 +15,36 @@ fn continue_() -> Value {
     json!({"result": "continue"})
 }
 
-/// Answers one `rpc_command` hook call. Never fails: whatever it cannot
-/// handle continues to lightningd.
-pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, payload: &Value) -> Value {
+/// Whether a hook call goes on to lightningd untouched: paystate's own
+/// calls to the built-ins (they come back through this hook), every call
+/// with takeover off, and any command paystate does not take over
+/// (lightningd before v25.12 ignores `filters`). Decided without the
+/// ledger, so it answers even while the ledger loads.
+pub fn passes_through(payload: &Value, takeover: bool) -> bool {
     let call = payload.get("rpc_command").unwrap_or(&Value::Null);
-    // paystate's own calls to the built-ins come back here: let them through.
     let internal = call
         .get("id")
         .and_then(Value::as_str)
         .is_some_and(|id| id.starts_with(INTERNAL_ID_PREFIX));
-    if internal || !app.takeover {
+    let method = call.get("method").and_then(Value::as_str).unwrap_or("");
+    internal || !takeover || !TAKEN_OVER.contains(&method)
+}
+
+pub fn continue_reply() -> Value {
+    continue_()
+}
+
+/// Answers one `rpc_command` hook call. Never fails: whatever it cannot
+/// handle continues to lightningd.
+pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, payload: &Value) -> Value {
+    if passes_through(payload, app.takeover) {
         return continue_();
     }
+    let call = payload.get("rpc_command").unwrap_or(&Value::Null);
     let params = call.get("params").cloned().unwrap_or(Value::Null);
     let answer = match call.get("method").and_then(Value::as_str) {
         Some("waitsendpay") => waitsendpay::run(app, params).await,
         Some("delpay") => delpay::run(app, params).await,
-        // lightningd before v25.12 ignores filters and sends every command.
         _ => return continue_(),
     };
     match answer {

@@ -13,8 +13,25 @@ use paystate::{catchup, hook};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
+use tokio::sync::SetOnce;
 
-type State = Arc<App<Arc<Rpc>, Arc<Rpc>>>;
+type Paystate = App<Arc<Rpc>, Arc<Rpc>>;
+
+/// The handlers' state. The ledger is loaded after `init` is answered (any
+/// RPC call before that could come back through paystate's own hook, which
+/// is not served yet); handlers that need it wait for it.
+struct Shared {
+    app: SetOnce<Paystate>,
+    takeover: bool,
+}
+
+impl Shared {
+    async fn app(&self) -> &Paystate {
+        self.app.wait().await
+    }
+}
+
+type State = Arc<Shared>;
 
 const TAKEOVER: DefaultBooleanConfigOption = ConfigOption::new_bool_with_default(
     "paystate-takeover",
@@ -38,34 +55,37 @@ async fn main() -> anyhow::Result<()> {
         .rpcmethod(
             "paystate-waitsendpay",
             "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(waitsendpay::run(p.state(), params).await) },
+            |p: Plugin<State>, params: Value| async move { to_anyhow(waitsendpay::run(p.state().app().await, params).await) },
         )
         .rpcmethod(
             "paystate-delpay",
             "Delete complete or failed payment parts from paystate's ledger and the node (delpay)",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(delpay::run(p.state(), params).await) },
+            |p: Plugin<State>, params: Value| async move { to_anyhow(delpay::run(p.state().app().await, params).await) },
         )
         .rpcmethod(
             "paystate-listsendpays",
             "List the parts in paystate's ledger [payment_hash] [status]",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(listsendpays::run(p.state(), &params)) },
+            |p: Plugin<State>, params: Value| async move { to_anyhow(listsendpays::run(p.state().app().await, &params)) },
         )
         .rpcmethod(
             "paystate-status",
             "Ledger counts, waiters, layout version, takeover and last catch-up",
-            |p: Plugin<State>, _params: Value| async move { Ok(status::run(p.state())) },
+            |p: Plugin<State>, _params: Value| async move { Ok(status::run(p.state().app().await)) },
         )
         .subscribe("sendpay_success", |p: Plugin<State>, params: Value| async move {
-            notifications::handle(p.state(), Topic::Success, &params).await;
+            notifications::handle(p.state().app().await, Topic::Success, &params).await;
             Ok(())
         })
         .subscribe("sendpay_failure", |p: Plugin<State>, params: Value| async move {
-            notifications::handle(p.state(), Topic::Failure, &params).await;
+            notifications::handle(p.state().app().await, Topic::Failure, &params).await;
             Ok(())
         })
         .hook_from_builder(
             HookBuilder::new("rpc_command", |p: Plugin<State>, payload: Value| async move {
-                Ok(hook::handle(p.state(), &payload).await)
+                if hook::passes_through(&payload, p.state().takeover) {
+                    return Ok(hook::continue_reply());
+                }
+                Ok(hook::handle(p.state().app().await, &payload).await)
             })
             .filters(filters),
         )
@@ -78,28 +98,32 @@ async fn main() -> anyhow::Result<()> {
     let config = configured.configuration();
     let rpc = Arc::new(Rpc::new(Path::new(&config.lightning_dir).join(&config.rpc_file)));
 
-    // The datastore is read before init is answered: listdatastore does not
-    // pass through paystate's own hook, so it cannot deadlock.
+    let shared: State = Arc::new(Shared {
+        app: SetOnce::new(),
+        takeover,
+    });
+    let plugin = configured.start(shared.clone()).await.context("starting the plugin")?;
+
     let (ledger, interrupted) = match Ledger::load(rpc.clone()).await {
         Ok(l) => l,
         Err(e) => {
-            let reason = format!("cannot load the ledger from the datastore: {} ({})", e.message, e.code);
-            configured.disable(&reason).await?;
-            return Ok(());
+            log::error!("Cannot load the ledger from the datastore: {} ({}); stopping", e.message, e.code);
+            // Give the log line time to reach lightningd.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            anyhow::bail!("cannot load the ledger: {e}");
         }
     };
-    let app: State = Arc::new(App::new(ledger, rpc, takeover));
-    let plugin = configured.start(app.clone()).await.context("starting the plugin")?;
+    let parts = ledger.list(None, None).len();
+    let _ = shared.app.set(App::new(ledger, rpc, takeover));
     log::info!(
-        "paystate started: {} parts in the ledger, takeover {}",
-        app.ledger.list(None, None).len(),
+        "paystate started: {parts} parts in the ledger, takeover {}",
         if takeover { "on" } else { "off" }
     );
 
     // Catch-up calls the built-in waitsendpay, which passes through our own
-    // hook: only possible now that init is answered and the loop runs.
-    let catchup_app = app.clone();
-    tokio::spawn(async move { catchup::run(&catchup_app, interrupted).await });
+    // hook: served now that init is answered and the loop runs.
+    let catchup = shared.clone();
+    tokio::spawn(async move { catchup::run(catchup.app().await, interrupted).await });
 
     plugin.join().await
 }
