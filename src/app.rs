@@ -14,6 +14,7 @@ pub struct CatchupReport {
     pub deletes_finished: usize,
     pub scanned: usize,
     pub imported: usize,
+    /// The watermark: parts updated up to here are in the ledger.
     pub updated_index: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

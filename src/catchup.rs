@@ -135,8 +135,8 @@ async fn catch_up<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartK
         app.update_catchup(|r| r.scanned += page.len());
         if let Some(top) = top {
             app.ledger.set_watermark(top).await?;
-            app.update_catchup(|r| r.updated_index = top);
         }
+        app.update_catchup(|r| r.updated_index = app.ledger.watermark());
         if page.len() < PAGE as usize || top.is_none() {
             return Ok(());
         }

@@ -1,0 +1,259 @@
+//! Restarts and crashes: the ledger comes back from the datastore, parts
+//! resolved while paystate was down are caught up, deleted parts stay
+//! deleted, and SIGKILL at any moment loses nothing and resurrects nothing.
+
+mod common;
+use common::*;
+use lightningd_standin::table::Status;
+use lightningd_standin::{Fault, Lightningd};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+type Key = (String, u64, u64);
+
+async fn ledger_keys(ld: &Lightningd) -> BTreeSet<Key> {
+    let r = ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap();
+    r["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["payment_hash"].as_str().unwrap().to_string(), p["groupid"].as_u64().unwrap(), p["partid"].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+fn node_terminal_keys(ld: &Lightningd) -> BTreeSet<Key> {
+    ld.parts().iter().filter(|p| p.status != Status::Pending).map(|p| p.key()).collect()
+}
+
+/// After catch-up, the ledger holds exactly the node's terminal parts, and
+/// answers for each what the node's own waitsendpay would.
+async fn assert_level_with_node(ld: &Lightningd) {
+    until_caught_up(ld).await;
+    // Notifications are handled asynchronously: give them a moment.
+    for _ in 0..200 {
+        if ledger_keys(ld).await == node_terminal_keys(ld) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ledger_keys(ld).await, node_terminal_keys(ld));
+    for p in ld.parts().iter().filter(|p| p.status != Status::Pending) {
+        let got = ld
+            .call("paystate-waitsendpay", json!({"payment_hash": p.payment_hash, "groupid": p.groupid, "partid": p.partid, "timeout": 0}))
+            .await
+            .unwrap();
+        match p.status {
+            Status::Complete => assert_eq!(got.unwrap(), p.listing()),
+            _ => {
+                let mut e = got.unwrap_err();
+                e.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+                assert_eq!(e, p.stored_error());
+            }
+        }
+    }
+}
+
+async fn restart(ld: &Lightningd) {
+    ld.stop_plugin().await;
+    ld.start_plugin(false).await.unwrap();
+}
+
+#[tokio::test]
+async fn ledger_is_reloaded_from_the_datastore() {
+    let ld = start().await;
+    let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.fail(&b, Some(route_failure())).await;
+    until_ledger_has(&ld, 2).await;
+    let before = ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap();
+    ld.stop_plugin().await;
+    // Deleted from the node while paystate was down (its own delpay):
+    // the ledger keeps answering for it (README, "Ledger and node").
+    ld.call("delpay", json!([hash(1), "complete"])).await.unwrap().unwrap();
+    ld.start_plugin(false).await.unwrap();
+    until_caught_up(&ld).await;
+    assert_eq!(ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap(), before);
+    let r = ld.call("waitsendpay", json!([hash(1)])).await.unwrap().unwrap();
+    assert_eq!(r["payment_preimage"], preimage(1));
+    // And it can still be deleted.
+    ld.call("delpay", json!([hash(1), "complete"])).await.unwrap().unwrap();
+    assert_eq!(code(&ld.call("waitsendpay", json!([hash(1)])).await.unwrap().unwrap_err()), 208);
+}
+
+#[tokio::test]
+async fn parts_resolved_while_down_are_caught_up_with_failure_details() {
+    let ld = start().await;
+    let (a, b, c) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0), pending(&ld, &hash(3), 1, 0));
+    ld.stop_plugin().await;
+    ld.succeed(&a, &preimage(1)).await;
+    ld.fail(&b, Some(destination_failure())).await;
+    ld.fail(&c, Some(lightningd_standin::PartFailure::malformed("00ff"))).await;
+    ld.start_plugin(false).await.unwrap();
+    assert_level_with_node(&ld).await;
+    let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+    assert_eq!(st["catchup"]["imported"], 3);
+    ld.assert_no_violations();
+}
+
+#[tokio::test]
+async fn catch_up_reads_only_what_changed_since_the_last() {
+    let ld = start().await;
+    for n in 0..5 {
+        let k = pending(&ld, &hash(n), 1, 0);
+        ld.succeed(&k, &preimage(n)).await;
+    }
+    until_ledger_has(&ld, 5).await;
+    restart(&ld).await;
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["updated_index"], 5, "{st}");
+    ld.stop_plugin().await;
+    let k = pending(&ld, &hash(9), 1, 0);
+    ld.succeed(&k, &preimage(9)).await;
+    ld.start_plugin(false).await.unwrap();
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["scanned"], 1, "only the part updated since: {st}");
+    assert_eq!(st["catchup"]["imported"], 1);
+    let starts: Vec<Value> = ld
+        .plugin_calls()
+        .into_iter()
+        .filter(|(m, p)| m == "listsendpays" && p["index"] == "updated")
+        .map(|(_, p)| p["start"].clone())
+        .collect();
+    assert_eq!(starts.last(), Some(&json!(6)), "{starts:?}");
+    assert_level_with_node(&ld).await;
+}
+
+#[tokio::test]
+async fn deleted_parts_stay_deleted_across_restarts() {
+    let ld = start().await;
+    let h = hash(1);
+    let (a, b) = (pending(&ld, &h, 1, 1), pending(&ld, &h, 1, 2));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.succeed(&b, &preimage(1)).await;
+    until_ledger_has(&ld, 2).await;
+    ld.call("delpay", json!([h, "complete", 1, 1])).await.unwrap().unwrap();
+    for _ in 0..2 {
+        restart(&ld).await;
+        until_caught_up(&ld).await;
+        assert_eq!(ledger_keys(&ld).await, [key(&h, 1, 2)].into_iter().collect());
+        let e = ld.call("waitsendpay", json!({"payment_hash": h, "partid": 1, "groupid": 1})).await.unwrap().unwrap_err();
+        assert_eq!(code(&e), 208);
+    }
+}
+
+#[tokio::test]
+async fn a_delete_interrupted_by_sigkill_is_finished_at_start() {
+    let ld = start().await;
+    let k = pending(&ld, &hash(1), 1, 0);
+    ld.succeed(&k, &preimage(1)).await;
+    until_ledger_has(&ld, 1).await;
+    // The node never answers paystate's delpay: the delete is under way
+    // (ledger entry marked) when the plugin is killed.
+    ld.inject("delpay", Fault::Stall, 1);
+    let mut c = ld.client().await.unwrap();
+    let call = tokio::spawn(async move { c.call("paystate-delpay", json!([hash(1), "complete"])).await.unwrap() });
+    for _ in 0..500 {
+        if ld.plugin_calls().iter().any(|(m, _)| m == "delpay") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+    assert_eq!(st["parts"]["deleting"], 1, "marked before the node is asked");
+    assert_eq!(code(&ld.call("waitsendpay", json!([hash(1), 0])).await.unwrap().unwrap_err()), 208, "gone for every answer");
+    ld.kill_plugin().await;
+    assert_eq!(code(&call.await.unwrap().unwrap_err()), -4);
+    assert!(ld.part(&k).is_some(), "the node still has it");
+    ld.clear_faults();
+    ld.start_plugin(false).await.unwrap();
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["deletes_finished"], 1);
+    assert!(ld.part(&k).is_none(), "finished: gone from the node");
+    assert!(ledger_keys(&ld).await.is_empty());
+    assert_eq!(st["parts"]["deleting"], 0);
+}
+
+/// A small deterministic generator: test runs are repeatable.
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[tokio::test]
+async fn sigkill_during_notifications_loses_nothing() {
+    let ld = start().await;
+    let mut rng = Lcg(7);
+    let mut n = 0;
+    for round in 0..6 {
+        let keys: Vec<Key> = (0..15)
+            .map(|_| {
+                n += 1;
+                pending(&ld, &hash(n), 1, 0)
+            })
+            .collect();
+        let delay = Duration::from_micros(rng.next(4000));
+        let resolve = async {
+            for (i, k) in keys.iter().enumerate() {
+                if i % 3 == 0 {
+                    ld.fail(k, Some(route_failure())).await;
+                } else {
+                    ld.succeed(k, &preimage(i as u64)).await;
+                }
+            }
+        };
+        let kill = async {
+            tokio::time::sleep(delay).await;
+            ld.kill_plugin().await;
+        };
+        tokio::join!(resolve, kill);
+        ld.start_plugin(false).await.unwrap();
+        assert_level_with_node(&ld).await;
+        let _ = round;
+    }
+    ld.assert_no_violations();
+}
+
+#[tokio::test]
+async fn sigkill_during_deletes_resurrects_nothing() {
+    let ld = start().await;
+    let mut rng = Lcg(11);
+    let mut n = 0;
+    for _round in 0..6 {
+        let keys: Vec<Key> = (0..12)
+            .map(|_| {
+                n += 1;
+                pending(&ld, &hash(n), 1, 0)
+            })
+            .collect();
+        for k in &keys {
+            ld.succeed(k, &preimage(1)).await;
+        }
+        assert_level_with_node(&ld).await;
+        let delay = Duration::from_micros(rng.next(6000));
+        let deletes = async {
+            let mut tasks = Vec::new();
+            for k in &keys {
+                let mut c = ld.client().await.unwrap();
+                let h = k.0.clone();
+                tasks.push(tokio::spawn(async move { c.call("paystate-delpay", json!([h, "complete"])).await }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        let kill = async {
+            tokio::time::sleep(delay).await;
+            ld.kill_plugin().await;
+        };
+        tokio::join!(deletes, kill);
+        ld.start_plugin(false).await.unwrap();
+        // Whatever was deleted is gone from both; the rest is in both.
+        assert_level_with_node(&ld).await;
+        restart(&ld).await;
+        assert_level_with_node(&ld).await;
+    }
+}
