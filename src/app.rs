@@ -41,7 +41,10 @@ impl<D: Datastore, N: Node> App<D, N> {
     }
 
     pub fn catchup_report(&self) -> CatchupReport {
-        self.catchup.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.catchup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn update_catchup(&self, f: impl FnOnce(&mut CatchupReport)) {

@@ -76,7 +76,10 @@ pub async fn import<D: Datastore, N: Node>(
 
 /// Finishes a delete that a crash interrupted: the part is marked deleting
 /// in the datastore; it goes from the node, then from the ledger.
-pub async fn finish_delete<D: Datastore, N: Node>(app: &App<D, N>, key: PartKey) -> Result<(), RpcError> {
+pub async fn finish_delete<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    key: PartKey,
+) -> Result<(), RpcError> {
     let _guard = app.ledger.lock(&key.payment_hash).await;
     let status = app
         .node
@@ -114,7 +117,10 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKe
     }
 }
 
-async fn catch_up<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) -> Result<(), RpcError> {
+async fn catch_up<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    interrupted: Vec<PartKey>,
+) -> Result<(), RpcError> {
     for key in interrupted {
         finish_delete(app, key).await?;
         app.update_catchup(|r| r.deletes_finished += 1);
@@ -128,7 +134,11 @@ async fn catch_up<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartK
         for payment in &page {
             top = top.max(payment.updated_index);
             let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
-            if fresh && import(app, payment.clone(), deletes_before).await?.is_some() {
+            if fresh
+                && import(app, payment.clone(), deletes_before)
+                    .await?
+                    .is_some()
+            {
                 app.update_catchup(|r| r.imported += 1);
             }
         }

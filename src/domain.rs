@@ -267,17 +267,31 @@ mod tests {
         let keys: Vec<&str> = f.details.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
-            ["erring_index", "failcode", "failcodename", "erring_node", "erring_channel", "erring_direction", "raw_message"]
+            [
+                "erring_index",
+                "failcode",
+                "failcodename",
+                "erring_node",
+                "erring_channel",
+                "erring_direction",
+                "raw_message"
+            ]
         );
         assert_eq!(part.payment.extra.get("future_field"), Some(&json!([1])));
         let err = part.waitsendpay_answer().unwrap_err();
         assert_eq!(err.code, 204);
-        assert_eq!(err.message, "failed: WIRE_UNKNOWN_NEXT_PEER (reply from remote)");
+        assert_eq!(
+            err.message,
+            "failed: WIRE_UNKNOWN_NEXT_PEER (reply from remote)"
+        );
         let data = err.data.unwrap();
         assert_eq!(data["status"], "failed");
         assert_eq!(data["raw_message"], "400a");
         assert_eq!(data["future_field"], json!([1]));
-        assert!(data.get("partid").is_none(), "partid 0 is omitted as lightningd does");
+        assert!(
+            data.get("partid").is_none(),
+            "partid 0 is omitted as lightningd does"
+        );
     }
 
     #[test]
@@ -289,7 +303,10 @@ mod tests {
             "status": "complete", "payment_preimage": "8feb3e53ed1c3d05c0eadb666e49048ba6ebf09718f5d5b5189a5d1471b3ed9d"}});
         let part = Part::from_success_notification(&v).unwrap();
         let out = part.waitsendpay_answer().unwrap();
-        assert_eq!(serde_json::to_string(&out).unwrap(), serde_json::to_string(&v["sendpay_success"]).unwrap());
+        assert_eq!(
+            serde_json::to_string(&out).unwrap(),
+            serde_json::to_string(&v["sendpay_success"]).unwrap()
+        );
     }
 
     #[test]
@@ -301,7 +318,10 @@ mod tests {
         negative["sendpay_failure"]["data"]["groupid"] = json!(-1);
         assert!(Part::from_failure_notification(&negative).is_err());
         let mut no_code = failure_payload();
-        no_code["sendpay_failure"].as_object_mut().unwrap().remove("code");
+        no_code["sendpay_failure"]
+            .as_object_mut()
+            .unwrap()
+            .remove("code");
         assert!(Part::from_failure_notification(&no_code).is_err());
         assert!(Part::from_success_notification(&json!({"sendpay_success": {"id": 1}})).is_err());
         assert!(Part::from_success_notification(&json!(null)).is_err());
@@ -312,6 +332,9 @@ mod tests {
         let mut part = Part::from_failure_notification(&failure_payload()).unwrap();
         part.failure = None;
         let err = part.waitsendpay_answer().unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (209, "Payment failure reason unknown"));
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (209, "Payment failure reason unknown")
+        );
     }
 }

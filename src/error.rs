@@ -81,7 +81,10 @@ mod tests {
     fn display_is_the_json_error_object() {
         let e = RpcError::new(211, "mismatch").with_data(json!({"x": 1}));
         let back: Value = serde_json::from_str(&e.to_string()).unwrap();
-        assert_eq!(back, json!({"code": 211, "message": "mismatch", "data": {"x": 1}}));
+        assert_eq!(
+            back,
+            json!({"code": 211, "message": "mismatch", "data": {"x": 1}})
+        );
         let plain = RpcError::new(208, "gone");
         assert_eq!(plain.to_string(), r#"{"code":208,"message":"gone"}"#);
     }

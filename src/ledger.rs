@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 /// stripes (a fixed number, so memory does not grow with the hashes seen).
 const STRIPES: usize = 64;
 
+/// The waiters of one part, each with its id (for unregistering).
+type Waiters = Vec<(u64, oneshot::Sender<Arc<Part>>)>;
+
 struct Entry {
     part: Arc<Part>,
     generation: u64,
@@ -25,7 +28,7 @@ struct Entry {
 #[derive(Default)]
 struct State {
     parts: BTreeMap<PartKey, Entry>,
-    waiters: HashMap<PartKey, Vec<(u64, oneshot::Sender<Arc<Part>>)>>,
+    waiters: HashMap<PartKey, Waiters>,
     waiter_count: usize,
     next_waiter: u64,
     /// The catch-up watermark and the generation of its datastore entry.
@@ -141,7 +144,9 @@ impl<D: Datastore> Ledger<D> {
         if let Some(e) = store.list(store::catchup_key()).await?.into_iter().next() {
             match e.string.as_deref().map(serde_json::from_str::<Watermark>) {
                 Some(Ok(w)) => st.watermark = Some((w.updated_index, e.generation)),
-                _ => log::warn!("Ignoring unreadable catch-up watermark; catching up from the start"),
+                _ => {
+                    log::warn!("Ignoring unreadable catch-up watermark; catching up from the start")
+                }
             }
         }
         let ledger = Ledger {
@@ -200,7 +205,11 @@ impl<D: Datastore> Ledger<D> {
     }
 
     pub fn get(&self, key: &PartKey) -> Option<Arc<Part>> {
-        self.state().parts.get(key).filter(|e| !e.deleting).map(|e| e.part.clone())
+        self.state()
+            .parts
+            .get(key)
+            .filter(|e| !e.deleting)
+            .map(|e| e.part.clone())
     }
 
     /// Whether the ledger holds the part at all, deleting or not.
@@ -270,7 +279,11 @@ impl<D: Datastore> Ledger<D> {
             None => {}
         }
         let dskey = store::part_key(&key);
-        let generation = match self.store.create(dskey.clone(), StoredPart::encode(&part, false)).await {
+        let generation = match self
+            .store
+            .create(dskey.clone(), StoredPart::encode(&part, false))
+            .await
+        {
             Ok(g) => g,
             Err(e) if e.code == codes::DATASTORE_UPDATE_ALREADY_EXISTS => {
                 // Written by an earlier run that stopped before we loaded it
@@ -294,15 +307,25 @@ impl<D: Datastore> Ledger<D> {
     }
 
     async fn adopt(&self, key: PartKey, dskey: Vec<String>) -> Result<Recorded, RpcError> {
-        let entry = self.store.list(dskey).await?.into_iter().next().ok_or_else(|| {
-            RpcError::lightningd(format!("datastore entry for {key} vanished while being written"))
-        })?;
+        let entry = self
+            .store
+            .list(dskey)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                RpcError::lightningd(format!(
+                    "datastore entry for {key} vanished while being written"
+                ))
+            })?;
         let sp = entry
             .string
             .as_deref()
             .ok_or("not a string".to_string())
             .and_then(StoredPart::decode)
-            .map_err(|e| RpcError::lightningd(format!("unreadable datastore entry for {key}: {e}")))?;
+            .map_err(|e| {
+                RpcError::lightningd(format!("unreadable datastore entry for {key}: {e}"))
+            })?;
         let deleting = sp.deleting;
         let part = Arc::new(sp.part);
         let mut st = self.state();
@@ -336,7 +359,10 @@ impl<D: Datastore> Ledger<D> {
             (e.part.clone(), e.generation)
         };
         let value = StoredPart::encode(&part, deleting);
-        let generation = self.store.replace(store::part_key(key), value, generation).await?;
+        let generation = self
+            .store
+            .replace(store::part_key(key), value, generation)
+            .await?;
         if let Some(e) = self.state().parts.get_mut(key) {
             e.generation = generation;
             e.deleting = deleting;

@@ -96,18 +96,27 @@ async fn main() -> anyhow::Result<()> {
     };
     let takeover = configured.option(&TAKEOVER)?;
     let config = configured.configuration();
-    let rpc = Arc::new(Rpc::new(Path::new(&config.lightning_dir).join(&config.rpc_file)));
+    let rpc = Arc::new(Rpc::new(
+        Path::new(&config.lightning_dir).join(&config.rpc_file),
+    ));
 
     let shared: State = Arc::new(Shared {
         app: SetOnce::new(),
         takeover,
     });
-    let plugin = configured.start(shared.clone()).await.context("starting the plugin")?;
+    let plugin = configured
+        .start(shared.clone())
+        .await
+        .context("starting the plugin")?;
 
     let (ledger, interrupted) = match Ledger::load(rpc.clone()).await {
         Ok(l) => l,
         Err(e) => {
-            log::error!("Cannot load the ledger from the datastore: {} ({}); stopping", e.message, e.code);
+            log::error!(
+                "Cannot load the ledger from the datastore: {} ({}); stopping",
+                e.message,
+                e.code
+            );
             // Give the log line time to reach lightningd.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             anyhow::bail!("cannot load the ledger: {e}");

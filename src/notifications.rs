@@ -48,7 +48,12 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
         Ok(Recorded::Duplicate) => log::debug!("Duplicate {} of {key} ignored", topic.name()),
         Ok(Recorded::Deleting) => log::debug!("{} of {key} ignored: being deleted", topic.name()),
         // The part stays terminal in the node: the next catch-up imports it.
-        Err(e) => log::warn!("Could not record {} of {key}: {} ({})", topic.name(), e.message, e.code),
+        Err(e) => log::warn!(
+            "Could not record {} of {key}: {} ({})",
+            topic.name(),
+            e.message,
+            e.code
+        ),
     }
 }
 

@@ -111,7 +111,9 @@ pub fn parse_hash(s: &str) -> Option<Sha256> {
 fn unsigned(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
         _ => None,
     }
 }
@@ -151,7 +153,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const SPEC: [Param; 3] = [required("payment_hash"), optional("timeout"), optional("partid")];
+    const SPEC: [Param; 3] = [
+        required("payment_hash"),
+        optional("timeout"),
+        optional("partid"),
+    ];
 
     fn msg(r: Result<impl std::fmt::Debug, RpcError>) -> String {
         let e = r.unwrap_err();
@@ -174,18 +180,33 @@ mod tests {
         let params = json!(["ab", null, 3]);
         let slots = collect(&params, &SPEC).unwrap();
         assert_eq!(slots[1], None);
-        assert_eq!(msg(collect(&json!({"payment_hash": null}), &SPEC)), "missing required parameter: payment_hash");
+        assert_eq!(
+            msg(collect(&json!({"payment_hash": null}), &SPEC)),
+            "missing required parameter: payment_hash"
+        );
     }
 
     #[test]
     fn structural_errors_match_lightningd() {
-        assert_eq!(msg(collect(&json!({}), &SPEC)), "missing required parameter: payment_hash");
-        assert_eq!(msg(collect(&json!(["a", 1, 2, 3, 4]), &SPEC)), "too many parameters: got 5, expected 3");
-        assert!(msg(collect(&json!({"payment_hash": "a", "bogus": 1}), &SPEC))
-            .starts_with("unknown parameter: bogus, this may be caused by a failure to autodetect"));
+        assert_eq!(
+            msg(collect(&json!({}), &SPEC)),
+            "missing required parameter: payment_hash"
+        );
+        assert_eq!(
+            msg(collect(&json!(["a", 1, 2, 3, 4]), &SPEC)),
+            "too many parameters: got 5, expected 3"
+        );
+        assert!(
+            msg(collect(&json!({"payment_hash": "a", "bogus": 1}), &SPEC)).starts_with(
+                "unknown parameter: bogus, this may be caused by a failure to autodetect"
+            )
+        );
         // An unknown parameter is reported before a missing one.
         assert!(msg(collect(&json!({"bogus": 1}), &SPEC)).starts_with("unknown parameter: bogus"));
-        assert_eq!(msg(collect(&json!("x"), &SPEC)), "Expected array or object for params");
+        assert_eq!(
+            msg(collect(&json!("x"), &SPEC)),
+            "Expected array or object for params"
+        );
     }
 
     #[test]
@@ -193,12 +214,18 @@ mod tests {
         let lower = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
         let h = hash("payment_hash", &json!(lower)).unwrap();
         assert_eq!(h.to_string(), lower);
-        assert_eq!(hash("payment_hash", &json!(lower.to_uppercase())).unwrap(), h);
+        assert_eq!(
+            hash("payment_hash", &json!(lower.to_uppercase())).unwrap(),
+            h
+        );
         assert_eq!(
             msg(hash("payment_hash", &json!("zz"))),
             "payment_hash: should be a 32 byte hex value: invalid token '\"zz\"'"
         );
-        assert_eq!(msg(hash("payment_hash", &json!(12))), "payment_hash: should be a 32 byte hex value: invalid token '12'");
+        assert_eq!(
+            msg(hash("payment_hash", &json!(12))),
+            "payment_hash: should be a 32 byte hex value: invalid token '12'"
+        );
         assert!(hash("h", &json!(&lower[..63])).is_err());
         assert!(hash("h", &json!(format!("{lower}0"))).is_err());
         assert!(hash("h", &json!(format!("{}g", &lower[..63]))).is_err());
@@ -210,9 +237,18 @@ mod tests {
     fn numbers() {
         assert_eq!(u32_number("timeout", &json!(5)).unwrap(), 5);
         assert_eq!(u32_number("timeout", &json!("5")).unwrap(), 5);
-        assert_eq!(msg(u32_number("timeout", &json!(-1))), "timeout: should be an integer: invalid token '-1'");
-        assert_eq!(msg(u32_number("timeout", &json!(1.5))), "timeout: should be an integer: invalid token '1.5'");
-        assert_eq!(msg(u32_number("timeout", &json!("abc"))), "timeout: should be an integer: invalid token '\"abc\"'");
+        assert_eq!(
+            msg(u32_number("timeout", &json!(-1))),
+            "timeout: should be an integer: invalid token '-1'"
+        );
+        assert_eq!(
+            msg(u32_number("timeout", &json!(1.5))),
+            "timeout: should be an integer: invalid token '1.5'"
+        );
+        assert_eq!(
+            msg(u32_number("timeout", &json!("abc"))),
+            "timeout: should be an integer: invalid token '\"abc\"'"
+        );
         assert!(u32_number("timeout", &json!(4294967296u64)).is_err());
         assert_eq!(u64_number("partid", &json!(u64::MAX)).unwrap(), u64::MAX);
         assert!(u64_number("partid", &json!("18446744073709551616")).is_err());
@@ -226,7 +262,10 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(deletable_status("status", &json!("failed")).unwrap(), Status::Failed);
+        assert_eq!(
+            deletable_status("status", &json!("failed")).unwrap(),
+            Status::Failed
+        );
         assert_eq!(
             msg(deletable_status("status", &json!("pending"))),
             "status: Cannot delete pending status: invalid token '\"pending\"'"

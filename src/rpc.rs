@@ -50,8 +50,15 @@ impl Rpc {
 
     /// One call: the inner result is lightningd's answer, the outer error a
     /// failure to get one.
-    pub async fn call_raw(&self, method: &str, params: Value) -> Result<Result<Value, RpcError>, RpcError> {
-        let id = format!("{INTERNAL_ID_PREFIX}{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, RpcError>, RpcError> {
+        let id = format!(
+            "{INTERNAL_ID_PREFIX}{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
@@ -81,9 +88,13 @@ impl Rpc {
             return Ok(Ok(result.take()));
         }
         match response.get_mut("error").map(Value::take) {
-            Some(err) => Ok(Err(serde_json::from_value(err.clone()).unwrap_or_else(|_| {
-                RpcError::lightningd(format!("lightningd answered {method} with a malformed error: {err}"))
-            }))),
+            Some(err) => Ok(Err(serde_json::from_value(err.clone()).unwrap_or_else(
+                |_| {
+                    RpcError::lightningd(format!(
+                        "lightningd answered {method} with a malformed error: {err}"
+                    ))
+                },
+            ))),
             None => Err(RpcError::lightningd(format!(
                 "lightningd answered {method} with neither result nor error"
             ))),
@@ -105,7 +116,9 @@ async fn read_value(conn: &mut Conn) -> Result<Value, RpcError> {
                 conn.buf.drain(..used);
                 return Ok(v);
             }
-            Some(Err(e)) if !e.is_eof() => return Err(transport(format!("unreadable answer: {e}"))),
+            Some(Err(e)) if !e.is_eof() => {
+                return Err(transport(format!("unreadable answer: {e}")))
+            }
             _ => {}
         }
         let mut chunk = [0u8; 64 * 1024];
@@ -131,7 +144,10 @@ fn generation(v: &Value, method: &str) -> Result<u64, RpcError> {
 impl Datastore for Rpc {
     async fn create(&self, key: Vec<String>, value: String) -> Result<u64, RpcError> {
         let r = self
-            .call("datastore", json!({"key": key, "string": value, "mode": "must-create"}))
+            .call(
+                "datastore",
+                json!({"key": key, "string": value, "mode": "must-create"}),
+            )
             .await?;
         generation(&r, "datastore")
     }
@@ -173,7 +189,9 @@ impl Datastore for Rpc {
 
 fn payments(v: Value) -> Result<Vec<Payment>, RpcError> {
     let Some(Value::Array(items)) = v.get("payments").cloned() else {
-        return Err(RpcError::lightningd("listsendpays answered without payments"));
+        return Err(RpcError::lightningd(
+            "listsendpays answered without payments",
+        ));
     };
     Ok(items
         .into_iter()
@@ -189,13 +207,19 @@ fn payments(v: Value) -> Result<Vec<Payment>, RpcError> {
 
 impl Node for Rpc {
     async fn parts_of(&self, hash: Sha256) -> Result<Vec<Payment>, RpcError> {
-        payments(self.call("listsendpays", json!({"payment_hash": hash})).await?)
+        payments(
+            self.call("listsendpays", json!({"payment_hash": hash}))
+                .await?,
+        )
     }
 
     async fn updated_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
         payments(
-            self.call("listsendpays", json!({"index": "updated", "start": start, "limit": limit}))
-                .await?,
+            self.call(
+                "listsendpays",
+                json!({"index": "updated", "start": start, "limit": limit}),
+            )
+            .await?,
         )
     }
 

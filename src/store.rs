@@ -29,7 +29,11 @@ pub struct Entry {
 /// update can silently overwrite another.
 pub trait Datastore: Send + Sync + 'static {
     /// `datastore` in mode `must-create`; returns the new generation (0).
-    fn create(&self, key: Vec<String>, value: String) -> impl Future<Output = Result<u64, RpcError>> + Send;
+    fn create(
+        &self,
+        key: Vec<String>,
+        value: String,
+    ) -> impl Future<Output = Result<u64, RpcError>> + Send;
     /// `datastore` in mode `must-replace` at `generation`; returns the new generation.
     fn replace(
         &self,
@@ -38,7 +42,11 @@ pub trait Datastore: Send + Sync + 'static {
         generation: u64,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send;
     /// `deldatastore` at `generation`.
-    fn delete(&self, key: Vec<String>, generation: u64) -> impl Future<Output = Result<(), RpcError>> + Send;
+    fn delete(
+        &self,
+        key: Vec<String>,
+        generation: u64,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
 }
@@ -49,7 +57,10 @@ pub fn parts_prefix() -> Vec<String> {
 
 pub fn part_key(key: &PartKey) -> Vec<String> {
     let mut k = parts_prefix();
-    k.push(format!("{}-{}-{}", key.payment_hash, key.groupid, key.partid));
+    k.push(format!(
+        "{}-{}-{}",
+        key.payment_hash, key.groupid, key.partid
+    ));
     k
 }
 
@@ -91,7 +102,11 @@ pub struct Watermark {
 
 /// Shared handles delegate, so one client can serve as datastore and node.
 impl<T: Datastore> Datastore for std::sync::Arc<T> {
-    fn create(&self, key: Vec<String>, value: String) -> impl Future<Output = Result<u64, RpcError>> + Send {
+    fn create(
+        &self,
+        key: Vec<String>,
+        value: String,
+    ) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).create(key, value)
     }
     fn replace(
@@ -102,7 +117,11 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).replace(key, value, generation)
     }
-    fn delete(&self, key: Vec<String>, generation: u64) -> impl Future<Output = Result<(), RpcError>> + Send {
+    fn delete(
+        &self,
+        key: Vec<String>,
+        generation: u64,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send {
         (**self).delete(key, generation)
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {

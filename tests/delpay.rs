@@ -10,7 +10,11 @@ async fn delpay(ld: &Lightningd, params: Value) -> Result<Value, Value> {
 }
 
 async fn ledger(ld: &Lightningd, h: &str) -> Vec<Value> {
-    let r = ld.call("paystate-listsendpays", json!({"payment_hash": h})).await.unwrap().unwrap();
+    let r = ld
+        .call("paystate-listsendpays", json!({"payment_hash": h}))
+        .await
+        .unwrap()
+        .unwrap();
     r["payments"].as_array().unwrap().clone()
 }
 
@@ -31,7 +35,11 @@ async fn parameter_errors() {
         (json!({"payment_hash": h, "status": "complete", "bogus": 1}), "unknown parameter: bogus, this may be caused by a failure to autodetect key=value-style parameters. Please try using the -k flag and explicit key=value pairs of parameters."),
     ];
     for (params, message) in cases {
-        assert_eq!(delpay(&ld, params.clone()).await.unwrap_err(), json!({"code": -32602, "message": message}), "{params}");
+        assert_eq!(
+            delpay(&ld, params.clone()).await.unwrap_err(),
+            json!({"code": -32602, "message": message}),
+            "{params}"
+        );
     }
 }
 
@@ -42,10 +50,23 @@ async fn unknown_hash_and_unknown_part_are_208() {
     let k = pending(&ld, &h, 1, 0);
     ld.succeed(&k, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
-    let e = delpay(&ld, json!({"payment_hash": hash(9), "status": "complete"})).await.unwrap_err();
-    assert_eq!(e, json!({"code": 208, "message": format!("Unknown payment with payment_hash: {}", hash(9))}));
-    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete", "partid": 3, "groupid": 1})).await.unwrap_err();
-    assert_eq!(e, json!({"code": 208, "message": "No payment for that payment_hash with that partid and groupid"}));
+    let e = delpay(&ld, json!({"payment_hash": hash(9), "status": "complete"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        json!({"code": 208, "message": format!("Unknown payment with payment_hash: {}", hash(9))})
+    );
+    let e = delpay(
+        &ld,
+        json!({"payment_hash": h, "status": "complete", "partid": 3, "groupid": 1}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        e,
+        json!({"code": 208, "message": "No payment for that payment_hash with that partid and groupid"})
+    );
 }
 
 #[tokio::test]
@@ -55,7 +76,9 @@ async fn status_mismatch_is_211_and_deletes_nothing() {
     let k = pending(&ld, &h, 1, 0);
     ld.fail(&k, Some(route_failure())).await;
     until_ledger_has(&ld, 1).await;
-    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap_err();
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete"}))
+        .await
+        .unwrap_err();
     assert_eq!(
         e,
         json!({"code": 211, "message": format!("Payment with hash {h} has failed status but it different from the one provided complete")})
@@ -64,7 +87,9 @@ async fn status_mismatch_is_211_and_deletes_nothing() {
     assert!(ld.part(&k).is_some());
     // lightningd itself answers 208 with the same message (takeover off).
     ld.stop_plugin().await;
-    let builtin = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap_err();
+    let builtin = delpay(&ld, json!({"payment_hash": h, "status": "complete"}))
+        .await
+        .unwrap_err();
     assert_eq!((code(&builtin), &builtin["message"]), (208, &e["message"]));
 }
 
@@ -77,15 +102,31 @@ async fn deletes_every_part_of_a_hash_from_ledger_and_node() {
         ld.succeed(k, &preimage(1)).await;
     }
     until_ledger_has(&ld, 3).await;
-    let before = ld.call("listsendpays", json!({"payment_hash": h})).await.unwrap().unwrap();
-    let r = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap();
+    let before = ld
+        .call("listsendpays", json!({"payment_hash": h}))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = delpay(&ld, json!({"payment_hash": h, "status": "complete"}))
+        .await
+        .unwrap();
     // In listsendpays format, field for field, in created order.
     assert_eq!(r, before);
     assert!(ld.parts().is_empty(), "the node's table lost them");
     assert!(ledger(&ld, &h).await.is_empty());
-    let e = ld.call("waitsendpay", json!({"payment_hash": h, "partid": 1, "groupid": 1})).await.unwrap().unwrap_err();
+    let e = ld
+        .call(
+            "waitsendpay",
+            json!({"payment_hash": h, "partid": 1, "groupid": 1}),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 208);
-    assert!(ld.datastore().entries.keys().all(|k| k[2] != "parts"), "no ledger entry left");
+    assert!(
+        ld.datastore().entries.keys().all(|k| k[2] != "parts"),
+        "no ledger entry left"
+    );
     ld.assert_no_violations();
 }
 
@@ -114,17 +155,27 @@ async fn mixed_hash_loses_only_the_requested_status() {
     let g2 = pending(&ld, &h, 2, 0);
     ld.succeed(&g2, &preimage(1)).await;
     until_ledger_has(&ld, 2).await;
-    let r = delpay(&ld, json!({"payment_hash": h, "status": "failed"})).await.unwrap();
+    let r = delpay(&ld, json!({"payment_hash": h, "status": "failed"}))
+        .await
+        .unwrap();
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
     assert_eq!(r["payments"][0]["status"], "failed");
     assert_eq!(r["payments"][0]["groupid"], 1);
-    assert!(r["payments"][0].get("erring_index").is_none(), "listsendpays format, no failure fields");
+    assert!(
+        r["payments"][0].get("erring_index").is_none(),
+        "listsendpays format, no failure fields"
+    );
     assert!(ld.part(&g1).is_none() && ld.part(&g2).is_some());
     let left = ledger(&ld, &h).await;
     assert_eq!((left.len(), &left[0]["status"]), (1, &json!("complete")));
-    let e = delpay(&ld, json!({"payment_hash": h, "status": "failed"})).await.unwrap_err();
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "failed"}))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), 211);
-    assert!(e["message"].as_str().unwrap().contains("has complete status"));
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .contains("has complete status"));
 }
 
 #[tokio::test]
@@ -133,20 +184,35 @@ async fn a_pending_part_is_never_deleted() {
     let h = hash(1);
     let k = pending(&ld, &h, 1, 0);
     for status in ["complete", "failed"] {
-        let e = delpay(&ld, json!({"payment_hash": h, "status": status})).await.unwrap_err();
+        let e = delpay(&ld, json!({"payment_hash": h, "status": status}))
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), 211, "{e}");
-        assert!(e["message"].as_str().unwrap().contains("has pending status"));
+        assert!(e["message"]
+            .as_str()
+            .unwrap()
+            .contains("has pending status"));
     }
-    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete", "partid": 0, "groupid": 1})).await.unwrap_err();
+    let e = delpay(
+        &ld,
+        json!({"payment_hash": h, "status": "complete", "partid": 0, "groupid": 1}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(code(&e), 211);
     assert!(ld.part(&k).is_some());
     // With a complete sibling, deleting complete parts spares the pending one.
     let done = pending(&ld, &h, 1, 1);
     ld.succeed(&done, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
-    let r = delpay(&ld, json!({"payment_hash": h, "status": "complete"})).await.unwrap();
+    let r = delpay(&ld, json!({"payment_hash": h, "status": "complete"}))
+        .await
+        .unwrap();
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
-    assert_eq!(ld.part(&k).unwrap().status, lightningd_standin::table::Status::Pending);
+    assert_eq!(
+        ld.part(&k).unwrap().status,
+        lightningd_standin::table::Status::Pending
+    );
 }
 
 #[tokio::test]
@@ -155,9 +221,14 @@ async fn a_terminal_part_the_ledger_missed_is_still_deleted() {
     let k = pending(&ld, &hash(1), 1, 0);
     ld.succeed(&k, &preimage(1)).await; // before the plugin ran
     ld.start_plugin(true).await.unwrap();
-    let r = delpay(&ld, json!({"payment_hash": hash(1), "status": "complete"})).await.unwrap();
+    let r = delpay(&ld, json!({"payment_hash": hash(1), "status": "complete"}))
+        .await
+        .unwrap();
     assert_eq!(r["payments"][0]["payment_preimage"], preimage(1));
     assert!(ld.part(&k).is_none());
     until_caught_up(&ld).await;
-    assert!(ledger(&ld, &hash(1)).await.is_empty(), "catch-up does not bring it back");
+    assert!(
+        ledger(&ld, &hash(1)).await.is_empty(),
+        "catch-up does not bring it back"
+    );
 }

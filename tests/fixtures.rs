@@ -38,7 +38,11 @@ fn outcomes(protocol: &Value) -> HashMap<PartId, (String, Value)> {
         for topic in ["sendpay_success", "sendpay_failure"] {
             if msg["method"] == topic {
                 let payload = msg["params"][topic].clone();
-                let body = if topic == "sendpay_failure" { &payload["data"] } else { &payload };
+                let body = if topic == "sendpay_failure" {
+                    &payload["data"]
+                } else {
+                    &payload
+                };
                 out.insert(part_id(body), (topic.to_string(), payload.clone()));
             }
         }
@@ -107,9 +111,14 @@ struct Replay {
 
 impl Replay {
     async fn resolve(&self, id: &PartId) {
-        let (topic, payload) = self.outcomes.get(id).unwrap_or_else(|| panic!("no recorded outcome for {id:?}"));
+        let (topic, payload) = self
+            .outcomes
+            .get(id)
+            .unwrap_or_else(|| panic!("no recorded outcome for {id:?}"));
         if topic == "sendpay_success" {
-            self.ld.succeed(id, payload["payment_preimage"].as_str().unwrap()).await;
+            self.ld
+                .succeed(id, payload["payment_preimage"].as_str().unwrap())
+                .await;
         } else {
             self.ld.fail(id, Some(failure_of(payload))).await;
         }
@@ -135,8 +144,18 @@ impl Replay {
             .map(|p| p.key())
             .collect();
         for _ in 0..500 {
-            let r = self.ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap();
-            let have: Vec<PartId> = r["payments"].as_array().unwrap().iter().map(part_id).collect();
+            let r = self
+                .ld
+                .call("paystate-listsendpays", json!({}))
+                .await
+                .unwrap()
+                .unwrap();
+            let have: Vec<PartId> = r["payments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(part_id)
+                .collect();
             if want.iter().all(|k| have.contains(k)) {
                 return;
             }
@@ -189,14 +208,32 @@ impl Replay {
         // The recording plugin's own call: made with its id on the socket.
         let (id, method, params, expected) = if method == "recorder-selfcall" {
             let inner = &expected["result"]["inner"];
-            let resp = if inner.get("result").is_some() { json!({"result": inner["result"]}) } else { json!({"error": inner["error"]}) };
-            (inner["id"].clone(), params["method"].as_str().unwrap().to_string(), params["params"].clone(), resp)
+            let resp = if inner.get("result").is_some() {
+                json!({"result": inner["result"]})
+            } else {
+                json!({"error": inner["error"]})
+            };
+            (
+                inner["id"].clone(),
+                params["method"].as_str().unwrap().to_string(),
+                params["params"].clone(),
+                resp,
+            )
         } else {
-            (json!(format!("replay:{method}#{n}")), method.to_string(), params, expected)
+            (
+                json!(format!("replay:{method}#{n}")),
+                method.to_string(),
+                params,
+                expected,
+            )
         };
         if method == "listsendpays" {
             // Parts the recording shows terminal by now have been resolved.
-            for p in expected["result"]["payments"].as_array().into_iter().flatten() {
+            for p in expected["result"]["payments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let id = part_id(p);
                 if p["status"] != "pending" && self.is_pending(&id) {
                     self.resolve(&id).await;
@@ -207,10 +244,21 @@ impl Replay {
         // A blocking waitsendpay on a pending part: resolve it while it waits.
         let mut release = None;
         let timed_out = expected["error"]["code"] == 200;
-        if method == "waitsendpay" && params.get("timeout").and_then(Value::as_u64) != Some(0) && !timed_out {
-            let ids: Vec<PartId> = self.outcomes.keys().filter(|k| k.0 == params["payment_hash"]).cloned().collect();
+        if method == "waitsendpay"
+            && params.get("timeout").and_then(Value::as_u64) != Some(0)
+            && !timed_out
+        {
+            let ids: Vec<PartId> = self
+                .outcomes
+                .keys()
+                .filter(|k| k.0 == params["payment_hash"])
+                .cloned()
+                .collect();
             let wanted = params.get("partid").and_then(Value::as_u64).unwrap_or(0);
-            if let Some(id) = ids.into_iter().find(|k| k.2 == wanted && self.is_pending(k)) {
+            if let Some(id) = ids
+                .into_iter()
+                .find(|k| k.2 == wanted && self.is_pending(k))
+            {
                 release = Some(id);
             }
         }
@@ -219,9 +267,13 @@ impl Replay {
             Some(part) => {
                 let mut c = self.ld.client().await.unwrap();
                 let m = method.clone();
-                let waiting = tokio::spawn(async move { c.call_with_id(id, &m, params).await.unwrap() });
+                let waiting =
+                    tokio::spawn(async move { c.call_with_id(id, &m, params).await.unwrap() });
                 tokio::time::sleep(Duration::from_millis(150)).await;
-                assert!(!waiting.is_finished(), "{note}: answered before the part resolved");
+                assert!(
+                    !waiting.is_finished(),
+                    "{note}: answered before the part resolved"
+                );
                 self.resolve(&part).await;
                 match waiting.await.unwrap() {
                     Ok(r) => json!({ "result": r }),
@@ -229,7 +281,11 @@ impl Replay {
                 }
             }
         };
-        let mut want = if self.mode == Mode::Paystate { as_paystate_documents(expected) } else { expected };
+        let mut want = if self.mode == Mode::Paystate {
+            as_paystate_documents(expected)
+        } else {
+            expected
+        };
         let mut got = actual;
         normalize(&mut want);
         normalize(&mut got);
@@ -239,14 +295,22 @@ impl Replay {
 }
 
 async fn replay(rpc: &str, protocol: &str, mode: Mode) {
-    let (Some(entries), Some(proto)) = (load(rpc), load(protocol)) else { return };
+    let (Some(entries), Some(proto)) = (load(rpc), load(protocol)) else {
+        return;
+    };
     let mut opts = common::options();
-    opts.plugin_options.insert("paystate-takeover".into(), json!(true));
+    opts.plugin_options
+        .insert("paystate-takeover".into(), json!(true));
     let ld = match mode {
         Mode::Builtin => Lightningd::new(opts).await.unwrap(),
         Mode::Paystate => Lightningd::start(opts).await.unwrap(),
     };
-    let mut r = Replay { ld, mode, outcomes: outcomes(&proto), compared: 0 };
+    let mut r = Replay {
+        ld,
+        mode,
+        outcomes: outcomes(&proto),
+        compared: 0,
+    };
     for (n, e) in entries.as_array().unwrap().iter().enumerate() {
         r.entry(n, e).await;
     }
@@ -281,7 +345,12 @@ async fn paystate_matches_remote() {
 
 #[tokio::test]
 async fn paystate_matches_selfcall() {
-    replay("rpc-selfcall.json", "protocol-selfcall.json", Mode::Paystate).await;
+    replay(
+        "rpc-selfcall.json",
+        "protocol-selfcall.json",
+        Mode::Paystate,
+    )
+    .await;
 }
 
 /// What the stand-in sends the plugin has the shapes a real lightningd
@@ -290,16 +359,36 @@ async fn paystate_matches_selfcall() {
 /// whose id extends the caller's.
 #[tokio::test]
 async fn standin_speaks_the_recorded_protocol() {
-    let Some(proto) = load("protocol-selfpay.json") else { return };
-    let recorded: Vec<&Value> = proto.as_array().unwrap().iter().filter(|m| m["dir"] == "in").map(|m| &m["msg"]).collect();
+    let Some(proto) = load("protocol-selfpay.json") else {
+        return;
+    };
+    let recorded: Vec<&Value> = proto
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["dir"] == "in")
+        .map(|m| &m["msg"])
+        .collect();
     let ld = common::start().await;
     let k = common::pending(&ld, &common::hash(1), 1, 0);
     ld.fail(&k, Some(common::destination_failure())).await;
     common::until_ledger_has(&ld, 1).await;
     let mut c = ld.client().await.unwrap();
-    c.call_with_id(json!("__main__:waitsendpay#8"), "waitsendpay", json!({"payment_hash": common::hash(1)})).await.unwrap().unwrap_err();
+    c.call_with_id(
+        json!("__main__:waitsendpay#8"),
+        "waitsendpay",
+        json!({"payment_hash": common::hash(1)}),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
     let sent = ld.sent_to_plugin();
-    let by_method = |msgs: &[&Value], m: &str| msgs.iter().find(|x| x["method"] == m).map(|x| (*x).clone()).unwrap();
+    let by_method = |msgs: &[&Value], m: &str| {
+        msgs.iter()
+            .find(|x| x["method"] == m)
+            .map(|x| (*x).clone())
+            .unwrap()
+    };
     let sent_refs: Vec<&Value> = sent.iter().collect();
 
     let keys = |v: &Value| {
@@ -314,25 +403,55 @@ async fn standin_speaks_the_recorded_protocol() {
         assert!(id.starts_with(&format!("cln:{m}#")), "{m} id {id}");
     }
     let (a, b) = (by_method(&sent_refs, "init"), by_method(&recorded, "init"));
-    assert_eq!(keys(&a["params"]["configuration"]), keys(&b["params"]["configuration"]));
-    assert_eq!(keys(&a["params"]["configuration"]["feature_set"]), keys(&b["params"]["configuration"]["feature_set"]));
-    assert_eq!(by_method(&sent_refs, "getmanifest")["params"], by_method(&recorded, "getmanifest")["params"]);
+    assert_eq!(
+        keys(&a["params"]["configuration"]),
+        keys(&b["params"]["configuration"])
+    );
+    assert_eq!(
+        keys(&a["params"]["configuration"]["feature_set"]),
+        keys(&b["params"]["configuration"]["feature_set"])
+    );
+    assert_eq!(
+        by_method(&sent_refs, "getmanifest")["params"],
+        by_method(&recorded, "getmanifest")["params"]
+    );
 
-    let (a, b) = (by_method(&sent_refs, "sendpay_failure"), by_method(&recorded, "sendpay_failure"));
-    assert_eq!(keys(&a["params"]), keys(&b["params"]), "wrapped in an object named after the topic");
-    assert_eq!(keys(&a["params"]["sendpay_failure"]), keys(&b["params"]["sendpay_failure"]));
+    let (a, b) = (
+        by_method(&sent_refs, "sendpay_failure"),
+        by_method(&recorded, "sendpay_failure"),
+    );
+    assert_eq!(
+        keys(&a["params"]),
+        keys(&b["params"]),
+        "wrapped in an object named after the topic"
+    );
+    assert_eq!(
+        keys(&a["params"]["sendpay_failure"]),
+        keys(&b["params"]["sendpay_failure"])
+    );
     assert_eq!(a["params"]["sendpay_failure"]["data"]["status"], "pending");
-    assert!(a["params"]["sendpay_failure"]["data"].get("updated_index").is_none());
+    assert!(a["params"]["sendpay_failure"]["data"]
+        .get("updated_index")
+        .is_none());
 
     let a = sent_refs
         .iter()
-        .find(|x| x["method"] == "rpc_command" && x["params"]["rpc_command"]["id"] == "__main__:waitsendpay#8")
+        .find(|x| {
+            x["method"] == "rpc_command"
+                && x["params"]["rpc_command"]["id"] == "__main__:waitsendpay#8"
+        })
         .map(|x| (*x).clone())
         .expect("the client's call went through the hook");
     let b = by_method(&recorded, "rpc_command");
     assert_eq!(keys(&a), keys(&b));
-    assert_eq!(keys(&a["params"]["rpc_command"]), keys(&b["params"]["rpc_command"]));
-    assert!(a["id"].as_str().unwrap().starts_with("__main__:waitsendpay#8/cln:rpc_command#"));
+    assert_eq!(
+        keys(&a["params"]["rpc_command"]),
+        keys(&b["params"]["rpc_command"])
+    );
+    assert!(a["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("__main__:waitsendpay#8/cln:rpc_command#"));
     assert_eq!(a["params"]["rpc_command"]["id"], "__main__:waitsendpay#8");
 }
 
@@ -340,12 +459,20 @@ async fn standin_speaks_the_recorded_protocol() {
 /// caller (rpc-hookreturn.json): code, message and data intact.
 #[tokio::test]
 async fn hook_return_reaches_the_caller_intact() {
-    let Some(rec) = load("rpc-hookreturn.json") else { return };
+    let Some(rec) = load("rpc-hookreturn.json") else {
+        return;
+    };
     let ld = common::start().await;
     for e in rec.as_array().unwrap() {
         // paystate answers these made-up hashes itself, with its own words:
         // what matters is that its `return` arrives as it sent it.
-        let got = ld.call(e["request"]["method"].as_str().unwrap(), e["request"]["params"].clone()).await.unwrap();
+        let got = ld
+            .call(
+                e["request"]["method"].as_str().unwrap(),
+                e["request"]["params"].clone(),
+            )
+            .await
+            .unwrap();
         let err = got.expect_err("unknown hashes are errors");
         assert_eq!(common::code(&err), 208, "{err}");
         assert!(err.get("data").is_none());

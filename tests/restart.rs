@@ -13,17 +13,31 @@ use std::time::Duration;
 type Key = (String, u64, u64);
 
 async fn ledger_keys(ld: &Lightningd) -> BTreeSet<Key> {
-    let r = ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap();
+    let r = ld
+        .call("paystate-listsendpays", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
     r["payments"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["payment_hash"].as_str().unwrap().to_string(), p["groupid"].as_u64().unwrap(), p["partid"].as_u64().unwrap_or(0)))
+        .map(|p| {
+            (
+                p["payment_hash"].as_str().unwrap().to_string(),
+                p["groupid"].as_u64().unwrap(),
+                p["partid"].as_u64().unwrap_or(0),
+            )
+        })
         .collect()
 }
 
 fn node_terminal_keys(ld: &Lightningd) -> BTreeSet<Key> {
-    ld.parts().iter().filter(|p| p.status != Status::Pending).map(|p| p.key()).collect()
+    ld.parts()
+        .iter()
+        .filter(|p| p.status != Status::Pending)
+        .map(|p| p.key())
+        .collect()
 }
 
 /// After catch-up, the ledger holds exactly the node's terminal parts, and
@@ -66,32 +80,69 @@ async fn ledger_is_reloaded_from_the_datastore() {
     ld.succeed(&a, &preimage(1)).await;
     ld.fail(&b, Some(route_failure())).await;
     until_ledger_has(&ld, 2).await;
-    let before = ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap();
+    let before = ld
+        .call("paystate-listsendpays", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
     ld.stop_plugin().await;
     // Deleted from the node while paystate was down (its own delpay):
     // the ledger keeps answering for it (README, "Ledger and node").
-    ld.call("delpay", json!([hash(1), "complete"])).await.unwrap().unwrap();
+    ld.call("delpay", json!([hash(1), "complete"]))
+        .await
+        .unwrap()
+        .unwrap();
     ld.start_plugin(false).await.unwrap();
     until_caught_up(&ld).await;
-    assert_eq!(ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap(), before);
-    let r = ld.call("waitsendpay", json!([hash(1)])).await.unwrap().unwrap();
+    assert_eq!(
+        ld.call("paystate-listsendpays", json!({}))
+            .await
+            .unwrap()
+            .unwrap(),
+        before
+    );
+    let r = ld
+        .call("waitsendpay", json!([hash(1)]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r["payment_preimage"], preimage(1));
     // And it can still be deleted.
-    ld.call("delpay", json!([hash(1), "complete"])).await.unwrap().unwrap();
-    assert_eq!(code(&ld.call("waitsendpay", json!([hash(1)])).await.unwrap().unwrap_err()), 208);
+    ld.call("delpay", json!([hash(1), "complete"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        code(
+            &ld.call("waitsendpay", json!([hash(1)]))
+                .await
+                .unwrap()
+                .unwrap_err()
+        ),
+        208
+    );
 }
 
 #[tokio::test]
 async fn parts_resolved_while_down_are_caught_up_with_failure_details() {
     let ld = start().await;
-    let (a, b, c) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0), pending(&ld, &hash(3), 1, 0));
+    let (a, b, c) = (
+        pending(&ld, &hash(1), 1, 0),
+        pending(&ld, &hash(2), 1, 0),
+        pending(&ld, &hash(3), 1, 0),
+    );
     ld.stop_plugin().await;
     ld.succeed(&a, &preimage(1)).await;
     ld.fail(&b, Some(destination_failure())).await;
-    ld.fail(&c, Some(lightningd_standin::PartFailure::malformed("00ff"))).await;
+    ld.fail(&c, Some(lightningd_standin::PartFailure::malformed("00ff")))
+        .await;
     ld.start_plugin(false).await.unwrap();
     assert_level_with_node(&ld).await;
-    let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+    let st = ld
+        .call("paystate-status", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st["catchup"]["imported"], 3);
     ld.assert_no_violations();
 }
@@ -112,7 +163,10 @@ async fn catch_up_reads_only_what_changed_since_the_last() {
     ld.succeed(&k, &preimage(9)).await;
     ld.start_plugin(false).await.unwrap();
     let st = until_caught_up(&ld).await;
-    assert_eq!(st["catchup"]["scanned"], 1, "only the part updated since: {st}");
+    assert_eq!(
+        st["catchup"]["scanned"], 1,
+        "only the part updated since: {st}"
+    );
     assert_eq!(st["catchup"]["imported"], 1);
     let starts: Vec<Value> = ld
         .plugin_calls()
@@ -132,12 +186,25 @@ async fn deleted_parts_stay_deleted_across_restarts() {
     ld.succeed(&a, &preimage(1)).await;
     ld.succeed(&b, &preimage(1)).await;
     until_ledger_has(&ld, 2).await;
-    ld.call("delpay", json!([h, "complete", 1, 1])).await.unwrap().unwrap();
+    ld.call("delpay", json!([h, "complete", 1, 1]))
+        .await
+        .unwrap()
+        .unwrap();
     for _ in 0..2 {
         restart(&ld).await;
         until_caught_up(&ld).await;
-        assert_eq!(ledger_keys(&ld).await, [key(&h, 1, 2)].into_iter().collect());
-        let e = ld.call("waitsendpay", json!({"payment_hash": h, "partid": 1, "groupid": 1})).await.unwrap().unwrap_err();
+        assert_eq!(
+            ledger_keys(&ld).await,
+            [key(&h, 1, 2)].into_iter().collect()
+        );
+        let e = ld
+            .call(
+                "waitsendpay",
+                json!({"payment_hash": h, "partid": 1, "groupid": 1}),
+            )
+            .await
+            .unwrap()
+            .unwrap_err();
         assert_eq!(code(&e), 208);
     }
 }
@@ -152,16 +219,36 @@ async fn a_delete_interrupted_by_sigkill_is_finished_at_start() {
     // (ledger entry marked) when the plugin is killed.
     ld.inject("delpay", Fault::Stall, 1);
     let mut c = ld.client().await.unwrap();
-    let call = tokio::spawn(async move { c.call("paystate-delpay", json!([hash(1), "complete"])).await.unwrap() });
+    let call = tokio::spawn(async move {
+        c.call("paystate-delpay", json!([hash(1), "complete"]))
+            .await
+            .unwrap()
+    });
     for _ in 0..500 {
         if ld.plugin_calls().iter().any(|(m, _)| m == "delpay") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
-    assert_eq!(st["parts"]["deleting"], 1, "marked before the node is asked");
-    assert_eq!(code(&ld.call("waitsendpay", json!([hash(1), 0])).await.unwrap().unwrap_err()), 208, "gone for every answer");
+    let st = ld
+        .call("paystate-status", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        st["parts"]["deleting"], 1,
+        "marked before the node is asked"
+    );
+    assert_eq!(
+        code(
+            &ld.call("waitsendpay", json!([hash(1), 0]))
+                .await
+                .unwrap()
+                .unwrap_err()
+        ),
+        208,
+        "gone for every answer"
+    );
     ld.kill_plugin().await;
     assert_eq!(code(&call.await.unwrap().unwrap_err()), -4);
     assert!(ld.part(&k).is_some(), "the node still has it");
@@ -178,7 +265,10 @@ async fn a_delete_interrupted_by_sigkill_is_finished_at_start() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -239,7 +329,9 @@ async fn sigkill_during_deletes_resurrects_nothing() {
             for k in &keys {
                 let mut c = ld.client().await.unwrap();
                 let h = k.0.clone();
-                tasks.push(tokio::spawn(async move { c.call("paystate-delpay", json!([h, "complete"])).await }));
+                tasks.push(tokio::spawn(async move {
+                    c.call("paystate-delpay", json!([h, "complete"])).await
+                }));
             }
             for t in tasks {
                 let _ = t.await;

@@ -11,23 +11,52 @@ use serde_json::{json, Value};
 async fn manifest_registers_own_names_and_the_filtered_hook() {
     let ld = Lightningd::new(options()).await.unwrap();
     let manifest = ld.start_plugin(true).await.unwrap();
-    let names: Vec<&str> = manifest["rpcmethods"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
-    for n in ["paystate-waitsendpay", "paystate-delpay", "paystate-listsendpays", "paystate-status"] {
+    let names: Vec<&str> = manifest["rpcmethods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "paystate-waitsendpay",
+        "paystate-delpay",
+        "paystate-listsendpays",
+        "paystate-status",
+    ] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
     for builtin in lightningd_standin::BUILTINS {
-        assert!(!names.contains(builtin), "never register the built-in {builtin}: lightningd crashes");
+        assert!(
+            !names.contains(builtin),
+            "never register the built-in {builtin}: lightningd crashes"
+        );
     }
     let hooks = manifest["hooks"].as_array().unwrap();
     assert_eq!(hooks.len(), 1);
     assert_eq!(hooks[0]["name"], "rpc_command");
     assert_eq!(hooks[0]["filters"], json!(["waitsendpay", "delpay"]));
-    let mut subs: Vec<&str> = manifest["subscriptions"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let mut subs: Vec<&str> = manifest["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     subs.sort();
     assert_eq!(subs, ["sendpay_failure", "sendpay_success"]);
-    let opt = manifest["options"].as_array().unwrap().iter().find(|o| o["name"] == "paystate-takeover").unwrap();
-    assert_eq!((&opt["type"], &opt["default"]), (&json!("bool"), &json!(true)));
-    assert_eq!(manifest["dynamic"], true, "can be started and stopped while the node runs");
+    let opt = manifest["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "paystate-takeover")
+        .unwrap();
+    assert_eq!(
+        (&opt["type"], &opt["default"]),
+        (&json!("bool"), &json!(true))
+    );
+    assert_eq!(
+        manifest["dynamic"], true,
+        "can be started and stopped while the node runs"
+    );
 }
 
 #[tokio::test]
@@ -38,15 +67,34 @@ async fn takeover_off_leaves_the_builtins_answering() {
     ld.fail(&k, Some(route_failure())).await;
     until_ledger_has(&ld, 1).await;
     // lightningd's own delpay: 208 on a status mismatch.
-    let e = ld.call("delpay", json!({"payment_hash": h, "status": "complete"})).await.unwrap().unwrap_err();
+    let e = ld
+        .call("delpay", json!({"payment_hash": h, "status": "complete"}))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 208);
     // paystate's names still answer, with paystate's contract.
-    let e = ld.call("paystate-delpay", json!({"payment_hash": h, "status": "complete"})).await.unwrap().unwrap_err();
+    let e = ld
+        .call(
+            "paystate-delpay",
+            json!({"payment_hash": h, "status": "complete"}),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 211);
-    let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+    let st = ld
+        .call("paystate-status", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st["takeover"], false);
     // And the hook let the built-ins' calls through untouched.
-    let r = ld.call("waitsendpay", json!({"payment_hash": h})).await.unwrap().unwrap_err();
+    let r = ld
+        .call("waitsendpay", json!({"payment_hash": h}))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(r, ld.part(&k).unwrap().stored_error());
 }
 
@@ -58,9 +106,17 @@ async fn takeover_on_answers_builtin_names_like_the_paystate_names() {
     ld.fail(&k, Some(route_failure())).await;
     until_ledger_has(&ld, 1).await;
     for (builtin, own, params) in [
-        ("waitsendpay", "paystate-waitsendpay", json!({"payment_hash": h, "timeout": 0})),
+        (
+            "waitsendpay",
+            "paystate-waitsendpay",
+            json!({"payment_hash": h, "timeout": 0}),
+        ),
         ("waitsendpay", "paystate-waitsendpay", json!([h, 0, 0, 1])),
-        ("delpay", "paystate-delpay", json!({"payment_hash": h, "status": "complete"})),
+        (
+            "delpay",
+            "paystate-delpay",
+            json!({"payment_hash": h, "status": "complete"}),
+        ),
         ("delpay", "paystate-delpay", json!([h, "complete"])),
     ] {
         let a = ld.call(builtin, params.clone()).await.unwrap();
@@ -74,7 +130,11 @@ async fn takeover_on_answers_builtin_names_like_the_paystate_names() {
         }
         assert_eq!(a, b, "{builtin} {params}");
     }
-    let e = ld.call("delpay", json!([h, "complete"])).await.unwrap().unwrap_err();
+    let e = ld
+        .call("delpay", json!([h, "complete"]))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 211, "paystate answered, not lightningd");
     ld.assert_no_violations();
 }
@@ -84,7 +144,10 @@ async fn the_callers_id_is_kept_whatever_its_type() {
     let ld = start().await;
     let mut c = ld.client().await.unwrap();
     for id in [json!(7), json!("cli:waitsendpay#99"), json!("weird/id#1")] {
-        let r = c.call_with_id(id.clone(), "waitsendpay", json!([hash(1), 0])).await.unwrap();
+        let r = c
+            .call_with_id(id.clone(), "waitsendpay", json!([hash(1), 0]))
+            .await
+            .unwrap();
         assert_eq!(code(&r.unwrap_err()), 208);
     }
 }
@@ -101,18 +164,40 @@ async fn paystates_own_calls_pass_through_its_hook_without_deadlock() {
     let done = pending(&ld, &hash(2), 1, 0);
     ld.succeed(&done, &preimage(2)).await;
     until_ledger_has(&ld, 2).await;
-    ld.call("delpay", json!({"payment_hash": hash(2), "status": "complete"})).await.unwrap().unwrap();
+    ld.call(
+        "delpay",
+        json!({"payment_hash": hash(2), "status": "complete"}),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let calls = ld.plugin_calls();
-    let hooked: Vec<&str> = calls.iter().map(|(m, _)| m.as_str()).filter(|m| *m == "waitsendpay" || *m == "delpay").collect();
+    let hooked: Vec<&str> = calls
+        .iter()
+        .map(|(m, _)| m.as_str())
+        .filter(|m| *m == "waitsendpay" || *m == "delpay")
+        .collect();
     assert_eq!(hooked, ["waitsendpay", "delpay"], "{calls:?}");
     let sent = ld.sent_to_plugin();
     let internal_hooks = sent
         .iter()
         .filter(|m| m["method"] == "rpc_command")
-        .filter(|m| m["params"]["rpc_command"]["id"].as_str().unwrap().starts_with("paystate-internal:"))
+        .filter(|m| {
+            m["params"]["rpc_command"]["id"]
+                .as_str()
+                .unwrap()
+                .starts_with("paystate-internal:")
+        })
         .count();
-    assert_eq!(internal_hooks, 2, "both came back through the hook and were continued");
-    let e = ld.call("waitsendpay", json!({"payment_hash": hash(1)})).await.unwrap().unwrap_err();
+    assert_eq!(
+        internal_hooks, 2,
+        "both came back through the hook and were continued"
+    );
+    let e = ld
+        .call("waitsendpay", json!({"payment_hash": hash(1)}))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 203);
 }
 
@@ -125,10 +210,17 @@ async fn with_an_old_lightningd_ignoring_filters_other_commands_continue() {
     ld.succeed(&k, &preimage(1)).await;
     let listed = ld.call("listsendpays", json!({})).await.unwrap().unwrap();
     assert_eq!(listed["payments"].as_array().unwrap().len(), 1);
-    let r = ld.call("datastore", json!({"key": ["x"], "string": "y"})).await.unwrap().unwrap();
+    let r = ld
+        .call("datastore", json!({"key": ["x"], "string": "y"}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r["generation"], 0);
     let unknown = ld.call("frobnicate", json!({})).await.unwrap().unwrap_err();
-    assert_eq!(unknown, json!({"code": -32601, "message": "Unknown command 'frobnicate'"}));
+    assert_eq!(
+        unknown,
+        json!({"code": -32601, "message": "Unknown command 'frobnicate'"})
+    );
     let hooked: Vec<Value> = ld
         .sent_to_plugin()
         .into_iter()
@@ -141,23 +233,55 @@ async fn with_an_old_lightningd_ignoring_filters_other_commands_continue() {
 #[tokio::test]
 async fn listsendpays_and_status() {
     let ld = start().await;
-    let (a, b, c) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0), pending(&ld, &hash(3), 1, 0));
+    let (a, b, c) = (
+        pending(&ld, &hash(1), 1, 0),
+        pending(&ld, &hash(2), 1, 0),
+        pending(&ld, &hash(3), 1, 0),
+    );
     ld.succeed(&a, &preimage(1)).await;
     ld.fail(&b, Some(route_failure())).await;
     let _ = c;
     until_ledger_has(&ld, 2).await;
-    let all = ld.call("paystate-listsendpays", json!({})).await.unwrap().unwrap();
-    let idx: Vec<u64> = all["payments"].as_array().unwrap().iter().map(|p| p["created_index"].as_u64().unwrap()).collect();
-    assert_eq!(idx, [1, 2], "by created_index; pending parts are not in the ledger");
-    let failed = ld.call("paystate-listsendpays", json!([null, "failed"])).await.unwrap().unwrap();
+    let all = ld
+        .call("paystate-listsendpays", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    let idx: Vec<u64> = all["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["created_index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        idx,
+        [1, 2],
+        "by created_index; pending parts are not in the ledger"
+    );
+    let failed = ld
+        .call("paystate-listsendpays", json!([null, "failed"]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(failed["payments"].as_array().unwrap().len(), 1);
     assert_eq!(failed["payments"][0]["status"], "failed");
-    let one = ld.call("paystate-listsendpays", json!({"payment_hash": hash(1)})).await.unwrap().unwrap();
+    let one = ld
+        .call("paystate-listsendpays", json!({"payment_hash": hash(1)}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(one["payments"][0], ld.part(&a).unwrap().listing());
-    let e = ld.call("paystate-listsendpays", json!({"status": "nope"})).await.unwrap().unwrap_err();
+    let e = ld
+        .call("paystate-listsendpays", json!({"status": "nope"}))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), -32602);
     let st = until_caught_up(&ld).await;
-    assert_eq!(st["parts"], json!({"complete": 1, "failed": 1, "deleting": 0}));
+    assert_eq!(
+        st["parts"],
+        json!({"complete": 1, "failed": 1, "deleting": 0})
+    );
     assert_eq!(st["layout_version"], "v1");
     assert_eq!(st["waiters"], 0);
     assert_eq!(st["takeover"], true);
@@ -169,11 +293,28 @@ async fn preimages_are_never_logged_above_debug() {
     let k = pending(&ld, &hash(1), 1, 0);
     ld.succeed(&k, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
-    ld.call("waitsendpay", json!([hash(1)])).await.unwrap().unwrap();
-    ld.call("delpay", json!([hash(1), "complete"])).await.unwrap().unwrap();
+    ld.call("waitsendpay", json!([hash(1)]))
+        .await
+        .unwrap()
+        .unwrap();
+    ld.call("delpay", json!([hash(1), "complete"]))
+        .await
+        .unwrap()
+        .unwrap();
     let logs = ld.logs();
-    assert!(logs.iter().any(|l| l.level == "info"), "logging reaches lightningd");
-    for l in logs.iter().filter(|l| l.level != "debug" && l.level != "trace") {
-        assert!(!l.message.contains(&preimage(1)), "preimage logged at {}: {}", l.level, l.message);
+    assert!(
+        logs.iter().any(|l| l.level == "info"),
+        "logging reaches lightningd"
+    );
+    for l in logs
+        .iter()
+        .filter(|l| l.level != "debug" && l.level != "trace")
+    {
+        assert!(
+            !l.message.contains(&preimage(1)),
+            "preimage logged at {}: {}",
+            l.level,
+            l.message
+        );
     }
 }

@@ -21,10 +21,23 @@ async fn complete_part_answers_its_listsendpays_fields() {
     let r = wait(&ld, json!({"payment_hash": h})).await.unwrap();
     assert_eq!(r, success);
     // Field for field what the node's own table says.
-    let listed = ld.call("listsendpays", json!({"payment_hash": h})).await.unwrap().unwrap();
+    let listed = ld
+        .call("listsendpays", json!({"payment_hash": h}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r, listed["payments"][0]);
-    assert_eq!(wait(&ld, json!([h, 0])).await.unwrap(), r, "positional poll");
-    assert_eq!(wait(&ld, json!({"payment_hash": h.to_uppercase()})).await.unwrap(), r);
+    assert_eq!(
+        wait(&ld, json!([h, 0])).await.unwrap(),
+        r,
+        "positional poll"
+    );
+    assert_eq!(
+        wait(&ld, json!({"payment_hash": h.to_uppercase()}))
+            .await
+            .unwrap(),
+        r
+    );
     ld.assert_no_violations();
 }
 
@@ -42,11 +55,16 @@ async fn failed_parts_answer_their_stored_error() {
     }
     until_ledger_has(&ld, 3).await;
     for (n, f) in cases {
-        let e = wait(&ld, json!({"payment_hash": hash(n), "timeout": 0})).await.unwrap_err();
+        let e = wait(&ld, json!({"payment_hash": hash(n), "timeout": 0}))
+            .await
+            .unwrap_err();
         assert_eq!(code(&e), f.code);
         assert_eq!(e["message"], f.message);
         let data = &e["data"];
-        assert_eq!(data["status"], "failed", "a failed part shows as failed: {e}");
+        assert_eq!(
+            data["status"], "failed",
+            "a failed part shows as failed: {e}"
+        );
         assert_eq!(data["payment_hash"], hash(n));
         for (k, v) in &f.details {
             assert_eq!(&data[k], v, "failure field {k}");
@@ -55,8 +73,13 @@ async fn failed_parts_answer_their_stored_error() {
         let node = ld.part(&key(&hash(n), 1, 0)).unwrap().stored_error();
         assert_eq!(e, node);
     }
-    let e = wait(&ld, json!({"payment_hash": hash(1)})).await.unwrap_err();
-    assert_eq!((code(&e), e["message"].as_str().unwrap()), (202, "Malformed error reply"));
+    let e = wait(&ld, json!({"payment_hash": hash(1)}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (code(&e), e["message"].as_str().unwrap()),
+        (202, "Malformed error reply")
+    );
     assert_eq!(e["data"]["onionreply"], "deadbeef");
     ld.assert_no_violations();
 }
@@ -71,23 +94,37 @@ async fn never_attempted_is_208() {
     for (params, partid, hh) in [
         (json!({"payment_hash": hash(99)}), 0, hash(99)),
         (json!({"payment_hash": h, "partid": 1}), 1, h.clone()),
-        (json!({"payment_hash": h, "partid": 0, "groupid": 7}), 0, h.clone()),
+        (
+            json!({"payment_hash": h, "partid": 0, "groupid": 7}),
+            0,
+            h.clone(),
+        ),
     ] {
         let e = wait(&ld, params).await.unwrap_err();
-        assert_eq!(e, json!({"code": 208, "message": format!("Never attempted payment part {partid} for '{hh}'")}));
+        assert_eq!(
+            e,
+            json!({"code": 208, "message": format!("Never attempted payment part {partid} for '{hh}'")})
+        );
     }
 }
 
 #[tokio::test]
 async fn failure_reason_unknown_is_209() {
-    let ld = lightningd_standin::Lightningd::new(options()).await.unwrap();
+    let ld = lightningd_standin::Lightningd::new(options())
+        .await
+        .unwrap();
     let k = pending(&ld, &hash(5), 1, 0);
     // Failed with no stored reason (an old database), before paystate ran.
     ld.fail(&k, None).await;
     ld.start_plugin(true).await.unwrap();
     until_caught_up(&ld).await;
-    let e = wait(&ld, json!({"payment_hash": hash(5)})).await.unwrap_err();
-    assert_eq!(e, json!({"code": 209, "message": "Payment failure reason unknown"}));
+    let e = wait(&ld, json!({"payment_hash": hash(5)}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        json!({"code": 209, "message": "Payment failure reason unknown"})
+    );
 }
 
 #[tokio::test]
@@ -99,12 +136,29 @@ async fn default_groupid_is_the_latest_group() {
     let g2 = pending(&ld, &h, 2, 0);
     ld.succeed(&g2, &preimage(1)).await;
     until_ledger_has(&ld, 2).await;
-    assert_eq!(wait(&ld, json!({"payment_hash": h})).await.unwrap()["groupid"], 2);
-    assert_eq!(code(&wait(&ld, json!({"payment_hash": h, "groupid": 1})).await.unwrap_err()), 203);
+    assert_eq!(
+        wait(&ld, json!({"payment_hash": h})).await.unwrap()["groupid"],
+        2
+    );
+    assert_eq!(
+        code(
+            &wait(&ld, json!({"payment_hash": h, "groupid": 1}))
+                .await
+                .unwrap_err()
+        ),
+        203
+    );
     // A newer group still pending in the node is the default, not the
     // ledger's newest terminal one.
     pending(&ld, &h, 3, 0);
-    assert_eq!(code(&wait(&ld, json!({"payment_hash": h, "timeout": 0})).await.unwrap_err()), 200);
+    assert_eq!(
+        code(
+            &wait(&ld, json!({"payment_hash": h, "timeout": 0}))
+                .await
+                .unwrap_err()
+        ),
+        200
+    );
 }
 
 #[tokio::test]
@@ -112,13 +166,28 @@ async fn pending_part_polls_and_times_out_with_200() {
     let ld = start().await;
     let h = hash(1);
     pending(&ld, &h, 1, 0);
-    let e = wait(&ld, json!({"payment_hash": h, "timeout": 0})).await.unwrap_err();
-    assert_eq!(e, json!({"code": 200, "message": "Timed out while waiting"}));
+    let e = wait(&ld, json!({"payment_hash": h, "timeout": 0}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        json!({"code": 200, "message": "Timed out while waiting"})
+    );
     let t = Instant::now();
-    let e = wait(&ld, json!({"payment_hash": h, "timeout": 1})).await.unwrap_err();
+    let e = wait(&ld, json!({"payment_hash": h, "timeout": 1}))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), 200);
-    assert!(t.elapsed() >= Duration::from_millis(950), "answered after {:?}", t.elapsed());
-    let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    let st = ld
+        .call("paystate-status", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st["waiters"], 0, "a timed-out waiter is unregistered");
 }
 
@@ -128,8 +197,13 @@ async fn blocking_wait_is_released_by_success_and_by_failure() {
     let (ok, bad) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
     let mut c1 = ld.client().await.unwrap();
     let mut c2 = ld.client().await.unwrap();
-    let w1 = tokio::spawn(async move { c1.call("waitsendpay", json!({"payment_hash": hash(1)})).await.unwrap() });
-    let w2 = tokio::spawn(async move { c2.call("waitsendpay", json!([hash(2), 60])).await.unwrap() });
+    let w1 = tokio::spawn(async move {
+        c1.call("waitsendpay", json!({"payment_hash": hash(1)}))
+            .await
+            .unwrap()
+    });
+    let w2 =
+        tokio::spawn(async move { c2.call("waitsendpay", json!([hash(2), 60])).await.unwrap() });
     until_waiters(&ld, 2).await;
     let success = ld.succeed(&ok, &preimage(1)).await;
     ld.fail(&bad, Some(route_failure())).await;
@@ -143,7 +217,11 @@ async fn blocking_wait_is_released_by_success_and_by_failure() {
 
 async fn until_waiters(ld: &lightningd_standin::Lightningd, n: u64) {
     for _ in 0..1000 {
-        let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+        let st = ld
+            .call("paystate-status", json!({}))
+            .await
+            .unwrap()
+            .unwrap();
         if st["waiters"].as_u64() == Some(n) {
             return;
         }
@@ -160,7 +238,12 @@ async fn a_hundred_waiters_on_one_part_are_all_answered() {
     for _ in 0..100 {
         let mut c = ld.client().await.unwrap();
         tasks.push(tokio::spawn(async move {
-            c.call("waitsendpay", json!({"payment_hash": hash(1), "timeout": 60})).await.unwrap()
+            c.call(
+                "waitsendpay",
+                json!({"payment_hash": hash(1), "timeout": 60}),
+            )
+            .await
+            .unwrap()
         }));
     }
     until_waiters(&ld, 100).await;
@@ -177,13 +260,27 @@ async fn mpp_parts_are_waited_on_separately() {
     let h = hash(1);
     let (p1, p2) = (pending(&ld, &h, 1, 1), pending(&ld, &h, 1, 2));
     let mut c = ld.client().await.unwrap();
-    let w2 = tokio::spawn(async move { c.call("waitsendpay", json!({"payment_hash": hash(1), "partid": 2, "groupid": 1})).await.unwrap() });
+    let w2 = tokio::spawn(async move {
+        c.call(
+            "waitsendpay",
+            json!({"payment_hash": hash(1), "partid": 2, "groupid": 1}),
+        )
+        .await
+        .unwrap()
+    });
     until_waiters(&ld, 1).await;
     let s1 = ld.succeed(&p1, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
     assert!(!w2.is_finished(), "part 2 waits for part 2");
-    assert_eq!(wait(&ld, json!({"payment_hash": h, "partid": 1, "timeout": 0})).await.unwrap(), s1);
-    let e = wait(&ld, json!({"payment_hash": h, "timeout": 0})).await.unwrap_err();
+    assert_eq!(
+        wait(&ld, json!({"payment_hash": h, "partid": 1, "timeout": 0}))
+            .await
+            .unwrap(),
+        s1
+    );
+    let e = wait(&ld, json!({"payment_hash": h, "timeout": 0}))
+        .await
+        .unwrap_err();
     assert_eq!(code(&e), 208, "no part 0 in an MPP payment");
     let s2 = ld.succeed(&p2, &preimage(1)).await;
     assert_eq!(w2.await.unwrap().unwrap(), s2);
@@ -198,7 +295,14 @@ async fn a_notification_racing_the_wait_is_not_missed() {
     for n in 0..30u64 {
         let k = pending(&ld, &hash(n), 1, 0);
         let mut c = ld.client().await.unwrap();
-        let w = tokio::spawn(async move { c.call("waitsendpay", json!({"payment_hash": hash(n), "timeout": 10})).await.unwrap() });
+        let w = tokio::spawn(async move {
+            c.call(
+                "waitsendpay",
+                json!({"payment_hash": hash(n), "timeout": 10}),
+            )
+            .await
+            .unwrap()
+        });
         if n % 3 == 1 {
             tokio::task::yield_now().await;
         }
@@ -215,13 +319,31 @@ async fn parameter_errors_are_lightningds() {
     let ld = start().await;
     let h = hash(1);
     let cases = [
-        (json!({"payment_hash": "zz"}), "payment_hash: should be a 32 byte hex value: invalid token '\"zz\"'"),
+        (
+            json!({"payment_hash": "zz"}),
+            "payment_hash: should be a 32 byte hex value: invalid token '\"zz\"'",
+        ),
         (json!({}), "missing required parameter: payment_hash"),
-        (json!({"payment_hash": h, "timeout": -1}), "timeout: should be an integer: invalid token '-1'"),
-        (json!({"payment_hash": h, "timeout": 1.5}), "timeout: should be an integer: invalid token '1.5'"),
-        (json!({"payment_hash": h, "partid": "x"}), "partid: should be an unsigned 64 bit integer: invalid token '\"x\"'"),
-        (json!([h, 1, 0, 1, 5]), "too many parameters: got 5, expected 4"),
-        (json!({"payment_hash": 12}), "payment_hash: should be a 32 byte hex value: invalid token '12'"),
+        (
+            json!({"payment_hash": h, "timeout": -1}),
+            "timeout: should be an integer: invalid token '-1'",
+        ),
+        (
+            json!({"payment_hash": h, "timeout": 1.5}),
+            "timeout: should be an integer: invalid token '1.5'",
+        ),
+        (
+            json!({"payment_hash": h, "partid": "x"}),
+            "partid: should be an unsigned 64 bit integer: invalid token '\"x\"'",
+        ),
+        (
+            json!([h, 1, 0, 1, 5]),
+            "too many parameters: got 5, expected 4",
+        ),
+        (
+            json!({"payment_hash": 12}),
+            "payment_hash: should be a 32 byte hex value: invalid token '12'",
+        ),
     ];
     for (params, message) in cases {
         let e = wait(&ld, params.clone()).await.unwrap_err();

@@ -8,7 +8,7 @@
 //! at (1) or (2).
 
 use crate::app::App;
-use crate::domain::{Payment, PartKey, Status};
+use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::node::Node;
 use crate::params::{self, optional, required, Param};
@@ -172,7 +172,10 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
 /// from the node. If the datastore refuses now, start-up finishes it.
 async fn remove<D: Datastore, N: Node>(app: &App<D, N>, key: &PartKey) {
     if let Err(e) = app.ledger.remove(key).await {
-        log::warn!("Could not remove {key} from the ledger ({}); start-up will", e.message);
+        log::warn!(
+            "Could not remove {key} from the ledger ({}); start-up will",
+            e.message
+        );
     }
 }
 
@@ -194,14 +197,23 @@ mod tests {
     fn pairing_of_partid_and_groupid() {
         let both = parse(&json!([H, "complete", 0, 1])).unwrap();
         assert_eq!(both.part, Some((0, 1)));
-        for p in [json!({"payment_hash": H, "status": "complete", "partid": 0}), json!([H, "failed", null, 1])] {
-            assert_eq!(parse(&p).unwrap_err().message, "Must set both partid and groupid, or neither");
+        for p in [
+            json!({"payment_hash": H, "status": "complete", "partid": 0}),
+            json!([H, "failed", null, 1]),
+        ] {
+            assert_eq!(
+                parse(&p).unwrap_err().message,
+                "Must set both partid and groupid, or neither"
+            );
         }
     }
 
     #[test]
     fn status_is_required_and_never_pending() {
-        assert_eq!(parse(&json!([H])).unwrap_err().message, "missing required parameter: status");
+        assert_eq!(
+            parse(&json!([H])).unwrap_err().message,
+            "missing required parameter: status"
+        );
         assert_eq!(
             parse(&json!([H, "pending"])).unwrap_err().message,
             "status: Cannot delete pending status: invalid token '\"pending\"'"

@@ -12,6 +12,9 @@ use crate::error::{codes, RpcError};
 pub(crate) fn never_attempted(key: &PartKey) -> RpcError {
     RpcError::new(
         codes::PAY_NO_SUCH_PAYMENT,
-        format!("Never attempted payment part {} for '{}'", key.partid, key.payment_hash),
+        format!(
+            "Never attempted payment part {} for '{}'",
+            key.partid, key.payment_hash
+        ),
     )
 }

@@ -35,7 +35,10 @@ pub fn parse(params: &Value) -> Result<Request, RpcError> {
     Ok(Request {
         payment_hash: params::hash("payment_hash", s[0].expect("required"))?,
         timeout: s[1].map(|v| params::u32_number("timeout", v)).transpose()?,
-        partid: s[2].map(|v| params::u64_number("partid", v)).transpose()?.unwrap_or(0),
+        partid: s[2]
+            .map(|v| params::u64_number("partid", v))
+            .transpose()?
+            .unwrap_or(0),
         groupid: s[3].map(|v| params::u64_number("groupid", v)).transpose()?,
     })
 }
@@ -53,11 +56,13 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         Some(g) => g,
         None => {
             let parts = app.node.parts_of(hash).await?;
-            let highest = parts
-                .iter()
-                .map(|p| p.groupid)
-                .max()
-                .or_else(|| app.ledger.parts_of(&hash).iter().map(|p| p.payment.groupid).max());
+            let highest = parts.iter().map(|p| p.groupid).max().or_else(|| {
+                app.ledger
+                    .parts_of(&hash)
+                    .iter()
+                    .map(|p| p.payment.groupid)
+                    .max()
+            });
             node_parts = Some(parts);
             // No part at all: nothing to wait for, whatever the partid.
             highest.unwrap_or(0)
@@ -110,7 +115,8 @@ mod tests {
 
     #[test]
     fn named_and_positional_agree() {
-        let a = parse(&json!({"payment_hash": H, "timeout": 10, "partid": 2, "groupid": 3})).unwrap();
+        let a =
+            parse(&json!({"payment_hash": H, "timeout": 10, "partid": 2, "groupid": 3})).unwrap();
         let b = parse(&json!([H, 10, 2, 3])).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.timeout, Some(10));
@@ -123,7 +129,15 @@ mod tests {
         let e = parse(&json!([H, 1, 0, 1, 5])).unwrap_err();
         assert_eq!(e.message, "too many parameters: got 5, expected 4");
         let e = parse(&json!({"payment_hash": H, "timeout": "abc"})).unwrap_err();
-        assert_eq!(e.message, "timeout: should be an integer: invalid token '\"abc\"'");
-        assert_eq!(parse(&json!({"payment_hash": H, "timeout": "5"})).unwrap().timeout, Some(5));
+        assert_eq!(
+            e.message,
+            "timeout: should be an integer: invalid token '\"abc\"'"
+        );
+        assert_eq!(
+            parse(&json!({"payment_hash": H, "timeout": "5"}))
+                .unwrap()
+                .timeout,
+            Some(5)
+        );
     }
 }

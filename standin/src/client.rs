@@ -31,17 +31,29 @@ impl Client {
         self.call_with_id(id, method, params).await
     }
 
-    pub async fn call_with_id(&mut self, id: Value, method: &str, params: Value) -> Result<Result<Value, Value>> {
+    pub async fn call_with_id(
+        &mut self,
+        id: Value,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, Value>> {
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.stream.write_all(serde_json::to_string(&req)?.as_bytes()).await?;
+        self.stream
+            .write_all(serde_json::to_string(&req)?.as_bytes())
+            .await?;
         let resp = self.read().await?;
         if resp.get("id") != Some(&id) {
-            return Err(anyhow!("answer with id {:?} to request {id}", resp.get("id")));
+            return Err(anyhow!(
+                "answer with id {:?} to request {id}",
+                resp.get("id")
+            ));
         }
         if let Some(r) = resp.get("result") {
             return Ok(Ok(r.clone()));
         }
-        Ok(Err(resp.get("error").cloned().ok_or_else(|| anyhow!("neither result nor error: {resp}"))?))
+        Ok(Err(resp.get("error").cloned().ok_or_else(|| {
+            anyhow!("neither result nor error: {resp}")
+        })?))
     }
 
     async fn read(&mut self) -> Result<Value> {

@@ -21,7 +21,7 @@ fn hex(data: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -40,21 +40,28 @@ fn entry_json(key: &[String], r: &Record) -> Value {
 
 impl Datastore {
     fn has_children(&self, key: &[String]) -> bool {
-        self.entries.keys().any(|k| k.len() > key.len() && k.starts_with(key))
+        self.entries
+            .keys()
+            .any(|k| k.len() > key.len() && k.starts_with(key))
     }
 
     pub fn datastore(&mut self, params: &Value) -> Result<Value, Fail> {
         let p = params::collect(
             params,
-            &[("key", true), ("string", false), ("hex", false), ("mode", false), ("generation", false)],
+            &[
+                ("key", true),
+                ("string", false),
+                ("hex", false),
+                ("mode", false),
+                ("generation", false),
+            ],
         )?;
         let key = params::key("key", p[0].as_ref().unwrap())?;
         let data = match (&p[1], &p[2]) {
             (Some(s), None) => params::string("string", s)?.into_bytes(),
-            (None, Some(h)) => h
-                .as_str()
-                .and_then(unhex)
-                .ok_or_else(|| params::invalid(format!("hex: should be a hex value: invalid token '{h}'")))?,
+            (None, Some(h)) => h.as_str().and_then(unhex).ok_or_else(|| {
+                params::invalid(format!("hex: should be a hex value: invalid token '{h}'"))
+            })?,
             (Some(_), Some(_)) => return Err(params::invalid("Cannot have both hex and string")),
             (None, None) => return Err(params::invalid("Must have either hex or string")),
         };
@@ -62,14 +69,27 @@ impl Datastore {
             Some(m) => params::string("mode", m)?,
             None => "must-create".into(),
         };
-        if !["must-create", "must-replace", "create-or-replace", "must-append", "create-or-append"]
-            .contains(&mode.as_str())
+        if ![
+            "must-create",
+            "must-replace",
+            "create-or-replace",
+            "must-append",
+            "create-or-append",
+        ]
+        .contains(&mode.as_str())
         {
-            return Err(params::invalid(format!("mode: should be a valid mode: invalid token '\"{mode}\"'")));
+            return Err(params::invalid(format!(
+                "mode: should be a valid mode: invalid token '\"{mode}\"'"
+            )));
         }
-        let generation = p[4].as_ref().map(|g| params::u64("generation", g)).transpose()?;
+        let generation = p[4]
+            .as_ref()
+            .map(|g| params::u64("generation", g))
+            .transpose()?;
         if generation.is_some() && mode != "must-replace" && mode != "must-append" {
-            return Err(params::invalid("generation only valid with must-replace or must-append"));
+            return Err(params::invalid(
+                "generation only valid with must-replace or must-append",
+            ));
         }
         if self.has_children(&key) {
             return Err((1205, "Key has children already".into()));
@@ -82,18 +102,27 @@ impl Datastore {
         let existing = self.entries.get(&key).cloned();
         let record = match (existing, mode.as_str()) {
             (Some(_), "must-create") => return Err((1202, "Key already exists".into())),
-            (None, "must-replace" | "must-append") => return Err((1203, "Key does not exist".into())),
+            (None, "must-replace" | "must-append") => {
+                return Err((1203, "Key does not exist".into()))
+            }
             (Some(old), _) => {
                 if generation.is_some_and(|g| g != old.generation) {
                     return Err((1204, "generation is different".into()));
                 }
-                let data = if mode.ends_with("append") { [old.data, data].concat() } else { data };
+                let data = if mode.ends_with("append") {
+                    [old.data, data].concat()
+                } else {
+                    data
+                };
                 Record {
                     generation: old.generation + 1,
                     data,
                 }
             }
-            (None, _) => Record { generation: 0, data },
+            (None, _) => Record {
+                generation: 0,
+                data,
+            },
         };
         let out = entry_json(&key, &record);
         self.entries.insert(key, record);
@@ -102,7 +131,11 @@ impl Datastore {
 
     pub fn listdatastore(&self, params: &Value) -> Result<Value, Fail> {
         let p = params::collect(params, &[("key", false)])?;
-        let key = p[0].as_ref().map(|k| params::key("key", k)).transpose()?.unwrap_or_default();
+        let key = p[0]
+            .as_ref()
+            .map(|k| params::key("key", k))
+            .transpose()?
+            .unwrap_or_default();
         if let Some(r) = self.entries.get(&key) {
             return Ok(json!({"datastore": [entry_json(&key, r)]}));
         }
@@ -111,7 +144,11 @@ impl Datastore {
         for (k, r) in &self.entries {
             if k.len() > key.len() && k.starts_with(&key) {
                 let child = k[..key.len() + 1].to_vec();
-                let v = if child.len() == k.len() { entry_json(k, r) } else { json!({ "key": child }) };
+                let v = if child.len() == k.len() {
+                    entry_json(k, r)
+                } else {
+                    json!({ "key": child })
+                };
                 out.entry(child).or_insert(v);
             }
         }
@@ -121,7 +158,10 @@ impl Datastore {
     pub fn deldatastore(&mut self, params: &Value) -> Result<Value, Fail> {
         let p = params::collect(params, &[("key", true), ("generation", false)])?;
         let key = params::key("key", p[0].as_ref().unwrap())?;
-        let generation = p[1].as_ref().map(|g| params::u64("generation", g)).transpose()?;
+        let generation = p[1]
+            .as_ref()
+            .map(|g| params::u64("generation", g))
+            .transpose()?;
         let Some(r) = self.entries.get(&key) else {
             return Err((1200, "Key does not exist".into()));
         };
@@ -135,7 +175,11 @@ impl Datastore {
 
     pub fn datastoreusage(&self, params: &Value) -> Result<Value, Fail> {
         let p = params::collect(params, &[("key", false)])?;
-        let key = p[0].as_ref().map(|k| params::key("key", k)).transpose()?.unwrap_or_default();
+        let key = p[0]
+            .as_ref()
+            .map(|k| params::key("key", k))
+            .transpose()?
+            .unwrap_or_default();
         let total: usize = self
             .entries
             .iter()

@@ -34,15 +34,30 @@ pub use table::{Failure as PartFailure, NewPart as PartSpec};
 /// Commands lightningd has built in: a plugin method of one of these names
 /// crashes lightningd v26.06 (`name-clash.json`).
 pub const BUILTINS: &[&str] = &[
-    "getinfo", "listsendpays", "waitsendpay", "delpay", "sendpay", "datastore", "listdatastore",
-    "deldatastore", "datastoreusage", "listpays", "pay", "plugin", "stop", "help", "wait",
+    "getinfo",
+    "listsendpays",
+    "waitsendpay",
+    "delpay",
+    "sendpay",
+    "datastore",
+    "listdatastore",
+    "deldatastore",
+    "datastoreusage",
+    "listpays",
+    "pay",
+    "plugin",
+    "stop",
+    "help",
+    "wait",
 ];
 
 /// The folder beside the repository holding the official schemas and the
 /// recorded exchanges, if this checkout has one.
 pub fn shared_dir() -> Option<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    d.join("cln-fixtures").is_dir().then(|| d.canonicalize().unwrap_or(d))
+    d.join("cln-fixtures")
+        .is_dir()
+        .then(|| d.canonicalize().unwrap_or(d))
 }
 
 #[derive(Debug, Clone)]
@@ -200,18 +215,36 @@ impl Lightningd {
     /// does; `startup` is false for `plugin start` on a running node.
     pub async fn start_plugin(&self, startup: bool) -> Result<Value> {
         let core = &self.core;
-        if core.plugin.lock().unwrap().as_ref().is_some_and(|p| p.proc.is_alive()) {
+        if core
+            .plugin
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|p| p.proc.is_alive())
+        {
             bail!("plugin already running");
         }
-        let proc = PluginProc::spawn(&core.opts.plugin, &core.opts.env, core.logs.clone(), core.sent.clone())?;
+        let proc = PluginProc::spawn(
+            &core.opts.plugin,
+            &core.opts.env,
+            core.logs.clone(),
+            core.sent.clone(),
+        )?;
         let seq = core.seq.fetch_add(1, Ordering::Relaxed);
         let resp = tokio::time::timeout(
             Duration::from_secs(30),
-            proc.request(&format!("cln:getmanifest#{seq}"), "getmanifest", json!({"allow-deprecated-apis": false})),
+            proc.request(
+                &format!("cln:getmanifest#{seq}"),
+                "getmanifest",
+                json!({"allow-deprecated-apis": false}),
+            ),
         )
         .await
         .context("getmanifest timed out")??;
-        let manifest = resp.get("result").cloned().ok_or_else(|| anyhow!("getmanifest failed: {resp}"))?;
+        let manifest = resp
+            .get("result")
+            .cloned()
+            .ok_or_else(|| anyhow!("getmanifest failed: {resp}"))?;
         let methods: Vec<String> = manifest["rpcmethods"]
             .as_array()
             .into_iter()
@@ -228,19 +261,25 @@ impl Lightningd {
             .flatten()
             .filter_map(|s| s.as_str().map(str::to_owned))
             .collect();
-        let hook_filters = manifest["hooks"].as_array().into_iter().flatten().find_map(|h| {
-            (h["name"] == "rpc_command").then(|| {
-                h["filters"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|f| f.as_str().map(str::to_owned))
-                    .collect::<Vec<_>>()
-            })
-        });
+        let hook_filters = manifest["hooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|h| {
+                (h["name"] == "rpc_command").then(|| {
+                    h["filters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| f.as_str().map(str::to_owned))
+                        .collect::<Vec<_>>()
+                })
+            });
         let mut options = Map::new();
         for o in manifest["options"].as_array().into_iter().flatten() {
-            let Some(name) = o["name"].as_str() else { continue };
+            let Some(name) = o["name"].as_str() else {
+                continue;
+            };
             match (core.opts.plugin_options.get(name), o.get("default")) {
                 (Some(v), _) => options.insert(name.into(), v.clone()),
                 (None, Some(d)) => options.insert(name.into(), d.clone()),
@@ -269,10 +308,15 @@ impl Lightningd {
                     "bolt12_invoice": "020000", "channel_type": "08800000800000"}
             }
         });
-        let resp = tokio::time::timeout(Duration::from_secs(60), proc.request(&format!("cln:init#{seq}"), "init", init))
-            .await
-            .context("init timed out")??;
-        if resp.get("result").and_then(|r| r.get("disable")).is_some() || resp.get("error").is_some() {
+        let resp = tokio::time::timeout(
+            Duration::from_secs(60),
+            proc.request(&format!("cln:init#{seq}"), "init", init),
+        )
+        .await
+        .context("init timed out")??;
+        if resp.get("result").and_then(|r| r.get("disable")).is_some()
+            || resp.get("error").is_some()
+        {
             *core.plugin.lock().unwrap() = None;
             proc.stop(Duration::from_secs(5)).await;
             bail!("plugin disabled itself: {resp}");
@@ -309,12 +353,25 @@ impl Lightningd {
 
     /// What `sendpay` does to the table: a pending part. Returns its listing.
     pub fn create_part(&self, spec: NewPart) -> Value {
-        self.core.node.lock().unwrap().table.create(spec).expect("create_part")
+        self.core
+            .node
+            .lock()
+            .unwrap()
+            .table
+            .create(spec)
+            .expect("create_part")
     }
 
     /// The part completes: table updated, `sendpay_success` sent.
     pub async fn succeed(&self, key: &Key, preimage: &str) -> Value {
-        let payload = self.core.node.lock().unwrap().table.succeed(key, preimage, None).expect("succeed");
+        let payload = self
+            .core
+            .node
+            .lock()
+            .unwrap()
+            .table
+            .succeed(key, preimage, None)
+            .expect("succeed");
         let _ = self.core.events.send((key.clone(), Ok(payload.clone())));
         self.core.notify("sendpay_success", &payload).await;
         payload
@@ -325,7 +382,14 @@ impl Lightningd {
     /// `None` stores no reason (as a very old database would) and sends
     /// no notification.
     pub async fn fail(&self, key: &Key, failure: Option<Failure>) -> Option<Value> {
-        let payload = self.core.node.lock().unwrap().table.fail(key, failure).expect("fail");
+        let payload = self
+            .core
+            .node
+            .lock()
+            .unwrap()
+            .table
+            .fail(key, failure)
+            .expect("fail");
         let answer = match &payload {
             Some(p) => p.clone(),
             None => json!({"code": 209, "message": "Payment failure reason unknown"}),
@@ -455,7 +519,10 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
 impl Core {
     fn violation(&self, what: &str, errors: Vec<String>) {
         if !errors.is_empty() {
-            self.violations.lock().unwrap().push(format!("{what}: {errors:?}"));
+            self.violations
+                .lock()
+                .unwrap()
+                .push(format!("{what}: {errors:?}"));
         }
     }
 
@@ -466,11 +533,18 @@ impl Core {
     }
 
     fn active(&self) -> Option<Arc<ActivePlugin>> {
-        self.plugin.lock().unwrap().clone().filter(|p| p.proc.is_alive())
+        self.plugin
+            .lock()
+            .unwrap()
+            .clone()
+            .filter(|p| p.proc.is_alive())
     }
 
     async fn notify(&self, topic: &str, payload: &Value) {
-        self.check(|s| s.notification(topic, payload), &format!("{topic} notification"));
+        self.check(
+            |s| s.notification(topic, payload),
+            &format!("{topic} notification"),
+        );
         if let Some(p) = self.active() {
             if p.subscriptions.iter().any(|s| s == topic || s == "*") {
                 // Wrapped in an object named after the topic, as lightningd sends it.
@@ -493,8 +567,14 @@ impl Core {
         let params = req.get("params").cloned().unwrap_or_else(|| json!({}));
         let from_plugin = id_text(&id).starts_with(PLUGIN_ID_PREFIX);
         if from_plugin {
-            self.plugin_calls.lock().unwrap().push((method.clone(), params.clone()));
-            self.check(|s| s.request(&method, &params), &format!("plugin's {method} request"));
+            self.plugin_calls
+                .lock()
+                .unwrap()
+                .push((method.clone(), params.clone()));
+            self.check(
+                |s| s.request(&method, &params),
+                &format!("plugin's {method} request"),
+            );
             match self.take_fault(&method) {
                 Some(Fault::Hangup) => return Reply::Hangup,
                 Some(Fault::Stall) => std::future::pending::<()>().await,
@@ -515,18 +595,26 @@ impl Core {
         Reply::Answer(answer)
     }
 
-    async fn route(self: &Arc<Self>, id: &Value, method: &str, mut params: Value) -> Result<Value, Value> {
+    async fn route(
+        self: &Arc<Self>,
+        id: &Value,
+        method: &str,
+        mut params: Value,
+    ) -> Result<Value, Value> {
         let mut method = method.to_string();
         if let Some(p) = self.active() {
             let hooked = match &p.hook_filters {
-                Some(f) => f.is_empty() || f.iter().any(|m| *m == method) || self.opts.ignore_hook_filters,
+                Some(f) => f.is_empty() || f.contains(&method) || self.opts.ignore_hook_filters,
                 None => false,
             };
             if hooked {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 let hook_id = format!("{}/cln:rpc_command#{seq}", id_text(id));
                 let payload = json!({"rpc_command": {"jsonrpc": "2.0", "id": id, "method": method, "params": params}});
-                self.check(|s| s.hook_request("rpc_command", &payload), "rpc_command payload");
+                self.check(
+                    |s| s.hook_request("rpc_command", &payload),
+                    "rpc_command payload",
+                );
                 // A plugin that dies mid-hook: lightningd carries on without it.
                 if let Ok(resp) = p.proc.request(&hook_id, "rpc_command", payload).await {
                     let Some(r) = resp.get("result") else {
@@ -550,7 +638,7 @@ impl Core {
                     }
                 }
             }
-            if p.methods.iter().any(|m| *m == method) {
+            if p.methods.contains(&method) {
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 let call_id = format!("{}/cln:{method}#{seq}", id_text(id));
                 return match p.proc.request(&call_id, &method, params).await {
@@ -559,7 +647,9 @@ impl Core {
                         (_, Some(e)) => Err(e.clone()),
                         _ => Err(json!({"code": -32603, "message": "bad plugin reply"})),
                     },
-                    Err(_) => Err(json!({"code": -4, "message": "Plugin terminated before replying to RPC call."})),
+                    Err(_) => Err(
+                        json!({"code": -4, "message": "Plugin terminated before replying to RPC call."}),
+                    ),
                 };
             }
         }
@@ -569,18 +659,44 @@ impl Core {
     async fn builtin(self: &Arc<Self>, method: &str, params: Value) -> Result<Value, Value> {
         let fail = |(c, m): params::Fail| json!({"code": c, "message": m});
         match method {
-            "getinfo" => Ok(json!({"id": NODE_ID, "alias": "STANDIN", "color": "038194", "num_peers": 0,
+            "getinfo" => Ok(
+                json!({"id": NODE_ID, "alias": "STANDIN", "color": "038194", "num_peers": 0,
                 "num_pending_channels": 0, "num_active_channels": 0, "num_inactive_channels": 0,
                 "address": [], "binding": [], "version": "v26.06-standin", "blockheight": 101,
                 "network": "regtest", "fees_collected_msat": 0,
-                "lightning-dir": self.dir.to_string_lossy(), "our_features": {}})),
+                "lightning-dir": self.dir.to_string_lossy(), "our_features": {}}),
+            ),
             "listsendpays" => self.node.lock().unwrap().table.listsendpays(&params),
             "delpay" => self.node.lock().unwrap().table.delpay(&params),
             "waitsendpay" => self.waitsendpay(&params).await,
-            "datastore" => self.node.lock().unwrap().datastore.datastore(&params).map_err(fail),
-            "listdatastore" => self.node.lock().unwrap().datastore.listdatastore(&params).map_err(fail),
-            "deldatastore" => self.node.lock().unwrap().datastore.deldatastore(&params).map_err(fail),
-            "datastoreusage" => self.node.lock().unwrap().datastore.datastoreusage(&params).map_err(fail),
+            "datastore" => self
+                .node
+                .lock()
+                .unwrap()
+                .datastore
+                .datastore(&params)
+                .map_err(fail),
+            "listdatastore" => self
+                .node
+                .lock()
+                .unwrap()
+                .datastore
+                .listdatastore(&params)
+                .map_err(fail),
+            "deldatastore" => self
+                .node
+                .lock()
+                .unwrap()
+                .datastore
+                .deldatastore(&params)
+                .map_err(fail),
+            "datastoreusage" => self
+                .node
+                .lock()
+                .unwrap()
+                .datastore
+                .datastoreusage(&params)
+                .map_err(fail),
             _ => Err(json!({"code": -32601, "message": format!("Unknown command '{method}'")})),
         }
     }
@@ -612,7 +728,9 @@ impl Core {
         match timeout {
             Some(t) => tokio::time::timeout(Duration::from_secs(t.into()), wait)
                 .await
-                .unwrap_or_else(|_| Err(json!({"code": 200, "message": "Timed out while waiting"}))),
+                .unwrap_or_else(|_| {
+                    Err(json!({"code": 200, "message": "Timed out while waiting"}))
+                }),
             None => wait.await,
         }
     }

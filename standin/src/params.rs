@@ -26,7 +26,11 @@ pub fn collect(params: &Value, spec: &[(&str, bool)]) -> Result<Vec<Option<Value
         }
         Value::Array(a) => {
             if a.len() > spec.len() {
-                return Err(invalid(format!("too many parameters: got {}, expected {}", a.len(), spec.len())));
+                return Err(invalid(format!(
+                    "too many parameters: got {}, expected {}",
+                    a.len(),
+                    spec.len()
+                )));
             }
             for (i, v) in a.iter().enumerate() {
                 out[i] = Some(v.clone()).filter(|v| !v.is_null());
@@ -54,7 +58,9 @@ fn bad(name: &str, what: &str, v: &Value) -> Fail {
 /// `param_sha256`: 64 hex digits, either case; returns lowercase.
 pub fn sha256(name: &str, v: &Value) -> Result<String, Fail> {
     match v.as_str() {
-        Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => Ok(s.to_ascii_lowercase()),
+        Some(s) if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(s.to_ascii_lowercase())
+        }
         _ => Err(bad(name, "should be a 32 byte hex value", v)),
     }
 }
@@ -62,7 +68,9 @@ pub fn sha256(name: &str, v: &Value) -> Result<String, Fail> {
 fn digits(v: &Value) -> Option<u64> {
     match v {
         Value::Number(n) => n.as_u64(),
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
+        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
         _ => None,
     }
 }
@@ -78,7 +86,9 @@ pub fn u64(name: &str, v: &Value) -> Result<u64, Fail> {
 }
 
 pub fn string(name: &str, v: &Value) -> Result<String, Fail> {
-    v.as_str().map(str::to_owned).ok_or_else(|| bad(name, "should be a string", v))
+    v.as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| bad(name, "should be a string", v))
 }
 
 /// `param_datastore_key`: an array of strings, or one string.

@@ -43,7 +43,9 @@ impl PluginProc {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().with_context(|| format!("spawning {}", path.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("spawning {}", path.display()))?;
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take().expect("piped");
         let mut stdout = child.stdout.take().expect("piped");
@@ -114,11 +116,13 @@ impl PluginProc {
             self.pending.lock().unwrap().remove(id);
             return Err(e);
         }
-        rx.await.map_err(|_| anyhow!("plugin terminated before replying to {method}"))
+        rx.await
+            .map_err(|_| anyhow!("plugin terminated before replying to {method}"))
     }
 
     pub async fn notify(&self, method: &str, params: Value) -> Result<()> {
-        self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params})).await
+        self.write(&json!({"jsonrpc": "2.0", "method": method, "params": params}))
+            .await
     }
 
     /// Closes the plugin's stdin (as lightningd does on `plugin stop`) and
@@ -143,7 +147,11 @@ impl PluginProc {
     }
 }
 
-fn route_from_plugin(msg: Value, pending: &Mutex<HashMap<String, oneshot::Sender<Value>>>, logs: &Mutex<Vec<LogLine>>) {
+fn route_from_plugin(
+    msg: Value,
+    pending: &Mutex<HashMap<String, oneshot::Sender<Value>>>,
+    logs: &Mutex<Vec<LogLine>>,
+) {
     let is_response = msg.get("result").is_some() || msg.get("error").is_some();
     if is_response {
         let id = match msg.get("id") {

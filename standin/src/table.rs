@@ -165,7 +165,9 @@ impl Part {
     /// The error lightningd's `waitsendpay` answers for this failed part.
     pub fn stored_error(&self) -> Value {
         match &self.failure {
-            Some(f) => json!({"code": f.code, "message": f.message, "data": with_details(self.listing(), f)}),
+            Some(f) => {
+                json!({"code": f.code, "message": f.message, "data": with_details(self.listing(), f)})
+            }
             None => json!({"code": 209, "message": "Payment failure reason unknown"}),
         }
     }
@@ -245,7 +247,12 @@ impl Table {
     }
 
     /// Completes a pending part; returns the `sendpay_success` payload.
-    pub fn succeed(&mut self, key: &Key, preimage: &str, completed_at: Option<u64>) -> Result<Value, String> {
+    pub fn succeed(
+        &mut self,
+        key: &Key,
+        preimage: &str,
+        completed_at: Option<u64>,
+    ) -> Result<Value, String> {
         self.updated += 1;
         let updated = self.updated;
         let p = self.get_mut(key).ok_or("no such part")?;
@@ -274,7 +281,9 @@ impl Table {
         p.updated_index = Some(updated);
         p.completed_at = Some(now());
         p.failure = failure.clone();
-        Ok(failure.map(|f| json!({"code": f.code, "message": f.message, "data": with_details(before, &f)})))
+        Ok(failure.map(
+            |f| json!({"code": f.code, "message": f.message, "data": with_details(before, &f)}),
+        ))
     }
 
     pub fn listsendpays(&self, params: &Value) -> Result<Value, Value> {
@@ -290,10 +299,20 @@ impl Table {
             ],
         )
         .map_err(fail)?;
-        let bolt11 = p[0].as_ref().map(|v| params::string("bolt11", v)).transpose().map_err(fail)?;
-        let hash = p[1].as_ref().map(|v| params::sha256("payment_hash", v)).transpose().map_err(fail)?;
+        let bolt11 = p[0]
+            .as_ref()
+            .map(|v| params::string("bolt11", v))
+            .transpose()
+            .map_err(fail)?;
+        let hash = p[1]
+            .as_ref()
+            .map(|v| params::sha256("payment_hash", v))
+            .transpose()
+            .map_err(fail)?;
         if bolt11.is_some() && hash.is_some() {
-            return Err(fail(params::invalid("Can only specify one of {bolt11} or {payment_hash}")));
+            return Err(fail(params::invalid(
+                "Can only specify one of {bolt11} or {payment_hash}",
+            )));
         }
         let status = match &p[2] {
             None => None,
@@ -301,20 +320,38 @@ impl Table {
                 Some("pending") => Status::Pending,
                 Some("complete") => Status::Complete,
                 Some("failed") => Status::Failed,
-                _ => return Err(fail(params::invalid(format!("status: should be an invoice status: invalid token '{v}'")))),
+                _ => {
+                    return Err(fail(params::invalid(format!(
+                        "status: should be an invoice status: invalid token '{v}'"
+                    ))))
+                }
             }),
         };
         let index = match &p[3] {
             None => None,
             Some(v) => match v.as_str() {
                 Some(i @ ("created" | "updated")) => Some(i.to_string()),
-                _ => return Err(fail(params::invalid(format!("index: should be 'created' or 'updated': invalid token '{v}'")))),
+                _ => {
+                    return Err(fail(params::invalid(format!(
+                        "index: should be 'created' or 'updated': invalid token '{v}'"
+                    ))))
+                }
             },
         };
-        let start = p[4].as_ref().map(|v| params::u64("start", v)).transpose().map_err(fail)?;
-        let limit = p[5].as_ref().map(|v| params::number("limit", v)).transpose().map_err(fail)?;
+        let start = p[4]
+            .as_ref()
+            .map(|v| params::u64("start", v))
+            .transpose()
+            .map_err(fail)?;
+        let limit = p[5]
+            .as_ref()
+            .map(|v| params::number("limit", v))
+            .transpose()
+            .map_err(fail)?;
         if (start.is_some() || limit.is_some()) && index.is_none() {
-            return Err(fail(params::invalid("Can only specify {start} or {limit} with {index}")));
+            return Err(fail(params::invalid(
+                "Can only specify {start} or {limit} with {index}",
+            )));
         }
         let mut parts: Vec<&Part> = self
             .parts
@@ -344,12 +381,27 @@ impl Table {
         let parsed = (|| {
             let p = params::collect(
                 params,
-                &[("payment_hash", true), ("timeout", false), ("partid", false), ("groupid", false)],
+                &[
+                    ("payment_hash", true),
+                    ("timeout", false),
+                    ("partid", false),
+                    ("groupid", false),
+                ],
             )?;
             let hash = params::sha256("payment_hash", p[0].as_ref().unwrap())?;
-            let timeout = p[1].as_ref().map(|v| params::number("timeout", v)).transpose()?;
-            let partid = p[2].as_ref().map(|v| params::u64("partid", v)).transpose()?.unwrap_or(0);
-            let groupid = p[3].as_ref().map(|v| params::u64("groupid", v)).transpose()?;
+            let timeout = p[1]
+                .as_ref()
+                .map(|v| params::number("timeout", v))
+                .transpose()?;
+            let partid = p[2]
+                .as_ref()
+                .map(|v| params::u64("partid", v))
+                .transpose()?
+                .unwrap_or(0);
+            let groupid = p[3]
+                .as_ref()
+                .map(|v| params::u64("groupid", v))
+                .transpose()?;
             Ok::<_, Fail>((hash, timeout, partid, groupid))
         })();
         let (hash, timeout, partid, groupid) = match parsed {
@@ -366,13 +418,15 @@ impl Table {
         });
         let key = (hash.clone(), groupid, partid);
         match self.get(&key) {
-            None => Wait::Answer(Err(json!({"code": 208, "message": format!("Never attempted payment part {partid} for '{hash}'")}))),
+            None => Wait::Answer(Err(
+                json!({"code": 208, "message": format!("Never attempted payment part {partid} for '{hash}'")}),
+            )),
             Some(p) => match p.status {
                 Status::Complete => Wait::Answer(Ok(p.listing())),
                 Status::Failed => Wait::Answer(Err(p.stored_error())),
-                Status::Pending if timeout == Some(0) => {
-                    Wait::Answer(Err(json!({"code": 200, "message": "Timed out while waiting"})))
-                }
+                Status::Pending if timeout == Some(0) => Wait::Answer(Err(
+                    json!({"code": 200, "message": "Timed out while waiting"}),
+                )),
                 Status::Pending => Wait::Pending(key, timeout),
             },
         }
@@ -381,7 +435,12 @@ impl Table {
     pub fn delpay(&mut self, params: &Value) -> Result<Value, Value> {
         let p = params::collect(
             params,
-            &[("payment_hash", true), ("status", true), ("partid", false), ("groupid", false)],
+            &[
+                ("payment_hash", true),
+                ("status", true),
+                ("partid", false),
+                ("groupid", false),
+            ],
         )
         .map_err(fail)?;
         let hash = params::sha256("payment_hash", p[0].as_ref().unwrap()).map_err(fail)?;
@@ -390,34 +449,66 @@ impl Table {
             Some("complete") => Status::Complete,
             Some("failed") => Status::Failed,
             Some("pending") => {
-                return Err(fail(params::invalid(format!("status: Cannot delete pending status: invalid token '{sv}'"))))
+                return Err(fail(params::invalid(format!(
+                    "status: Cannot delete pending status: invalid token '{sv}'"
+                ))))
             }
-            _ => return Err(fail(params::invalid(format!("status: should be an invoice status: invalid token '{sv}'")))),
+            _ => {
+                return Err(fail(params::invalid(format!(
+                    "status: should be an invoice status: invalid token '{sv}'"
+                ))))
+            }
         };
-        let partid = p[2].as_ref().map(|v| params::u64("partid", v)).transpose().map_err(fail)?;
-        let groupid = p[3].as_ref().map(|v| params::u64("groupid", v)).transpose().map_err(fail)?;
+        let partid = p[2]
+            .as_ref()
+            .map(|v| params::u64("partid", v))
+            .transpose()
+            .map_err(fail)?;
+        let groupid = p[3]
+            .as_ref()
+            .map(|v| params::u64("groupid", v))
+            .transpose()
+            .map_err(fail)?;
         if partid.is_some() != groupid.is_some() {
-            return Err(fail(params::invalid("Must set both partid and groupid, or neither")));
+            return Err(fail(params::invalid(
+                "Must set both partid and groupid, or neither",
+            )));
         }
-        let mut parts: Vec<&Part> = self.parts.iter().filter(|x| x.payment_hash == hash).collect();
+        let mut parts: Vec<&Part> = self
+            .parts
+            .iter()
+            .filter(|x| x.payment_hash == hash)
+            .collect();
         if parts.is_empty() {
-            return Err(json!({"code": 208, "message": format!("Unknown payment with payment_hash: {hash}")}));
+            return Err(
+                json!({"code": 208, "message": format!("Unknown payment with payment_hash: {hash}")}),
+            );
         }
         if let (Some(pi), Some(gi)) = (partid, groupid) {
             parts.retain(|x| x.partid == pi && x.groupid == gi);
             if parts.is_empty() {
-                return Err(json!({"code": 208, "message": "No payment for that payment_hash with that partid and groupid"}));
+                return Err(
+                    json!({"code": 208, "message": "No payment for that payment_hash with that partid and groupid"}),
+                );
             }
         }
         let first = parts[0].status;
-        let doomed: Vec<Key> = parts.iter().filter(|x| x.status == status).map(|x| x.key()).collect();
+        let doomed: Vec<Key> = parts
+            .iter()
+            .filter(|x| x.status == status)
+            .map(|x| x.key())
+            .collect();
         if doomed.is_empty() {
             // lightningd's code here is 208 (its documentation says 211).
             return Err(json!({"code": 208, "message": format!(
                 "Payment with hash {hash} has {} status but it different from the one provided {}",
                 first.as_str(), status.as_str())}));
         }
-        let listed: Vec<Value> = parts.iter().filter(|x| x.status == status).map(|x| x.listing()).collect();
+        let listed: Vec<Value> = parts
+            .iter()
+            .filter(|x| x.status == status)
+            .map(|x| x.listing())
+            .collect();
         self.parts.retain(|x| !doomed.contains(&x.key()));
         Ok(json!({ "payments": listed }))
     }

@@ -21,7 +21,8 @@ pub async fn start() -> Lightningd {
 
 pub async fn start_with(takeover: bool) -> Lightningd {
     let mut o = options();
-    o.plugin_options.insert("paystate-takeover".into(), json!(takeover));
+    o.plugin_options
+        .insert("paystate-takeover".into(), json!(takeover));
     Lightningd::start(o).await.expect("plugin starts")
 }
 
@@ -58,7 +59,17 @@ pub fn pending(ld: &Lightningd, h: &str, groupid: u64, partid: u64) -> Key {
 }
 
 pub fn route_failure() -> PartFailure {
-    PartFailure::routing(204, "WIRE_UNKNOWN_NEXT_PEER", 16394, "reply from remote", 1, DEST, Some("1x1x1"), Some(0), Some("400a"))
+    PartFailure::routing(
+        204,
+        "WIRE_UNKNOWN_NEXT_PEER",
+        16394,
+        "reply from remote",
+        1,
+        DEST,
+        Some("1x1x1"),
+        Some(0),
+        Some("400a"),
+    )
 }
 
 pub fn destination_failure() -> PartFailure {
@@ -79,8 +90,13 @@ pub fn destination_failure() -> PartFailure {
 /// are handled asynchronously).
 pub async fn until_ledger_has(ld: &Lightningd, n: usize) -> Value {
     for _ in 0..500 {
-        let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
-        let total = st["parts"]["complete"].as_u64().unwrap() + st["parts"]["failed"].as_u64().unwrap();
+        let st = ld
+            .call("paystate-status", json!({}))
+            .await
+            .unwrap()
+            .unwrap();
+        let total =
+            st["parts"]["complete"].as_u64().unwrap() + st["parts"]["failed"].as_u64().unwrap();
         if total as usize == n {
             return st;
         }
@@ -92,7 +108,11 @@ pub async fn until_ledger_has(ld: &Lightningd, n: usize) -> Value {
 /// Waits until the catch-up reports done.
 pub async fn until_caught_up(ld: &Lightningd) -> Value {
     for _ in 0..500 {
-        let st = ld.call("paystate-status", json!({})).await.unwrap().unwrap();
+        let st = ld
+            .call("paystate-status", json!({}))
+            .await
+            .unwrap()
+            .unwrap();
         if st["catchup"]["state"] == "done" {
             return st;
         }
