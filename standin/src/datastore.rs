@@ -189,3 +189,71 @@ impl Datastore {
         Ok(json!({"datastoreusage": {"key": format!("[{}]", key.join(",")), "total_bytes": total}}))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_generations_and_children() {
+        let mut ds = Datastore::default();
+        let r = ds
+            .datastore(&json!({"key": ["p", "a"], "string": "v1"}))
+            .unwrap();
+        assert_eq!(
+            r,
+            json!({"key": ["p", "a"], "generation": 0, "hex": "7631", "string": "v1"})
+        );
+        assert_eq!(
+            ds.datastore(&json!({"key": ["p", "a"], "string": "v2"}))
+                .unwrap_err()
+                .0,
+            1202
+        );
+        let r = ds.datastore(&json!({"key": ["p", "a"], "string": "v2", "mode": "must-replace", "generation": 0})).unwrap();
+        assert_eq!(r["generation"], 1);
+        assert_eq!(
+            ds.datastore(
+                &json!({"key": ["p", "a"], "string": "v3", "mode": "must-replace", "generation": 0})
+            )
+            .unwrap_err()
+            .0,
+            1204
+        );
+        assert_eq!(
+            ds.datastore(&json!({"key": ["p"], "string": "x"}))
+                .unwrap_err()
+                .0,
+            1205
+        );
+        assert_eq!(
+            ds.datastore(&json!({"key": ["p", "a", "b"], "string": "x"}))
+                .unwrap_err()
+                .0,
+            1206
+        );
+        assert_eq!(
+            ds.datastore(&json!({"key": ["p", "z"], "string": "x", "mode": "must-replace"}))
+                .unwrap_err()
+                .0,
+            1203
+        );
+        ds.datastore(&json!({"key": ["p", "q", "deep"], "hex": "00ff"}))
+            .unwrap();
+        // Immediate children only: a value, or a bare parent key.
+        let l = ds.listdatastore(&json!({"key": ["p"]})).unwrap();
+        assert_eq!(l["datastore"][0]["key"], json!(["p", "a"]));
+        assert_eq!(l["datastore"][1], json!({"key": ["p", "q"]}));
+        assert_eq!(
+            ds.deldatastore(&json!({"key": ["p", "a"], "generation": 0}))
+                .unwrap_err()
+                .0,
+            1201
+        );
+        ds.deldatastore(&json!({"key": ["p", "a"]})).unwrap();
+        assert_eq!(
+            ds.deldatastore(&json!({"key": ["p", "a"]})).unwrap_err().0,
+            1200
+        );
+    }
+}

@@ -203,3 +203,37 @@ pub fn error_object(e: &Value) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn cln_types_and_keywords() {
+        let s = json!({"type": "object", "additionalProperties": false, "required": ["h"],
+            "properties": {"h": {"type": "hash"}, "n": {"type": "u32"}, "s": {"type": "string", "enum": ["a"]}}});
+        assert!(validate(&s, &json!({"h": "ab".repeat(32), "n": 5, "s": "a"})).is_empty());
+        assert_eq!(
+            validate(&s, &json!({"h": "AB".repeat(32)})).len(),
+            1,
+            "hashes are lowercase"
+        );
+        assert_eq!(
+            validate(&s, &json!({"h": "ab".repeat(32), "n": -1})).len(),
+            1
+        );
+        assert_eq!(
+            validate(&s, &json!({"h": "ab".repeat(32), "x": 1})).len(),
+            1
+        );
+        assert_eq!(validate(&s, &json!({})).len(), 1);
+        assert_eq!(
+            validate(&s, &json!({"h": "ab".repeat(32), "s": "b"})).len(),
+            1
+        );
+        let scid = json!({"type": "short_channel_id"});
+        assert!(validate(&scid, &json!("103x1x0")).is_empty());
+        assert!(!validate(&scid, &json!("103x1")).is_empty());
+    }
+}
