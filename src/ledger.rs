@@ -344,6 +344,14 @@ impl<D: Datastore> Ledger<D> {
         Ok(Recorded::Duplicate)
     }
 
+    /// Answers the part's waiters without recording it (the datastore
+    /// refused the write): they learn the outcome now, and the part is
+    /// imported again from the node on the next ask or at start-up.
+    pub fn wake(&self, part: Part) {
+        let key = part.key();
+        deliver(&mut self.state(), &key, &Arc::new(part));
+    }
+
     /// Durably marks a part as being deleted; from now on it is gone for
     /// every answer. The caller holds the hash's lock.
     pub async fn mark_deleting(&self, key: &PartKey, deleting: bool) -> Result<(), RpcError> {

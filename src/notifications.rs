@@ -41,19 +41,23 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
     }
     let outcome = {
         let _guard = app.ledger.lock(&key.payment_hash).await;
-        app.ledger.record(part).await
+        app.ledger.record(part.clone()).await
     };
     match outcome {
         Ok(Recorded::New) => log::info!("Recorded {} of {key}", topic.name()),
         Ok(Recorded::Duplicate) => log::debug!("Duplicate {} of {key} ignored", topic.name()),
         Ok(Recorded::Deleting) => log::debug!("{} of {key} ignored: being deleted", topic.name()),
-        // The part stays terminal in the node: the next catch-up imports it.
-        Err(e) => log::warn!(
-            "Could not record {} of {key}: {} ({})",
-            topic.name(),
-            e.message,
-            e.code
-        ),
+        // The part stays terminal in the node: the next waitsendpay on it,
+        // or the next start-up, imports it. Its waiters are answered now.
+        Err(e) => {
+            log::warn!(
+                "Could not record {} of {key}: {} ({})",
+                topic.name(),
+                e.message,
+                e.code
+            );
+            app.ledger.wake(part);
+        }
     }
 }
 
