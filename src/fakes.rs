@@ -1,1 +1,167 @@
+//! Hand-written fakes of the two ports, for fast unit tests of the ledger
+//! and the commands without a node.
 
+use crate::domain::{PartKey, Payment, Status};
+use crate::error::{codes, RpcError};
+use crate::node::Node;
+use crate::store::{Datastore, Entry};
+use cln_rpc::primitives::Sha256;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// The datastore's generation rules, in memory; `fail_next` makes the next
+/// write fail.
+#[derive(Default)]
+pub struct FakeDatastore {
+    pub entries: Mutex<BTreeMap<Vec<String>, (u64, String)>>,
+    pub fail_next: Mutex<Option<RpcError>>,
+}
+
+impl FakeDatastore {
+    fn fault(&self) -> Result<(), RpcError> {
+        match self.fail_next.lock().unwrap().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Datastore for FakeDatastore {
+    async fn create(&self, key: Vec<String>, value: String) -> Result<u64, RpcError> {
+        self.fault()?;
+        let mut e = self.entries.lock().unwrap();
+        if e.contains_key(&key) {
+            return Err(RpcError::new(
+                codes::DATASTORE_UPDATE_ALREADY_EXISTS,
+                "Key already exists",
+            ));
+        }
+        e.insert(key, (0, value));
+        Ok(0)
+    }
+
+    async fn replace(
+        &self,
+        key: Vec<String>,
+        value: String,
+        generation: u64,
+    ) -> Result<u64, RpcError> {
+        self.fault()?;
+        let mut e = self.entries.lock().unwrap();
+        match e.get_mut(&key) {
+            None => Err(RpcError::new(
+                codes::DATASTORE_UPDATE_DOES_NOT_EXIST,
+                "Key does not exist",
+            )),
+            Some((g, _)) if *g != generation => Err(RpcError::new(
+                codes::DATASTORE_UPDATE_WRONG_GENERATION,
+                "generation is different",
+            )),
+            Some(slot) => {
+                *slot = (generation + 1, value);
+                Ok(generation + 1)
+            }
+        }
+    }
+
+    async fn delete(&self, key: Vec<String>, generation: u64) -> Result<(), RpcError> {
+        self.fault()?;
+        let mut e = self.entries.lock().unwrap();
+        match e.get(&key) {
+            None => Err(RpcError::new(
+                codes::DATASTORE_DEL_DOES_NOT_EXIST,
+                "Key does not exist",
+            )),
+            Some((g, _)) if *g != generation => Err(RpcError::new(
+                codes::DATASTORE_DEL_WRONG_GENERATION,
+                "generation is different",
+            )),
+            Some(_) => {
+                e.remove(&key);
+                Ok(())
+            }
+        }
+    }
+
+    async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
+        let e = self.entries.lock().unwrap();
+        if let Some((g, v)) = e.get(&key) {
+            return Ok(vec![Entry {
+                key,
+                generation: *g,
+                string: Some(v.clone()),
+            }]);
+        }
+        Ok(e.iter()
+            .filter(|(k, _)| k.len() == key.len() + 1 && k.starts_with(&key))
+            .map(|(k, (g, v))| Entry {
+                key: k.clone(),
+                generation: *g,
+                string: Some(v.clone()),
+            })
+            .collect())
+    }
+}
+
+/// A node's payments table; records the deletes it was asked for.
+#[derive(Default)]
+pub struct FakeNode {
+    pub parts: Mutex<Vec<Payment>>,
+    pub deletes: Mutex<Vec<PartKey>>,
+}
+
+impl Node for FakeNode {
+    async fn parts_of(&self, hash: Sha256) -> Result<Vec<Payment>, RpcError> {
+        Ok(self
+            .parts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.payment_hash == hash)
+            .cloned()
+            .collect())
+    }
+
+    async fn updated_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
+        let mut v: Vec<Payment> = self
+            .parts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.updated_index.is_some_and(|u| u >= start))
+            .cloned()
+            .collect();
+        v.sort_by_key(|p| p.updated_index);
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+
+    async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
+        let parts = self.parts.lock().unwrap();
+        Ok(match parts.iter().find(|p| p.key() == key) {
+            None => Err(RpcError::new(codes::PAY_NO_SUCH_PAYMENT, "Never attempted")),
+            Some(p) if p.status == Status::Failed => Err(RpcError::new(204, "failed: WIRE_X (test)")
+                .with_data(json!({"created_index": p.created_index, "id": p.id, "payment_hash": p.payment_hash,
+                    "groupid": p.groupid, "amount_sent_msat": p.amount_sent_msat, "created_at": p.created_at,
+                    "status": "failed", "erring_index": 1, "failcode": 4103}))),
+            Some(p) => Ok(p.to_json()),
+        })
+    }
+
+    async fn delete_builtin(&self, key: PartKey, _status: Status) -> Result<(), RpcError> {
+        self.deletes.lock().unwrap().push(key);
+        self.parts.lock().unwrap().retain(|p| p.key() != key);
+        Ok(())
+    }
+}
+
+pub fn payment(n: u8, status: Status) -> Payment {
+    let hash = format!("{n:02x}").repeat(32);
+    serde_json::from_value(
+        json!({"created_index": n, "id": n, "payment_hash": hash, "groupid": 1,
+        "updated_index": n, "amount_sent_msat": 1000, "created_at": 1, "status": status,
+        "payment_preimage": if status == Status::Complete { Some("11".repeat(32)) } else { None }}),
+    )
+    .unwrap()
+}

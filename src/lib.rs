@@ -25,3 +25,5 @@ pub mod store;
 
 #[cfg(test)]
 mod fakes;
+#[cfg(test)]
+mod ledger_tests;
