@@ -56,6 +56,18 @@ impl Client {
         })?))
     }
 
+    /// Sends a request without waiting (pipelining); see [`Client::recv`].
+    pub async fn send(&mut self, id: Value, method: &str, params: Value) -> Result<()> {
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.stream.write_all(serde_json::to_string(&req)?.as_bytes()).await?;
+        Ok(())
+    }
+
+    /// The next response on this connection, whichever request it answers.
+    pub async fn recv(&mut self) -> Result<Value> {
+        self.read().await
+    }
+
     async fn read(&mut self) -> Result<Value> {
         loop {
             let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();

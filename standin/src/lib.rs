@@ -420,6 +420,12 @@ impl Lightningd {
         self.core.node.lock().unwrap().datastore.clone()
     }
 
+    /// Writes a datastore entry directly (to prepare a large ledger).
+    pub fn seed_datastore(&self, key: Vec<String>, value: &str) {
+        let mut node = self.core.node.lock().unwrap();
+        node.datastore.entries.insert(key, datastore::Record { generation: 0, data: value.as_bytes().to_vec() });
+    }
+
     /// Makes the next `times` calls to `method` fail with `fault`.
     pub fn inject(&self, method: &str, fault: Fault, times: usize) {
         let mut f = self.core.faults.lock().unwrap();

@@ -1,0 +1,294 @@
+//! paystate's own cost, measured end to end: the release binary under the
+//! lightningd stand-in. Prints one table. Run: `cargo bench --bench paystate`
+//! (`PAYSTATE_BENCH_QUICK=1` for a smaller run).
+
+use lightningd_standin::client::Client;
+use lightningd_standin::{Lightningd, Options, PartSpec};
+use paystate::domain::Part;
+use paystate::store::{self, StoredPart};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const DEST: &str = "033845802d25b4e074ccfd7cd8b339a41dc75bf9978a034800444b51d42b07799a";
+
+fn quick() -> bool {
+    std::env::var_os("PAYSTATE_BENCH_QUICK").is_some()
+}
+
+fn scale(n: usize) -> usize {
+    if quick() {
+        (n / 10).max(1)
+    } else {
+        n
+    }
+}
+
+fn hash(n: u64) -> String {
+    format!("{:064x}", 0xbe00_0000_0000u64 + n)
+}
+
+fn preimage(n: u64) -> String {
+    format!("{:064x}", 0x5eed_0000_0000u64 + n)
+}
+
+fn spec(n: u64) -> PartSpec {
+    PartSpec {
+        payment_hash: hash(n),
+        groupid: 1,
+        partid: 0,
+        amount_msat: Some(100_000),
+        amount_sent_msat: 101_000,
+        destination: Some(DEST.into()),
+        label: Some(format!("bench-{n}")),
+        bolt11: Some(format!("lnbcrt1u1p{}", "q".repeat(280))),
+        ..Default::default()
+    }
+}
+
+fn key(n: u64) -> (String, u64, u64) {
+    (hash(n), 1, 0)
+}
+
+async fn start() -> Lightningd {
+    let ld = Lightningd::start(Options::new(env!("CARGO_BIN_EXE_paystate"))).await.unwrap();
+    until_caught_up(&ld).await;
+    ld
+}
+
+async fn status(ld: &Lightningd) -> Value {
+    ld.call("paystate-status", json!({})).await.unwrap().unwrap()
+}
+
+async fn until_caught_up(ld: &Lightningd) {
+    while status(ld).await["catchup"]["state"] != "done" {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn until(ld: &Lightningd, f: impl Fn(&Value) -> bool) {
+    while !f(&status(ld).await) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn stats(mut v: Vec<Duration>) -> (Duration, Duration) {
+    v.sort();
+    let p = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    (p(0.5), p(0.99))
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+async fn timed_calls(c: &mut Client, n: usize, method: &str, params: Value) -> Vec<Duration> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let _ = c.call(method, params.clone()).await.unwrap();
+        out.push(t.elapsed());
+    }
+    out
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Registers one waiter per part on `conns` pipelined connections, resolves
+/// the parts one by one and returns each wake-up latency.
+async fn wake(ld: &Lightningd, first: u64, n: usize) -> Vec<Duration> {
+    let conns = n.clamp(1, 50);
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        clients.push(ld.client().await.unwrap());
+    }
+    for i in 0..n as u64 {
+        ld.create_part(spec(first + i));
+        let c = &mut clients[i as usize % conns];
+        c.send(json!(format!("w{}", first + i)), "waitsendpay", json!({"payment_hash": hash(first + i), "timeout": 120}))
+            .await
+            .unwrap();
+    }
+    until(ld, |s| s["waiters"].as_u64() == Some(n as u64)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for mut c in clients {
+        let tx = tx.clone();
+        let per = n / conns + usize::from(n % conns != 0);
+        tokio::spawn(async move {
+            for _ in 0..per {
+                match c.recv().await {
+                    Ok(v) => {
+                        let _ = tx.send((v["id"].as_str().unwrap_or("").to_string(), Instant::now()));
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut sent = std::collections::HashMap::new();
+    for i in 0..n as u64 {
+        sent.insert(format!("w{}", first + i), Instant::now());
+        ld.succeed(&key(first + i), &preimage(first + i)).await;
+    }
+    let mut out = Vec::new();
+    while out.len() < n {
+        let (id, at) = rx.recv().await.expect("every waiter answered");
+        out.push(at - sent[&id]);
+    }
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut row = |a: &str, b: String, c: String| {
+        println!("{a:<44} {b:<28} {c}");
+        rows.push((a.into(), b, c));
+    };
+    println!("paystate benchmark ({} run)\n", if quick() { "quick" } else { "full" });
+
+    let ld = start().await;
+    let mut c = ld.client().await.unwrap();
+    let rounds = scale(3000);
+    let floor = stats(timed_calls(&mut c, rounds, "paystate-status", json!({})).await);
+    row("floor: paystate-status round trip", format!("median {}", us(floor.0)), format!("p99 {}", us(floor.1)));
+
+    ld.create_part(spec(1));
+    ld.succeed(&key(1), &preimage(1)).await;
+    until(&ld, |s| s["parts"]["complete"] == 1).await;
+    for (label, method, params) in [
+        ("poll: waitsendpay (hook), no groupid", "waitsendpay", json!({"payment_hash": hash(1), "timeout": 0})),
+        ("poll: waitsendpay (hook), with groupid", "waitsendpay", json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1})),
+        ("poll: paystate-waitsendpay, no groupid", "paystate-waitsendpay", json!({"payment_hash": hash(1), "timeout": 0})),
+        ("poll: paystate-waitsendpay, with groupid", "paystate-waitsendpay", json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1})),
+    ] {
+        let s = stats(timed_calls(&mut c, rounds, method, params).await);
+        row(label, format!("median {}", us(s.0)), format!("{:.2}× floor", s.0.as_secs_f64() / floor.0.as_secs_f64()));
+    }
+
+    let mut next = 1000u64;
+    for n in [1usize, 100, scale(10_000)] {
+        let mut lat = Vec::new();
+        let reps = if n == 1 { scale(200) } else { 1 };
+        for _ in 0..reps {
+            lat.extend(wake(&ld, next, n).await);
+            next += n as u64;
+        }
+        let s = stats(lat);
+        row(
+            &format!("wake: {n} waiter(s), success to answer"),
+            format!("median {}", us(s.0)),
+            format!("p99 {} (+{} over floor)", us(s.1), us(s.0.saturating_sub(floor.0))),
+        );
+    }
+
+    for waiters in [0usize, 1000] {
+        let ld = start().await;
+        let mut held = Vec::new();
+        if waiters > 0 {
+            let mut w = ld.client().await.unwrap();
+            for i in 0..waiters as u64 {
+                ld.create_part(spec(900_000 + i));
+                w.send(json!(format!("h{i}")), "waitsendpay", json!({"payment_hash": hash(900_000 + i), "timeout": 600}))
+                    .await
+                    .unwrap();
+            }
+            held.push(w);
+            until(&ld, |s| s["waiters"].as_u64() == Some(waiters as u64)).await;
+        }
+        let n = scale(5000) as u64;
+        for i in 0..n {
+            ld.create_part(spec(i));
+        }
+        let t = Instant::now();
+        for i in 0..n {
+            ld.succeed(&key(i), &preimage(i)).await;
+        }
+        until(&ld, |s| s["parts"]["complete"].as_u64() == Some(n)).await;
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        row(&format!("notify throughput, {waiters} waiters"), format!("{rate:.0} notifications/s"), format!("{n} recorded"));
+    }
+
+    {
+        let ld = start().await;
+        let mut c = ld.client().await.unwrap();
+        let mut one = Vec::new();
+        for i in 0..scale(200) as u64 {
+            ld.create_part(spec(i));
+            ld.succeed(&key(i), &preimage(i)).await;
+        }
+        until(&ld, |s| s["parts"]["complete"].as_u64() == Some(scale(200) as u64)).await;
+        for i in 0..scale(200) as u64 {
+            let t = Instant::now();
+            c.call("delpay", json!([hash(i), "complete"])).await.unwrap().unwrap();
+            one.push(t.elapsed());
+        }
+        row("delpay: one part", format!("median {}", us(stats(one).0)), String::new());
+        let mut hundred = Vec::new();
+        for r in 0..5u64 {
+            let h = hash(50_000 + r);
+            for p in 0..100u64 {
+                ld.create_part(PartSpec { partid: p, ..spec(50_000 + r) });
+                ld.succeed(&(h.clone(), 1, p), &preimage(r)).await;
+            }
+            until(&ld, |s| s["parts"]["complete"].as_u64() == Some(100)).await;
+            let t = Instant::now();
+            let r = c.call("delpay", json!([h, "complete"])).await.unwrap().unwrap();
+            hundred.push(t.elapsed());
+            assert_eq!(r["payments"].as_array().unwrap().len(), 100);
+        }
+        row("delpay: a hash with 100 parts", format!("median {:.2} ms", stats(hundred).0.as_secs_f64() * 1e3), String::new());
+    }
+
+    for n in [0usize, scale(10_000), scale(100_000)] {
+        let ld = Lightningd::new(Options::new(env!("CARGO_BIN_EXE_paystate"))).await.unwrap();
+        for i in 0..n as u64 {
+            let mut v = ld.create_part(spec(i));
+            v["status"] = json!("complete");
+            v["payment_preimage"] = json!(preimage(i));
+            v["updated_index"] = json!(i + 1);
+            v["completed_at"] = v["created_at"].clone();
+            let part = Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap();
+            ld.seed_datastore(store::part_key(&part.key()), &StoredPart::encode(&part, false));
+        }
+        // Nothing to catch up: the node's table is empty.
+        let t = Instant::now();
+        ld.start_plugin(true).await.unwrap();
+        let init = t.elapsed();
+        until(&ld, |s| s["parts"]["complete"].as_u64() == Some(n as u64)).await;
+        let loaded = t.elapsed();
+        let pid = ld.plugin_pid().unwrap();
+        row(
+            &format!("start-up with {n} parts"),
+            format!("{:.0} ms to loaded", loaded.as_secs_f64() * 1e3),
+            format!("init answered at {:.0} ms; peak RSS {} MiB", init.as_secs_f64() * 1e3, rss_kib(pid, "VmHWM:") / 1024),
+        );
+    }
+
+    {
+        let ld = start().await;
+        let n = scale(10_000);
+        let mut clients = Vec::new();
+        for _ in 0..50 {
+            clients.push(ld.client().await.unwrap());
+        }
+        for i in 0..n as u64 {
+            ld.create_part(spec(i));
+            clients[i as usize % 50]
+                .send(json!(format!("m{i}")), "waitsendpay", json!({"payment_hash": hash(i), "timeout": 600}))
+                .await
+                .unwrap();
+        }
+        until(&ld, |s| s["waiters"].as_u64() == Some(n as u64)).await;
+        let pid = ld.plugin_pid().unwrap();
+        row(&format!("memory: {n} waiters"), format!("peak RSS {} MiB", rss_kib(pid, "VmHWM:") / 1024), String::new());
+    }
+    let _ = rows;
+}
