@@ -49,14 +49,23 @@ fn key(n: u64) -> (String, u64, u64) {
     (hash(n), 1, 0)
 }
 
+fn options() -> Options {
+    let mut o = Options::new(env!("CARGO_BIN_EXE_paystate"));
+    o.check_schemas = false;
+    o
+}
+
 async fn start() -> Lightningd {
-    let ld = Lightningd::start(Options::new(env!("CARGO_BIN_EXE_paystate"))).await.unwrap();
+    let ld = Lightningd::start(options()).await.unwrap();
     until_caught_up(&ld).await;
     ld
 }
 
 async fn status(ld: &Lightningd) -> Value {
-    ld.call("paystate-status", json!({})).await.unwrap().unwrap()
+    ld.call("paystate-status", json!({}))
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn until_caught_up(ld: &Lightningd) {
@@ -100,8 +109,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Registers one waiter per part on `conns` pipelined connections, resolves
-/// the parts one by one and returns each wake-up latency.
+/// Registers one waiter per part on pipelined connections, then resolves
+/// the parts one by one, each after the previous answer, and returns each
+/// wake-up latency (emitting `sendpay_success` to the caller's answer).
 async fn wake(ld: &Lightningd, first: u64, n: usize) -> Vec<Duration> {
     let conns = n.clamp(1, 50);
     let mut clients = Vec::new();
@@ -111,36 +121,33 @@ async fn wake(ld: &Lightningd, first: u64, n: usize) -> Vec<Duration> {
     for i in 0..n as u64 {
         ld.create_part(spec(first + i));
         let c = &mut clients[i as usize % conns];
-        c.send(json!(format!("w{}", first + i)), "waitsendpay", json!({"payment_hash": hash(first + i), "timeout": 120}))
-            .await
-            .unwrap();
+        c.send(
+            json!(format!("w{}", first + i)),
+            "waitsendpay",
+            json!({"payment_hash": hash(first + i), "timeout": 120}),
+        )
+        .await
+        .unwrap();
     }
     until(ld, |s| s["waiters"].as_u64() == Some(n as u64)).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for mut c in clients {
         let tx = tx.clone();
-        let per = n / conns + usize::from(n % conns != 0);
         tokio::spawn(async move {
-            for _ in 0..per {
-                match c.recv().await {
-                    Ok(v) => {
-                        let _ = tx.send((v["id"].as_str().unwrap_or("").to_string(), Instant::now()));
-                    }
-                    Err(_) => return,
-                }
+            while let Ok(v) = c.recv().await {
+                let _ = tx.send((v["id"].as_str().unwrap_or("").to_string(), Instant::now()));
             }
         });
     }
     drop(tx);
-    let mut sent = std::collections::HashMap::new();
-    for i in 0..n as u64 {
-        sent.insert(format!("w{}", first + i), Instant::now());
-        ld.succeed(&key(first + i), &preimage(first + i)).await;
-    }
+    // One at a time: each latency is one wake-up with the others waiting.
     let mut out = Vec::new();
-    while out.len() < n {
+    for i in 0..n as u64 {
+        let t = Instant::now();
+        ld.succeed(&key(first + i), &preimage(first + i)).await;
         let (id, at) = rx.recv().await.expect("every waiter answered");
-        out.push(at - sent[&id]);
+        assert_eq!(id, format!("w{}", first + i));
+        out.push(at - t);
     }
     out
 }
@@ -152,25 +159,52 @@ async fn main() {
         println!("{a:<44} {b:<28} {c}");
         rows.push((a.into(), b, c));
     };
-    println!("paystate benchmark ({} run)\n", if quick() { "quick" } else { "full" });
+    println!(
+        "paystate benchmark ({} run)\n",
+        if quick() { "quick" } else { "full" }
+    );
 
     let ld = start().await;
     let mut c = ld.client().await.unwrap();
     let rounds = scale(3000);
     let floor = stats(timed_calls(&mut c, rounds, "paystate-status", json!({})).await);
-    row("floor: paystate-status round trip", format!("median {}", us(floor.0)), format!("p99 {}", us(floor.1)));
+    row(
+        "floor: paystate-status round trip",
+        format!("median {}", us(floor.0)),
+        format!("p99 {}", us(floor.1)),
+    );
 
     ld.create_part(spec(1));
     ld.succeed(&key(1), &preimage(1)).await;
     until(&ld, |s| s["parts"]["complete"] == 1).await;
     for (label, method, params) in [
-        ("poll: waitsendpay (hook), no groupid", "waitsendpay", json!({"payment_hash": hash(1), "timeout": 0})),
-        ("poll: waitsendpay (hook), with groupid", "waitsendpay", json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1})),
-        ("poll: paystate-waitsendpay, no groupid", "paystate-waitsendpay", json!({"payment_hash": hash(1), "timeout": 0})),
-        ("poll: paystate-waitsendpay, with groupid", "paystate-waitsendpay", json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1})),
+        (
+            "poll: waitsendpay (hook), no groupid",
+            "waitsendpay",
+            json!({"payment_hash": hash(1), "timeout": 0}),
+        ),
+        (
+            "poll: waitsendpay (hook), with groupid",
+            "waitsendpay",
+            json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1}),
+        ),
+        (
+            "poll: paystate-waitsendpay, no groupid",
+            "paystate-waitsendpay",
+            json!({"payment_hash": hash(1), "timeout": 0}),
+        ),
+        (
+            "poll: paystate-waitsendpay, with groupid",
+            "paystate-waitsendpay",
+            json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1}),
+        ),
     ] {
         let s = stats(timed_calls(&mut c, rounds, method, params).await);
-        row(label, format!("median {}", us(s.0)), format!("{:.2}× floor", s.0.as_secs_f64() / floor.0.as_secs_f64()));
+        row(
+            label,
+            format!("median {}", us(s.0)),
+            format!("{:.2}× floor", s.0.as_secs_f64() / floor.0.as_secs_f64()),
+        );
     }
 
     let mut next = 1000u64;
@@ -185,7 +219,11 @@ async fn main() {
         row(
             &format!("wake: {n} waiter(s), success to answer"),
             format!("median {}", us(s.0)),
-            format!("p99 {} (+{} over floor)", us(s.1), us(s.0.saturating_sub(floor.0))),
+            format!(
+                "p99 {} (+{} over floor)",
+                us(s.1),
+                us(s.0.saturating_sub(floor.0))
+            ),
         );
     }
 
@@ -196,9 +234,13 @@ async fn main() {
             let mut w = ld.client().await.unwrap();
             for i in 0..waiters as u64 {
                 ld.create_part(spec(900_000 + i));
-                w.send(json!(format!("h{i}")), "waitsendpay", json!({"payment_hash": hash(900_000 + i), "timeout": 600}))
-                    .await
-                    .unwrap();
+                w.send(
+                    json!(format!("h{i}")),
+                    "waitsendpay",
+                    json!({"payment_hash": hash(900_000 + i), "timeout": 600}),
+                )
+                .await
+                .unwrap();
             }
             held.push(w);
             until(&ld, |s| s["waiters"].as_u64() == Some(waiters as u64)).await;
@@ -213,7 +255,11 @@ async fn main() {
         }
         until(&ld, |s| s["parts"]["complete"].as_u64() == Some(n)).await;
         let rate = n as f64 / t.elapsed().as_secs_f64();
-        row(&format!("notify throughput, {waiters} waiters"), format!("{rate:.0} notifications/s"), format!("{n} recorded"));
+        row(
+            &format!("notify throughput, {waiters} waiters"),
+            format!("{rate:.0} notifications/s"),
+            format!("{n} recorded"),
+        );
     }
 
     {
@@ -224,31 +270,52 @@ async fn main() {
             ld.create_part(spec(i));
             ld.succeed(&key(i), &preimage(i)).await;
         }
-        until(&ld, |s| s["parts"]["complete"].as_u64() == Some(scale(200) as u64)).await;
+        until(&ld, |s| {
+            s["parts"]["complete"].as_u64() == Some(scale(200) as u64)
+        })
+        .await;
         for i in 0..scale(200) as u64 {
             let t = Instant::now();
-            c.call("delpay", json!([hash(i), "complete"])).await.unwrap().unwrap();
+            c.call("delpay", json!([hash(i), "complete"]))
+                .await
+                .unwrap()
+                .unwrap();
             one.push(t.elapsed());
         }
-        row("delpay: one part", format!("median {}", us(stats(one).0)), String::new());
+        row(
+            "delpay: one part",
+            format!("median {}", us(stats(one).0)),
+            String::new(),
+        );
         let mut hundred = Vec::new();
         for r in 0..5u64 {
             let h = hash(50_000 + r);
             for p in 0..100u64 {
-                ld.create_part(PartSpec { partid: p, ..spec(50_000 + r) });
+                ld.create_part(PartSpec {
+                    partid: p,
+                    ..spec(50_000 + r)
+                });
                 ld.succeed(&(h.clone(), 1, p), &preimage(r)).await;
             }
             until(&ld, |s| s["parts"]["complete"].as_u64() == Some(100)).await;
             let t = Instant::now();
-            let r = c.call("delpay", json!([h, "complete"])).await.unwrap().unwrap();
+            let r = c
+                .call("delpay", json!([h, "complete"]))
+                .await
+                .unwrap()
+                .unwrap();
             hundred.push(t.elapsed());
             assert_eq!(r["payments"].as_array().unwrap().len(), 100);
         }
-        row("delpay: a hash with 100 parts", format!("median {:.2} ms", stats(hundred).0.as_secs_f64() * 1e3), String::new());
+        row(
+            "delpay: a hash with 100 parts",
+            format!("median {:.2} ms", stats(hundred).0.as_secs_f64() * 1e3),
+            String::new(),
+        );
     }
 
     for n in [0usize, scale(10_000), scale(100_000)] {
-        let ld = Lightningd::new(Options::new(env!("CARGO_BIN_EXE_paystate"))).await.unwrap();
+        let ld = Lightningd::new(options()).await.unwrap();
         for i in 0..n as u64 {
             let mut v = ld.create_part(spec(i));
             v["status"] = json!("complete");
@@ -256,7 +323,10 @@ async fn main() {
             v["updated_index"] = json!(i + 1);
             v["completed_at"] = v["created_at"].clone();
             let part = Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap();
-            ld.seed_datastore(store::part_key(&part.key()), &StoredPart::encode(&part, false));
+            ld.seed_datastore(
+                store::part_key(&part.key()),
+                &StoredPart::encode(&part, false),
+            );
         }
         // Nothing to catch up: the node's table is empty.
         let t = Instant::now();
@@ -268,7 +338,11 @@ async fn main() {
         row(
             &format!("start-up with {n} parts"),
             format!("{:.0} ms to loaded", loaded.as_secs_f64() * 1e3),
-            format!("init answered at {:.0} ms; peak RSS {} MiB", init.as_secs_f64() * 1e3, rss_kib(pid, "VmHWM:") / 1024),
+            format!(
+                "init answered at {:.0} ms; peak RSS {} MiB",
+                init.as_secs_f64() * 1e3,
+                rss_kib(pid, "VmHWM:") / 1024
+            ),
         );
     }
 
@@ -282,13 +356,21 @@ async fn main() {
         for i in 0..n as u64 {
             ld.create_part(spec(i));
             clients[i as usize % 50]
-                .send(json!(format!("m{i}")), "waitsendpay", json!({"payment_hash": hash(i), "timeout": 600}))
+                .send(
+                    json!(format!("m{i}")),
+                    "waitsendpay",
+                    json!({"payment_hash": hash(i), "timeout": 600}),
+                )
                 .await
                 .unwrap();
         }
         until(&ld, |s| s["waiters"].as_u64() == Some(n as u64)).await;
         let pid = ld.plugin_pid().unwrap();
-        row(&format!("memory: {n} waiters"), format!("peak RSS {} MiB", rss_kib(pid, "VmHWM:") / 1024), String::new());
+        row(
+            &format!("memory: {n} waiters"),
+            format!("peak RSS {} MiB", rss_kib(pid, "VmHWM:") / 1024),
+            String::new(),
+        );
     }
     let _ = rows;
 }

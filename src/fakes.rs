@@ -93,14 +93,29 @@ impl Datastore for FakeDatastore {
                 string: Some(v.clone()),
             }]);
         }
-        Ok(e.iter()
-            .filter(|(k, _)| k.len() == key.len() + 1 && k.starts_with(&key))
-            .map(|(k, (g, v))| Entry {
-                key: k.clone(),
-                generation: *g,
-                string: Some(v.clone()),
-            })
-            .collect())
+        // Immediate children: a value, or a bare parent key.
+        let mut out: BTreeMap<Vec<String>, Entry> = BTreeMap::new();
+        for (k, (g, v)) in e
+            .iter()
+            .filter(|(k, _)| k.len() > key.len() && k.starts_with(&key))
+        {
+            let child = k[..key.len() + 1].to_vec();
+            let entry = if child.len() == k.len() {
+                Entry {
+                    key: k.clone(),
+                    generation: *g,
+                    string: Some(v.clone()),
+                }
+            } else {
+                Entry {
+                    key: child.clone(),
+                    generation: 0,
+                    string: None,
+                }
+            };
+            out.entry(child).or_insert(entry);
+        }
+        Ok(out.into_values().collect())
     }
 }
 

@@ -28,6 +28,8 @@ struct Entry {
 #[derive(Default)]
 struct State {
     parts: BTreeMap<PartKey, Entry>,
+    /// Kept up to date on every change, so status costs nothing.
+    counts: Counts,
     waiters: HashMap<PartKey, Waiters>,
     waiter_count: usize,
     next_waiter: u64,
@@ -36,6 +38,28 @@ struct State {
 }
 
 impl State {
+    fn count(&mut self, e: &Entry, delta: isize) {
+        let slot = match (e.deleting, e.part.status()) {
+            (true, _) => &mut self.counts.deleting,
+            (false, Status::Failed) => &mut self.counts.failed,
+            (false, _) => &mut self.counts.complete,
+        };
+        *slot = slot.saturating_add_signed(delta);
+    }
+
+    fn insert(&mut self, key: PartKey, e: Entry) {
+        self.count(&e, 1);
+        if let Some(old) = self.parts.insert(key, e) {
+            self.count(&old, -1);
+        }
+    }
+
+    fn remove(&mut self, key: &PartKey) {
+        if let Some(old) = self.parts.remove(key) {
+            self.count(&old, -1);
+        }
+    }
+
     fn remove_waiter(&mut self, key: &PartKey, id: u64) {
         if let Some(list) = self.waiters.get_mut(key) {
             let before = list.len();
@@ -118,27 +142,35 @@ impl<D: Datastore> Ledger<D> {
     pub async fn load(store: D) -> Result<(Self, Vec<PartKey>), RpcError> {
         let mut st = State::default();
         let mut interrupted = Vec::new();
-        for e in store.list(store::parts_prefix()).await? {
-            let Some(s) = e.string.as_deref() else {
-                log::warn!("Skipping datastore entry {:?}: not a string", e.key);
+        // One listing per shard, decoded before the next is read: memory
+        // at load stays bounded by one shard's listing.
+        for shard in store.list(store::parts_prefix()).await? {
+            if shard.string.is_some() {
+                log::warn!("Skipping datastore entry {:?}: not a shard", shard.key);
                 continue;
-            };
-            match StoredPart::decode(s) {
-                Ok(sp) => {
-                    let key = sp.part.key();
-                    if sp.deleting {
-                        interrupted.push(key);
+            }
+            for e in store.list(shard.key).await? {
+                let Some(s) = e.string.as_deref() else {
+                    log::warn!("Skipping datastore entry {:?}: not a string", e.key);
+                    continue;
+                };
+                match StoredPart::decode(s) {
+                    Ok(sp) => {
+                        let key = sp.part.key();
+                        if sp.deleting {
+                            interrupted.push(key);
+                        }
+                        st.insert(
+                            key,
+                            Entry {
+                                part: Arc::new(sp.part),
+                                generation: e.generation,
+                                deleting: sp.deleting,
+                            },
+                        );
                     }
-                    st.parts.insert(
-                        key,
-                        Entry {
-                            part: Arc::new(sp.part),
-                            generation: e.generation,
-                            deleting: sp.deleting,
-                        },
-                    );
+                    Err(err) => log::warn!("Skipping datastore entry {:?}: {err}", e.key),
                 }
-                Err(err) => log::warn!("Skipping datastore entry {:?}: {err}", e.key),
             }
         }
         if let Some(e) = store.list(store::catchup_key()).await?.into_iter().next() {
@@ -253,16 +285,7 @@ impl<D: Datastore> Ledger<D> {
     }
 
     pub fn counts(&self) -> Counts {
-        let st = self.state();
-        let mut c = Counts::default();
-        for e in st.parts.values() {
-            match (e.deleting, e.part.status()) {
-                (true, _) => c.deleting += 1,
-                (false, Status::Failed) => c.failed += 1,
-                (false, _) => c.complete += 1,
-            }
-        }
-        c
+        self.state().counts
     }
 
     pub fn waiter_count(&self) -> usize {
@@ -294,7 +317,7 @@ impl<D: Datastore> Ledger<D> {
         };
         let part = Arc::new(part);
         let mut st = self.state();
-        st.parts.insert(
+        st.insert(
             key,
             Entry {
                 part: part.clone(),
@@ -329,7 +352,7 @@ impl<D: Datastore> Ledger<D> {
         let deleting = sp.deleting;
         let part = Arc::new(sp.part);
         let mut st = self.state();
-        st.parts.insert(
+        st.insert(
             key,
             Entry {
                 part: part.clone(),
@@ -371,9 +394,14 @@ impl<D: Datastore> Ledger<D> {
             .store
             .replace(store::part_key(key), value, generation)
             .await?;
-        if let Some(e) = self.state().parts.get_mut(key) {
-            e.generation = generation;
-            e.deleting = deleting;
+        let mut st = self.state();
+        if let Some(e) = st.parts.get(key) {
+            let updated = Entry {
+                part: e.part.clone(),
+                generation,
+                deleting,
+            };
+            st.insert(*key, updated);
         }
         Ok(())
     }
@@ -389,7 +417,7 @@ impl<D: Datastore> Ledger<D> {
             Err(e) if e.code == codes::DATASTORE_DEL_DOES_NOT_EXIST => {}
             Err(e) => return Err(e),
         }
-        self.state().parts.remove(key);
+        self.state().remove(key);
         Ok(())
     }
 

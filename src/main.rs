@@ -122,7 +122,8 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("cannot load the ledger: {e}");
         }
     };
-    let parts = ledger.list(None, None).len();
+    let c = ledger.counts();
+    let parts = c.complete + c.failed + c.deleting;
     let _ = shared.app.set(App::new(ledger, rpc, takeover));
     log::info!(
         "paystate started: {parts} parts in the ledger, takeover {}",

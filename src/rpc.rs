@@ -11,6 +11,8 @@ use crate::error::{codes, RpcError};
 use crate::node::Node;
 use crate::store::{Datastore, Entry};
 use cln_rpc::primitives::Sha256;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,12 +51,13 @@ impl Rpc {
     }
 
     /// One call: the inner result is lightningd's answer, the outer error a
-    /// failure to get one.
-    pub async fn call_raw(
+    /// failure to get one. The answer is decoded straight into `R`, so a
+    /// large one (a whole datastore listing) never exists as a `Value` tree.
+    pub async fn call_as<R: DeserializeOwned>(
         &self,
         method: &str,
         params: Value,
-    ) -> Result<Result<Value, RpcError>, RpcError> {
+    ) -> Result<Result<R, RpcError>, RpcError> {
         let id = format!(
             "{INTERNAL_ID_PREFIX}{}",
             self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -71,34 +74,45 @@ impl Rpc {
         let mut bytes = serde_json::to_vec(&request).expect("a request serializes");
         bytes.extend_from_slice(b"\n\n");
         conn.stream.write_all(&bytes).await.map_err(transport)?;
-        let mut response = read_value(&mut conn).await?;
-        if response.get("id").and_then(Value::as_str) != Some(id.as_str()) {
-            return Err(RpcError::lightningd(format!(
-                "lightningd answered {method} with a foreign id: {}",
-                response.get("id").unwrap_or(&Value::Null)
-            )));
-        }
+        let frame = read_frame(&mut conn).await?;
         {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < POOL_SIZE {
                 pool.push(conn);
             }
         }
-        if let Some(result) = response.get_mut("result") {
-            return Ok(Ok(result.take()));
+        let envelope: Envelope<R> = serde_json::from_slice(&frame).map_err(|e| {
+            RpcError::lightningd(format!(
+                "lightningd's answer to {method} is unreadable: {e}"
+            ))
+        })?;
+        if envelope.id.as_str() != Some(id.as_str()) {
+            return Err(RpcError::lightningd(format!(
+                "lightningd answered {method} with a foreign id: {}",
+                envelope.id
+            )));
         }
-        match response.get_mut("error").map(Value::take) {
-            Some(err) => Ok(Err(serde_json::from_value(err.clone()).unwrap_or_else(
+        match (envelope.result, envelope.error) {
+            (Some(result), _) => Ok(Ok(result)),
+            (None, Some(err)) => Ok(Err(serde_json::from_value(err.clone()).unwrap_or_else(
                 |_| {
                     RpcError::lightningd(format!(
                         "lightningd answered {method} with a malformed error: {err}"
                     ))
                 },
             ))),
-            None => Err(RpcError::lightningd(format!(
+            (None, None) => Err(RpcError::lightningd(format!(
                 "lightningd answered {method} with neither result nor error"
             ))),
         }
+    }
+
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, RpcError>, RpcError> {
+        self.call_as(method, params).await
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
@@ -106,28 +120,54 @@ impl Rpc {
     }
 }
 
-/// Reads one JSON value from the connection, keeping what follows it.
-async fn read_value(conn: &mut Conn) -> Result<Value, RpcError> {
+#[derive(Deserialize)]
+struct Envelope<R> {
+    #[serde(default)]
+    id: Value,
+    result: Option<R>,
+    error: Option<Value>,
+}
+
+/// Reads one message from the connection and returns its bytes, keeping
+/// what follows. lightningd ends every answer with a blank line: the buffer
+/// is checked only once one has arrived, so a large answer is not re-read
+/// for every chunk.
+async fn read_frame(conn: &mut Conn) -> Result<Vec<u8>, RpcError> {
+    let mut scanned = 0;
     loop {
-        let mut it = serde_json::Deserializer::from_slice(&conn.buf).into_iter::<Value>();
-        match it.next() {
-            Some(Ok(v)) => {
-                let used = it.byte_offset();
-                conn.buf.drain(..used);
-                return Ok(v);
+        if let Some(end) = find_blank_line(&conn.buf, scanned) {
+            let mut it = serde_json::Deserializer::from_slice(&conn.buf[..end])
+                .into_iter::<serde::de::IgnoredAny>();
+            match it.next() {
+                Some(Ok(_)) => {
+                    let used = it.byte_offset();
+                    let frame: Vec<u8> = conn.buf.drain(..used).collect();
+                    return Ok(frame);
+                }
+                Some(Err(e)) if !e.is_eof() => {
+                    return Err(transport(format!("unreadable answer: {e}")))
+                }
+                // Not the end after all (a blank line inside the value).
+                _ => scanned = end,
             }
-            Some(Err(e)) if !e.is_eof() => {
-                return Err(transport(format!("unreadable answer: {e}")))
-            }
-            _ => {}
+        } else {
+            scanned = conn.buf.len().saturating_sub(1);
         }
-        let mut chunk = [0u8; 64 * 1024];
+        let mut chunk = vec![0u8; 256 * 1024];
         let n = conn.stream.read(&mut chunk).await.map_err(transport)?;
         if n == 0 {
             return Err(transport("connection closed"));
         }
         conn.buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// The end of the first `\n\n` at or after `from`.
+fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| from + i + 2)
 }
 
 fn field<'a>(v: &'a Value, name: &str, method: &str) -> Result<&'a Value, RpcError> {
@@ -169,21 +209,31 @@ impl Datastore for Rpc {
     }
 
     async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
-        let r = self.call("listdatastore", json!({ "key": key })).await?;
-        let entries = field(&r, "datastore", "listdatastore")?
-            .as_array()
-            .ok_or_else(|| RpcError::lightningd("listdatastore answered a non-array"))?;
-        entries
-            .iter()
-            .map(|e| {
-                Ok(Entry {
-                    key: serde_json::from_value(field(e, "key", "listdatastore")?.clone())
-                        .map_err(|err| RpcError::lightningd(format!("listdatastore key: {err}")))?,
-                    generation: e.get("generation").and_then(Value::as_u64).unwrap_or(0),
-                    string: e.get("string").and_then(Value::as_str).map(str::to_owned),
-                })
+        #[derive(Deserialize)]
+        struct Listing {
+            datastore: Vec<Listed>,
+        }
+        // `hex` (the value again, twice as long) is skipped unread.
+        #[derive(Deserialize)]
+        struct Listed {
+            key: Vec<String>,
+            #[serde(default)]
+            generation: Option<u64>,
+            #[serde(default)]
+            string: Option<String>,
+        }
+        let listing: Listing = self
+            .call_as("listdatastore", json!({ "key": key }))
+            .await??;
+        Ok(listing
+            .datastore
+            .into_iter()
+            .map(|e| Entry {
+                key: e.key,
+                generation: e.generation.unwrap_or(0),
+                string: e.string,
             })
-            .collect()
+            .collect())
     }
 }
 

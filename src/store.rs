@@ -2,9 +2,12 @@
 //! ledger can be tested against an in-memory fake) and the key layout.
 //!
 //! Layout, version 1 (documented in the README):
-//! - `["paystate", "v1", "parts", "<payment_hash>-<groupid>-<partid>"]`:
+//! - `["paystate", "v1", "parts", "<hh>", "<payment_hash>-<groupid>-<partid>"]`:
 //!   one terminal part, JSON `{"payment": {...listsendpays fields...},
 //!   "failure": {"code", "message", "details"}?, "deleting": true?}`.
+//!   `<hh>` is the hash's first two hex digits: 256 shards, so that loading
+//!   reads many small listings rather than one huge one (lightningd sends
+//!   every value twice, as hex and as string).
 //! - `["paystate", "v1", "catchup"]`: JSON `{"updated_index": N}`, the
 //!   node's `updated_index` up to which catch-up has imported.
 
@@ -56,11 +59,10 @@ pub fn parts_prefix() -> Vec<String> {
 }
 
 pub fn part_key(key: &PartKey) -> Vec<String> {
+    let hash = key.payment_hash.to_string();
     let mut k = parts_prefix();
-    k.push(format!(
-        "{}-{}-{}",
-        key.payment_hash, key.groupid, key.partid
-    ));
+    k.push(hash[..2].to_string());
+    k.push(format!("{hash}-{}-{}", key.groupid, key.partid));
     k
 }
 

@@ -59,7 +59,9 @@ impl Client {
     /// Sends a request without waiting (pipelining); see [`Client::recv`].
     pub async fn send(&mut self, id: Value, method: &str, params: Value) -> Result<()> {
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.stream.write_all(serde_json::to_string(&req)?.as_bytes()).await?;
+        self.stream
+            .write_all(serde_json::to_string(&req)?.as_bytes())
+            .await?;
         Ok(())
     }
 
@@ -69,18 +71,25 @@ impl Client {
     }
 
     async fn read(&mut self) -> Result<Value> {
+        let mut scanned = 0;
         loop {
-            let mut it = serde_json::Deserializer::from_slice(&self.buf).into_iter::<Value>();
-            match it.next() {
-                Some(Ok(v)) => {
-                    let used = it.byte_offset();
-                    self.buf.drain(..used);
-                    return Ok(v);
+            // Answers end with a blank line: parse only once one is here.
+            if let Some(end) = crate::blank_line(&self.buf, scanned) {
+                let mut it =
+                    serde_json::Deserializer::from_slice(&self.buf[..end]).into_iter::<Value>();
+                match it.next() {
+                    Some(Ok(v)) => {
+                        let used = it.byte_offset();
+                        self.buf.drain(..used);
+                        return Ok(v);
+                    }
+                    Some(Err(e)) if !e.is_eof() => return Err(e.into()),
+                    _ => scanned = end,
                 }
-                Some(Err(e)) if !e.is_eof() => return Err(e.into()),
-                _ => {}
+            } else {
+                scanned = self.buf.len().saturating_sub(1);
             }
-            let mut chunk = [0u8; 65536];
+            let mut chunk = vec![0u8; 256 * 1024];
             let n = self.stream.read(&mut chunk).await?;
             if n == 0 {
                 return Err(anyhow!("connection closed by lightningd"));

@@ -69,6 +69,9 @@ pub struct Options {
     pub ignore_hook_filters: bool,
     /// Environment for the plugin process.
     pub env: Vec<(String, String)>,
+    /// Validate traffic against `../shared/cln-schemas` (off for benchmarks,
+    /// whose figures are paystate's cost, not the validator's).
+    pub check_schemas: bool,
 }
 
 impl Options {
@@ -78,6 +81,7 @@ impl Options {
             plugin_options: Map::new(),
             ignore_hook_filters: false,
             env: vec![],
+            check_schemas: true,
         }
     }
 }
@@ -134,6 +138,14 @@ const RPC_FILE: &str = "lightning-rpc";
 /// Plugin ids (`paystate-internal:N`) mark calls the plugin makes.
 const PLUGIN_ID_PREFIX: &str = "paystate-internal:";
 
+/// The end of the first blank line (`\n\n`) at or after `from`.
+pub(crate) fn blank_line(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| from + i + 2)
+}
+
 fn id_text(id: &Value) -> String {
     match id {
         Value::String(s) => s.clone(),
@@ -158,7 +170,9 @@ impl Lightningd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let listener = UnixListener::bind(dir.join(RPC_FILE)).context("binding the RPC socket")?;
-        let schemas = shared_dir().map(|d| Schemas::load(&d.join("cln-schemas")));
+        let schemas = shared_dir()
+            .filter(|_| opts.check_schemas)
+            .map(|d| Schemas::load(&d.join("cln-schemas")));
         let (events, _) = broadcast::channel(65536);
         let core = Arc::new(Core {
             dir,
@@ -423,7 +437,13 @@ impl Lightningd {
     /// Writes a datastore entry directly (to prepare a large ledger).
     pub fn seed_datastore(&self, key: Vec<String>, value: &str) {
         let mut node = self.core.node.lock().unwrap();
-        node.datastore.entries.insert(key, datastore::Record { generation: 0, data: value.as_bytes().to_vec() });
+        node.datastore.entries.insert(
+            key,
+            datastore::Record {
+                generation: 0,
+                data: value.as_bytes().to_vec(),
+            },
+        );
     }
 
     /// Makes the next `times` calls to `method` fail with `fault`.

@@ -55,22 +55,32 @@ impl PluginProc {
         tokio::spawn(async move {
             let mut buf: Vec<u8> = Vec::new();
             let mut chunk = vec![0u8; 256 * 1024];
+            let mut scanned = 0;
             'outer: loop {
-                loop {
-                    let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
+                // Plugins end each message with a blank line; parse only
+                // up to one, so big messages are not re-parsed per chunk.
+                while let Some(end) = crate::blank_line(&buf, scanned) {
+                    let mut it =
+                        serde_json::Deserializer::from_slice(&buf[..end]).into_iter::<Value>();
                     match it.next() {
                         Some(Ok(msg)) => {
                             let used = it.byte_offset();
                             buf.drain(..used);
+                            scanned = 0;
                             route_from_plugin(msg, &pend, &logs);
                         }
                         Some(Err(e)) if !e.is_eof() => {
                             eprintln!("stand-in: plugin wrote invalid JSON: {e}");
                             break 'outer;
                         }
-                        _ => break,
+                        Some(Err(_)) => scanned = end,
+                        None => {
+                            buf.drain(..end);
+                            scanned = 0;
+                        }
                     }
                 }
+                scanned = scanned.max(buf.len().saturating_sub(1));
                 match stdout.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
