@@ -52,6 +52,11 @@ fn key(n: u64) -> (String, u64, u64) {
 fn options() -> Options {
     let mut o = Options::new(env!("CARGO_BIN_EXE_paystate"));
     o.check_schemas = false;
+    if let Ok(v) = std::env::var("BENCH_PLUGIN_ENV") {
+        if let Some((k, v)) = v.split_once('=') {
+            o.env.push((k.into(), v.into()));
+        }
+    }
     o
 }
 

@@ -145,10 +145,15 @@ impl Datastore {
         if let Some(r) = self.entries.get(&key) {
             return Ok(json!({"datastore": [entry_json(&key, r)]}));
         }
-        // Immediate children: a value, or a bare parent key.
+        // Immediate children: a value, or a bare parent key. The keys under
+        // `key` are one contiguous range of the sorted map.
         let mut out: BTreeMap<Vec<String>, Value> = BTreeMap::new();
-        for (k, r) in &self.entries {
-            if k.len() > key.len() && k.starts_with(&key) {
+        for (k, r) in self
+            .entries
+            .range(key.clone()..)
+            .take_while(|(k, _)| k.starts_with(&key))
+        {
+            if k.len() > key.len() {
                 let child = k[..key.len() + 1].to_vec();
                 let v = if child.len() == k.len() {
                     entry_json(k, r)
