@@ -23,6 +23,11 @@ fn scale(n: usize) -> usize {
     }
 }
 
+/// `BENCH_ONLY=startup,memory` runs only those sections (for profiling).
+fn wanted(section: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |v| v.split(',').any(|s| s == section))
+}
+
 fn hash(n: u64) -> String {
     format!("{:064x}", 0xbe00_0000_0000u64 + n)
 }
@@ -50,7 +55,10 @@ fn key(n: u64) -> (String, u64, u64) {
 }
 
 fn options() -> Options {
-    let mut o = Options::new(env!("CARGO_BIN_EXE_paystate"));
+    // BENCH_PLUGIN runs another binary (e.g. a script wrapping it in a profiler).
+    let plugin =
+        std::env::var("BENCH_PLUGIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_paystate").into());
+    let mut o = Options::new(plugin);
     o.check_schemas = false;
     if let Ok(v) = std::env::var("BENCH_PLUGIN_ENV") {
         if let Some((k, v)) = v.split_once('=') {
@@ -169,70 +177,72 @@ async fn main() {
         if quick() { "quick" } else { "full" }
     );
 
-    let ld = start().await;
-    let mut c = ld.client().await.unwrap();
-    let rounds = scale(3000);
-    let floor = stats(timed_calls(&mut c, rounds, "paystate-status", json!({})).await);
-    row(
-        "floor: paystate-status round trip",
-        format!("median {}", us(floor.0)),
-        format!("p99 {}", us(floor.1)),
-    );
-
-    ld.create_part(spec(1));
-    ld.succeed(&key(1), &preimage(1)).await;
-    until(&ld, |s| s["parts"]["complete"] == 1).await;
-    for (label, method, params) in [
-        (
-            "poll: waitsendpay (hook), no groupid",
-            "waitsendpay",
-            json!({"payment_hash": hash(1), "timeout": 0}),
-        ),
-        (
-            "poll: waitsendpay (hook), with groupid",
-            "waitsendpay",
-            json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1}),
-        ),
-        (
-            "poll: paystate-waitsendpay, no groupid",
-            "paystate-waitsendpay",
-            json!({"payment_hash": hash(1), "timeout": 0}),
-        ),
-        (
-            "poll: paystate-waitsendpay, with groupid",
-            "paystate-waitsendpay",
-            json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1}),
-        ),
-    ] {
-        let s = stats(timed_calls(&mut c, rounds, method, params).await);
+    if wanted("calls") {
+        let ld = start().await;
+        let mut c = ld.client().await.unwrap();
+        let rounds = scale(3000);
+        let floor = stats(timed_calls(&mut c, rounds, "paystate-status", json!({})).await);
         row(
-            label,
-            format!("median {}", us(s.0)),
-            format!("{:.2}× floor", s.0.as_secs_f64() / floor.0.as_secs_f64()),
+            "floor: paystate-status round trip",
+            format!("median {}", us(floor.0)),
+            format!("p99 {}", us(floor.1)),
         );
-    }
 
-    let mut next = 1000u64;
-    for n in [1usize, 100, scale(10_000)] {
-        let mut lat = Vec::new();
-        let reps = if n == 1 { scale(200) } else { 1 };
-        for _ in 0..reps {
-            lat.extend(wake(&ld, next, n).await);
-            next += n as u64;
-        }
-        let s = stats(lat);
-        row(
-            &format!("wake: {n} waiter(s), success to answer"),
-            format!("median {}", us(s.0)),
-            format!(
-                "p99 {} (+{} over floor)",
-                us(s.1),
-                us(s.0.saturating_sub(floor.0))
+        ld.create_part(spec(1));
+        ld.succeed(&key(1), &preimage(1)).await;
+        until(&ld, |s| s["parts"]["complete"] == 1).await;
+        for (label, method, params) in [
+            (
+                "poll: waitsendpay (hook), no groupid",
+                "waitsendpay",
+                json!({"payment_hash": hash(1), "timeout": 0}),
             ),
-        );
+            (
+                "poll: waitsendpay (hook), with groupid",
+                "waitsendpay",
+                json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1}),
+            ),
+            (
+                "poll: paystate-waitsendpay, no groupid",
+                "paystate-waitsendpay",
+                json!({"payment_hash": hash(1), "timeout": 0}),
+            ),
+            (
+                "poll: paystate-waitsendpay, with groupid",
+                "paystate-waitsendpay",
+                json!({"payment_hash": hash(1), "timeout": 0, "groupid": 1}),
+            ),
+        ] {
+            let s = stats(timed_calls(&mut c, rounds, method, params).await);
+            row(
+                label,
+                format!("median {}", us(s.0)),
+                format!("{:.2}× floor", s.0.as_secs_f64() / floor.0.as_secs_f64()),
+            );
+        }
+
+        let mut next = 1000u64;
+        for n in [1usize, 100, scale(10_000)] {
+            let mut lat = Vec::new();
+            let reps = if n == 1 { scale(200) } else { 1 };
+            for _ in 0..reps {
+                lat.extend(wake(&ld, next, n).await);
+                next += n as u64;
+            }
+            let s = stats(lat);
+            row(
+                &format!("wake: {n} waiter(s), success to answer"),
+                format!("median {}", us(s.0)),
+                format!(
+                    "p99 {} (+{} over floor)",
+                    us(s.1),
+                    us(s.0.saturating_sub(floor.0))
+                ),
+            );
+        }
     }
 
-    for waiters in [0usize, 1000] {
+    for waiters in [0usize, 1000].into_iter().filter(|_| wanted("notify")) {
         let ld = start().await;
         let mut held = Vec::new();
         if waiters > 0 {
@@ -267,7 +277,7 @@ async fn main() {
         );
     }
 
-    {
+    if wanted("delpay") {
         let ld = start().await;
         let mut c = ld.client().await.unwrap();
         let mut one = Vec::new();
@@ -319,7 +329,10 @@ async fn main() {
         );
     }
 
-    for n in [0usize, scale(10_000), scale(100_000)] {
+    for n in [0usize, scale(10_000), scale(100_000)]
+        .into_iter()
+        .filter(|_| wanted("startup"))
+    {
         let ld = Lightningd::new(options()).await.unwrap();
         for i in 0..n as u64 {
             let mut v = ld.create_part(spec(i));
@@ -344,14 +357,16 @@ async fn main() {
             &format!("start-up with {n} parts"),
             format!("{:.0} ms to loaded", loaded.as_secs_f64() * 1e3),
             format!(
-                "init answered at {:.0} ms; peak RSS {} MiB",
+                "init answered at {:.0} ms; peak RSS {} MiB, now {} MiB",
                 init.as_secs_f64() * 1e3,
-                rss_kib(pid, "VmHWM:") / 1024
+                rss_kib(pid, "VmHWM:") / 1024,
+                rss_kib(pid, "VmRSS:") / 1024
             ),
         );
+        ld.stop_plugin().await;
     }
 
-    {
+    if wanted("memory") {
         let ld = start().await;
         let n = scale(10_000);
         let mut clients = Vec::new();
