@@ -143,14 +143,14 @@ fn unwrap_topic<'a>(params: &'a Value, topic: &str) -> &'a Value {
     }
 }
 
-fn payment_from(value: Value) -> Result<Payment, String> {
-    serde_json::from_value(value).map_err(|e| e.to_string())
+fn payment_from(value: &Value) -> Result<Payment, String> {
+    Payment::deserialize(value).map_err(|e| e.to_string())
 }
 
 impl Part {
     /// A `sendpay_success` notification's payload.
     pub fn from_success_notification(params: &Value) -> Result<Part, String> {
-        let mut payment = payment_from(unwrap_topic(params, "sendpay_success").clone())?;
+        let mut payment = payment_from(unwrap_topic(params, "sendpay_success"))?;
         if payment.payment_preimage.is_none() {
             return Err("complete payment without payment_preimage".into());
         }
@@ -194,7 +194,7 @@ impl Part {
                 details.insert(k, v);
             }
         }
-        let mut payment = payment_from(Value::Object(data))?;
+        let mut payment = payment_from(&Value::Object(data))?;
         payment.status = Status::Failed;
         Ok(Part {
             payment,

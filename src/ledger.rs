@@ -6,7 +6,7 @@ use crate::domain::{Part, PartKey, Status};
 use crate::error::{codes, RpcError};
 use crate::store::{self, Datastore, StoredPart, Watermark};
 use cln_rpc::primitives::Sha256;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,10 @@ use tokio::sync::oneshot;
 /// Writes to parts of one payment hash are serialized through one of these
 /// stripes (a fixed number, so memory does not grow with the hashes seen).
 const STRIPES: usize = 64;
+
+/// How many recent deletes are remembered against late notifications. A
+/// notification is late by milliseconds; this bounds the memory.
+const TOMBSTONES: usize = 16_384;
 
 /// The waiters of one part, each with its id (for unregistering).
 type Waiters = Vec<(u64, oneshot::Sender<Arc<Part>>)>;
@@ -35,6 +39,10 @@ struct State {
     next_waiter: u64,
     /// The catch-up watermark and the generation of its datastore entry.
     watermark: Option<(u64, u64)>,
+    /// Parts deleted in this run, by `created_index`: a notification still
+    /// in flight for one of them must not bring it back.
+    deleted: HashMap<PartKey, u64>,
+    deleted_order: VecDeque<PartKey>,
 }
 
 impl State {
@@ -296,10 +304,16 @@ impl<D: Datastore> Ledger<D> {
     /// holds the hash's lock.
     pub async fn record(&self, part: Part) -> Result<Recorded, RpcError> {
         let key = part.key();
-        match self.state().parts.get(&key) {
-            Some(e) if e.deleting => return Ok(Recorded::Deleting),
-            Some(_) => return Ok(Recorded::Duplicate),
-            None => {}
+        {
+            let st = self.state();
+            if st.deleted.get(&key) == Some(&part.payment.created_index) {
+                return Ok(Recorded::Deleting);
+            }
+            match st.parts.get(&key) {
+                Some(e) if e.deleting => return Ok(Recorded::Deleting),
+                Some(_) => return Ok(Recorded::Duplicate),
+                None => {}
+            }
         }
         let dskey = store::part_key(&key);
         let generation = match self
@@ -367,9 +381,9 @@ impl<D: Datastore> Ledger<D> {
         Ok(Recorded::Duplicate)
     }
 
-    /// Answers the part's waiters without recording it (the datastore
-    /// refused the write): they learn the outcome now, and the part is
-    /// imported again from the node on the next ask or at start-up.
+    /// Answers the part's waiters without recording it: a notification's
+    /// waiters learn the outcome before the datastore write (which, should
+    /// it fail, leaves the part to be imported from the node later).
     pub fn wake(&self, part: Part) {
         let key = part.key();
         deliver(&mut self.state(), &key, &Arc::new(part));
@@ -419,6 +433,20 @@ impl<D: Datastore> Ledger<D> {
         }
         self.state().remove(key);
         Ok(())
+    }
+
+    /// Remembers that this part (this attempt: its `created_index`) was
+    /// deleted, so that a notification for it arriving late is ignored.
+    pub fn tombstone(&self, key: PartKey, created_index: u64) {
+        let mut st = self.state();
+        if st.deleted.insert(key, created_index).is_none() {
+            st.deleted_order.push_back(key);
+            if st.deleted_order.len() > TOMBSTONES {
+                if let Some(old) = st.deleted_order.pop_front() {
+                    st.deleted.remove(&old);
+                }
+            }
+        }
     }
 
     pub fn watermark(&self) -> u64 {

@@ -39,25 +39,25 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
     if topic == Topic::Failure {
         fill_from_node(app, &mut part).await;
     }
+    // The outcome is lightningd's word, final whether or not the write below
+    // succeeds: waiters get it now, not one datastore round trip later.
+    app.ledger.wake(part.clone());
     let outcome = {
         let _guard = app.ledger.lock(&key.payment_hash).await;
-        app.ledger.record(part.clone()).await
+        app.ledger.record(part).await
     };
     match outcome {
-        Ok(Recorded::New) => log::info!("Recorded {} of {key}", topic.name()),
+        Ok(Recorded::New) => log::debug!("Recorded {} of {key}", topic.name()),
         Ok(Recorded::Duplicate) => log::debug!("Duplicate {} of {key} ignored", topic.name()),
         Ok(Recorded::Deleting) => log::debug!("{} of {key} ignored: being deleted", topic.name()),
         // The part stays terminal in the node: the next waitsendpay on it,
-        // or the next start-up, imports it. Its waiters are answered now.
-        Err(e) => {
-            log::warn!(
-                "Could not record {} of {key}: {} ({})",
-                topic.name(),
-                e.message,
-                e.code
-            );
-            app.ledger.wake(part);
-        }
+        // or the next start-up, imports it.
+        Err(e) => log::warn!(
+            "Could not record {} of {key}: {} ({})",
+            topic.name(),
+            e.message,
+            e.code
+        ),
     }
 }
 

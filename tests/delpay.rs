@@ -232,3 +232,32 @@ async fn a_terminal_part_the_ledger_missed_is_still_deleted() {
         "catch-up does not bring it back"
     );
 }
+
+#[tokio::test]
+async fn a_notification_arriving_after_its_delete_does_not_bring_it_back() {
+    let ld = start().await;
+    // Recorded, deleted, then the same notification again (late delivery).
+    let k = pending(&ld, &hash(1), 1, 0);
+    let late = ld.succeed(&k, &preimage(1)).await;
+    until_ledger_has(&ld, 1).await;
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
+    ld.notify_raw("sendpay_success", json!({ "sendpay_success": late }))
+        .await;
+    // Resolved while paystate was down, deleted before catch-up saw it,
+    // then its notification arrives.
+    ld.stop_plugin().await;
+    let k2 = pending(&ld, &hash(2), 1, 0);
+    let late2 = ld.succeed(&k2, &preimage(2)).await;
+    ld.start_plugin(false).await.unwrap();
+    delpay(&ld, json!([hash(2), "complete"])).await.unwrap();
+    ld.notify_raw("sendpay_success", json!({ "sendpay_success": late2 }))
+        .await;
+    until_caught_up(&ld).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(ledger(&ld, &hash(1)).await.is_empty());
+    assert!(ledger(&ld, &hash(2)).await.is_empty());
+    // A new attempt with the same identity is a new part, and is recorded.
+    let again = pending(&ld, &hash(1), 1, 0);
+    ld.succeed(&again, &preimage(1)).await;
+    until_ledger_has(&ld, 1).await;
+}

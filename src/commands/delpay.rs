@@ -97,19 +97,20 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let mut parts: Vec<Candidate> = known.into_values().collect();
     parts.sort_by_key(|c| c.payment.created_index);
 
+    // As lightningd: an unknown hash first, then an unknown part.
+    if parts.is_empty() {
+        return Err(RpcError::new(
+            codes::PAY_NO_SUCH_PAYMENT,
+            format!("Unknown payment with payment_hash: {hash}"),
+        ));
+    }
     if let Some((partid, groupid)) = req.part {
         parts.retain(|c| c.payment.partid == partid && c.payment.groupid == groupid);
-        if parts.is_empty() {
-            return Err(RpcError::new(
-                codes::PAY_NO_SUCH_PAYMENT,
-                "No payment for that payment_hash with that partid and groupid",
-            ));
-        }
     }
     let Some(first) = parts.first() else {
         return Err(RpcError::new(
             codes::PAY_NO_SUCH_PAYMENT,
-            format!("Unknown payment with payment_hash: {hash}"),
+            "No payment for that payment_hash with that partid and groupid",
         ));
     };
     let first_status = first.payment.status;
@@ -143,6 +144,10 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         }
         let deleted = app.node.delete_builtin(c.payment.key(), req.status).await;
         app.ledger.note_node_delete();
+        if deleted.is_ok() {
+            app.ledger
+                .tombstone(c.payment.key(), c.payment.created_index);
+        }
         if let Err(e) = deleted {
             // Parts before this one are gone from the node: finish them;
             // the others stay as they were.
@@ -160,6 +165,10 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         }
     }
     // (3) the ledger.
+    for c in parts.iter().filter(|c| c.in_ledger) {
+        app.ledger
+            .tombstone(c.payment.key(), c.payment.created_index);
+    }
     for key in &marked {
         remove(app, key).await;
     }

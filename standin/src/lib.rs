@@ -427,7 +427,15 @@ impl Lightningd {
     }
 
     pub fn parts(&self) -> Vec<table::Part> {
-        self.core.node.lock().unwrap().table.parts.clone()
+        self.core
+            .node
+            .lock()
+            .unwrap()
+            .table
+            .parts
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn datastore(&self) -> datastore::Datastore {

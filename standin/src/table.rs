@@ -4,6 +4,7 @@
 
 use crate::params::{self, Fail};
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -194,7 +195,10 @@ pub enum Wait {
 
 #[derive(Debug, Default, Clone)]
 pub struct Table {
-    pub parts: Vec<Part>,
+    /// By created_index.
+    pub parts: BTreeMap<u64, Part>,
+    /// Key to created_index, so lookups stay fast on a big table.
+    index: HashMap<Key, u64>,
     pub created: u64,
     pub updated: u64,
 }
@@ -207,11 +211,11 @@ pub fn now() -> u64 {
 
 impl Table {
     pub fn get(&self, key: &Key) -> Option<&Part> {
-        self.parts.iter().find(|p| &p.key() == key)
+        self.index.get(key).and_then(|c| self.parts.get(c))
     }
 
     fn get_mut(&mut self, key: &Key) -> Option<&mut Part> {
-        self.parts.iter_mut().find(|p| &p.key() == key)
+        self.index.get(key).and_then(|c| self.parts.get_mut(c))
     }
 
     /// What `sendpay` does to the table: a new pending part.
@@ -220,7 +224,9 @@ impl Table {
         if self.get(&key).is_some_and(|p| p.status != Status::Failed) {
             return Err(format!("part {key:?} exists already"));
         }
-        self.parts.retain(|p| p.key() != key);
+        if let Some(old) = self.index.remove(&key) {
+            self.parts.remove(&old);
+        }
         self.created += 1;
         let part = Part {
             created_index: self.created,
@@ -242,7 +248,8 @@ impl Table {
             failure: None,
         };
         let out = part.listing();
-        self.parts.push(part);
+        self.index.insert(part.key(), part.created_index);
+        self.parts.insert(part.created_index, part);
         Ok(out)
     }
 
@@ -355,7 +362,7 @@ impl Table {
         }
         let mut parts: Vec<&Part> = self
             .parts
-            .iter()
+            .values()
             .filter(|x| hash.as_ref().is_none_or(|h| &x.payment_hash == h))
             .filter(|x| bolt11.is_none() || x.bolt11 == bolt11)
             .filter(|x| status.is_none_or(|s| x.status == s))
@@ -410,7 +417,7 @@ impl Table {
         };
         let groupid = groupid.unwrap_or_else(|| {
             self.parts
-                .iter()
+                .values()
                 .filter(|x| x.payment_hash == hash)
                 .map(|x| x.groupid)
                 .max()
@@ -476,7 +483,7 @@ impl Table {
         }
         let mut parts: Vec<&Part> = self
             .parts
-            .iter()
+            .values()
             .filter(|x| x.payment_hash == hash)
             .collect();
         if parts.is_empty() {
@@ -509,7 +516,11 @@ impl Table {
             .filter(|x| x.status == status)
             .map(|x| x.listing())
             .collect();
-        self.parts.retain(|x| !doomed.contains(&x.key()));
+        for k in &doomed {
+            if let Some(c) = self.index.remove(k) {
+                self.parts.remove(&c);
+            }
+        }
         Ok(json!({ "payments": listed }))
     }
 }
