@@ -164,16 +164,18 @@ impl<D: Datastore> Ledger<D> {
                 };
                 match StoredPart::decode(s) {
                     Ok(sp) => {
-                        let key = sp.part.key();
-                        if sp.deleting {
+                        let deleting = sp.deleting;
+                        let part = sp.into_part();
+                        let key = part.key();
+                        if deleting {
                             interrupted.push(key);
                         }
                         st.insert(
                             key,
                             Entry {
-                                part: Arc::new(sp.part),
+                                part: Arc::new(part),
                                 generation: e.generation,
-                                deleting: sp.deleting,
+                                deleting,
                             },
                         );
                     }
@@ -364,7 +366,7 @@ impl<D: Datastore> Ledger<D> {
                 RpcError::lightningd(format!("unreadable datastore entry for {key}: {e}"))
             })?;
         let deleting = sp.deleting;
-        let part = Arc::new(sp.part);
+        let part = Arc::new(sp.into_part());
         let mut st = self.state();
         st.insert(
             key,

@@ -167,3 +167,23 @@ async fn catch_up_imports_failures_with_details_and_advances_the_watermark() {
     );
     assert_eq!(app.ledger.watermark(), 2);
 }
+
+/// Thousands of callers may wait at once: what each holds while waiting
+/// must stay small (the node calls are boxed, not inlined).
+#[tokio::test]
+async fn a_waiting_call_is_small() {
+    let app = app_with(&[], FakeNode::default()).await;
+    let payload = json!({});
+    let wait = crate::commands::waitsendpay::run(&app, json!([]));
+    let hook = crate::hook::handle(&app, &payload);
+    assert!(
+        std::mem::size_of_val(&wait) <= 1536,
+        "{}",
+        std::mem::size_of_val(&wait)
+    );
+    assert!(
+        std::mem::size_of_val(&hook) <= 1536,
+        "{}",
+        std::mem::size_of_val(&hook)
+    );
+}

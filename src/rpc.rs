@@ -26,6 +26,10 @@ pub const INTERNAL_ID_PREFIX: &str = "paystate-internal:";
 /// Idle connections kept for reuse.
 const POOL_SIZE: usize = 16;
 
+/// Calls in flight at once (and so connections open): thousands of
+/// concurrent waiters must not open thousands of sockets.
+const MAX_IN_FLIGHT: usize = 64;
+
 struct Conn {
     stream: UnixStream,
     buf: Vec<u8>,
@@ -35,6 +39,7 @@ pub struct Rpc {
     path: PathBuf,
     pool: Mutex<Vec<Conn>>,
     next_id: AtomicU64,
+    in_flight: tokio::sync::Semaphore,
 }
 
 fn transport(e: impl std::fmt::Display) -> RpcError {
@@ -47,6 +52,7 @@ impl Rpc {
             path,
             pool: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
     }
 
@@ -58,6 +64,11 @@ impl Rpc {
         method: &str,
         params: Value,
     ) -> Result<Result<R, RpcError>, RpcError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| RpcError::lightningd("RPC client closed"))?;
         let id = format!(
             "{INTERNAL_ID_PREFIX}{}",
             self.next_id.fetch_add(1, Ordering::Relaxed)
@@ -148,7 +159,11 @@ async fn read_frame(conn: &mut Conn) -> Result<Vec<u8>, RpcError> {
             match it.next() {
                 Some(Ok(_)) => {
                     let used = it.byte_offset();
-                    let frame: Vec<u8> = conn.buf.drain(..used).collect();
+                    let rest = conn.buf.split_off(used);
+                    // A pooled connection keeps a small buffer, whatever
+                    // size the last answer was.
+                    let frame = std::mem::replace(&mut conn.buf, rest);
+                    conn.buf.shrink_to(64 * 1024);
                     return Ok(frame);
                 }
                 Some(Err(e)) if !e.is_eof() => {
@@ -160,12 +175,16 @@ async fn read_frame(conn: &mut Conn) -> Result<Vec<u8>, RpcError> {
         } else {
             scanned = conn.buf.len().saturating_sub(1);
         }
-        let mut chunk = vec![0u8; 256 * 1024];
-        let n = conn.stream.read(&mut chunk).await.map_err(transport)?;
+        // Straight into the buffer's spare room: no zeroed scratch chunk.
+        conn.buf.reserve(64 * 1024);
+        let n = conn
+            .stream
+            .read_buf(&mut conn.buf)
+            .await
+            .map_err(transport)?;
         if n == 0 {
             return Err(transport("connection closed"));
         }
-        conn.buf.extend_from_slice(&chunk[..n]);
     }
 }
 

@@ -11,7 +11,7 @@
 //! - `["paystate", "v1", "catchup"]`: JSON `{"updated_index": N}`, the
 //!   node's `updated_index` up to which catch-up has imported.
 
-use crate::domain::{Part, PartKey};
+use crate::domain::{Failure, Part, PartKey, Payment};
 use crate::error::RpcError;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -70,13 +70,16 @@ pub fn catchup_key() -> Vec<String> {
     vec![ROOT.into(), LAYOUT_VERSION.into(), "catchup".into()]
 }
 
-/// A part as stored. `deleting` marks a delete in progress: the part is
-/// already gone for every answer, and start-up finishes the delete.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A part as stored: the fields of [`Part`] plus `deleting`, which marks a
+/// delete in progress (the part is already gone for every answer, and
+/// start-up finishes the delete). Spelled out rather than flattened, so
+/// decoding does not buffer every field first.
+#[derive(Debug, Clone, Deserialize)]
 pub struct StoredPart {
-    #[serde(flatten)]
-    pub part: Part,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub payment: Payment,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
     pub deleting: bool,
 }
 
@@ -84,16 +87,29 @@ impl StoredPart {
     pub fn encode(part: &Part, deleting: bool) -> String {
         #[derive(Serialize)]
         struct Ref<'a> {
-            #[serde(flatten)]
-            part: &'a Part,
+            payment: &'a Payment,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            failure: &'a Option<Failure>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             deleting: bool,
         }
-        serde_json::to_string(&Ref { part, deleting }).expect("a part always serializes")
+        serde_json::to_string(&Ref {
+            payment: &part.payment,
+            failure: &part.failure,
+            deleting,
+        })
+        .expect("a part always serializes")
     }
 
     pub fn decode(s: &str) -> Result<StoredPart, String> {
         serde_json::from_str(s).map_err(|e| e.to_string())
+    }
+
+    pub fn into_part(self) -> Part {
+        Part {
+            payment: self.payment,
+            failure: self.failure,
+        }
     }
 }
 

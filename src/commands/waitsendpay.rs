@@ -47,6 +47,8 @@ fn timed_out() -> RpcError {
     RpcError::new(codes::PAY_IN_PROGRESS, "Timed out while waiting")
 }
 
+/// The node calls are boxed: what stays in memory while a caller waits is
+/// the small waiting state, not the largest call's (thousands may wait).
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params)?;
     let hash = req.payment_hash;
@@ -55,7 +57,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let groupid = match req.groupid {
         Some(g) => g,
         None => {
-            let parts = app.node.parts_of(hash).await?;
+            let parts = Box::pin(app.node.parts_of(hash)).await?;
             let highest = parts.iter().map(|p| p.groupid).max().or_else(|| {
                 app.ledger
                     .parts_of(&hash)
@@ -82,7 +84,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     };
     let parts = match node_parts {
         Some(p) => p,
-        None => app.node.parts_of(hash).await?,
+        None => Box::pin(app.node.parts_of(hash)).await?,
     };
     let Some(in_node) = parts.into_iter().find(|p| p.key() == key) else {
         return Err(never_attempted(&key));
@@ -91,7 +93,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         // Terminal in the node but not in the ledger: its notification was
         // missed (paystate was not running). Import it now.
         drop(waiter);
-        return match catchup::import(app, in_node, deletes_before).await? {
+        return match Box::pin(catchup::import(app, in_node, deletes_before)).await? {
             Some(part) => part.waitsendpay_answer(),
             None => Err(never_attempted(&key)),
         };
