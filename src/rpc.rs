@@ -153,7 +153,7 @@ struct Envelope<R> {
 async fn read_frame(conn: &mut Conn) -> Result<Vec<u8>, RpcError> {
     let mut scanned = 0;
     loop {
-        if let Some(end) = find_blank_line(&conn.buf, scanned) {
+        while let Some(end) = find_blank_line(&conn.buf, scanned) {
             let mut it = serde_json::Deserializer::from_slice(&conn.buf[..end])
                 .into_iter::<serde::de::IgnoredAny>();
             match it.next() {
@@ -169,12 +169,16 @@ async fn read_frame(conn: &mut Conn) -> Result<Vec<u8>, RpcError> {
                 Some(Err(e)) if !e.is_eof() => {
                     return Err(transport(format!("unreadable answer: {e}")))
                 }
-                // Not the end after all (a blank line inside the value).
-                _ => scanned = end,
+                // Only the blank line that ended the previous answer.
+                None => {
+                    conn.buf.drain(..end);
+                    scanned = 0;
+                }
+                // A blank line inside a value: look further.
+                Some(Err(_)) => scanned = end,
             }
-        } else {
-            scanned = conn.buf.len().saturating_sub(1);
         }
+        scanned = scanned.max(conn.buf.len().saturating_sub(1));
         // Straight into the buffer's spare room: no zeroed scratch chunk.
         conn.buf.reserve(64 * 1024);
         let n = conn

@@ -74,7 +74,7 @@ impl Client {
         let mut scanned = 0;
         loop {
             // Answers end with a blank line: parse only once one is here.
-            if let Some(end) = crate::blank_line(&self.buf, scanned) {
+            while let Some(end) = crate::blank_line(&self.buf, scanned) {
                 let mut it =
                     serde_json::Deserializer::from_slice(&self.buf[..end]).into_iter::<Value>();
                 match it.next() {
@@ -84,11 +84,16 @@ impl Client {
                         return Ok(v);
                     }
                     Some(Err(e)) if !e.is_eof() => return Err(e.into()),
-                    _ => scanned = end,
+                    // Only the blank line after the last answer: drop it.
+                    None => {
+                        self.buf.drain(..end);
+                        scanned = 0;
+                    }
+                    // A blank line inside a value: look further.
+                    Some(Err(_)) => scanned = end,
                 }
-            } else {
-                scanned = self.buf.len().saturating_sub(1);
             }
+            scanned = scanned.max(self.buf.len().saturating_sub(1));
             let mut chunk = vec![0u8; 256 * 1024];
             let n = self.stream.read(&mut chunk).await?;
             if n == 0 {
