@@ -113,6 +113,20 @@ async fn timed_calls(c: &mut Client, n: usize, method: &str, params: Value) -> V
     out
 }
 
+/// User plus system CPU time the process has used, in ms.
+fn cpu_ms(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = s
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    ticks * 10
+}
+
 fn rss_kib(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     s.lines()
@@ -357,8 +371,9 @@ async fn main() {
             &format!("start-up with {n} parts"),
             format!("{:.0} ms to loaded", loaded.as_secs_f64() * 1e3),
             format!(
-                "init answered at {:.0} ms; peak RSS {} MiB, now {} MiB",
+                "init at {:.0} ms; plugin CPU {} ms; peak RSS {} MiB, now {} MiB",
                 init.as_secs_f64() * 1e3,
+                cpu_ms(pid),
                 rss_kib(pid, "VmHWM:") / 1024,
                 rss_kib(pid, "VmRSS:") / 1024
             ),

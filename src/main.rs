@@ -135,5 +135,10 @@ async fn main() -> anyhow::Result<()> {
     let catchup = shared.clone();
     tokio::spawn(async move { catchup::run(catchup.app().await, interrupted).await });
 
-    plugin.join().await
+    let done = plugin.join().await;
+    // Leave at once: tearing the runtime down while tasks still log makes
+    // cln-plugin's log writer panic. Nothing is lost by not unwinding:
+    // every datastore write is one atomic call, and start-up finishes or
+    // re-imports whatever was under way.
+    std::process::exit(if done.is_ok() { 0 } else { 1 })
 }
