@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 /// The built-in commands paystate takes over (the hook's `filters`).
 pub const TAKEN_OVER: [&str; 2] = ["waitsendpay", "delpay"];
 
-fn continue_() -> Value {
+/// The reply that lets lightningd run the command itself.
+pub fn continue_reply() -> Value {
     json!({"result": "continue"})
 }
 
@@ -30,22 +31,18 @@ pub fn passes_through(payload: &Value, takeover: bool) -> bool {
     internal || !takeover || !TAKEN_OVER.contains(&method)
 }
 
-pub fn continue_reply() -> Value {
-    continue_()
-}
-
 /// Answers one `rpc_command` hook call. Never fails: whatever it cannot
 /// handle continues to lightningd.
 pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, payload: &Value) -> Value {
     if passes_through(payload, app.takeover) {
-        return continue_();
+        return continue_reply();
     }
     let call = payload.get("rpc_command").unwrap_or(&Value::Null);
     let params = call.get("params").cloned().unwrap_or(Value::Null);
     let answer = match call.get("method").and_then(Value::as_str) {
         Some("waitsendpay") => waitsendpay::run(app, params).await,
         Some("delpay") => delpay::run(app, params).await,
-        _ => return continue_(),
+        _ => return continue_reply(),
     };
     match answer {
         Ok(result) => json!({"return": {"result": result}}),

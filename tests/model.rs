@@ -10,7 +10,6 @@
 mod common;
 use common::*;
 use lightningd_standin::table::{Part, Status};
-use lightningd_standin::Lightningd;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -99,26 +98,6 @@ fn expected_delpay(
         Ok(json!({ "payments": listed })),
         doomed.iter().map(|p| p.key()).collect(),
     )
-}
-
-async fn ledger_keys(ld: &Lightningd) -> BTreeSet<Key> {
-    let r = ld
-        .call("paystate-listsendpays", json!({}))
-        .await
-        .unwrap()
-        .unwrap();
-    r["payments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["payment_hash"].as_str().unwrap().to_string(),
-                p["groupid"].as_u64().unwrap(),
-                p["partid"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 async fn sequence(seed: u64, ops: usize) {

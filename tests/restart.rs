@@ -12,26 +12,6 @@ use std::time::Duration;
 
 type Key = (String, u64, u64);
 
-async fn ledger_keys(ld: &Lightningd) -> BTreeSet<Key> {
-    let r = ld
-        .call("paystate-listsendpays", json!({}))
-        .await
-        .unwrap()
-        .unwrap();
-    r["payments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["payment_hash"].as_str().unwrap().to_string(),
-                p["groupid"].as_u64().unwrap(),
-                p["partid"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
-}
-
 fn node_terminal_keys(ld: &Lightningd) -> BTreeSet<Key> {
     ld.parts()
         .iter()

@@ -125,3 +125,24 @@ pub async fn until_caught_up(ld: &Lightningd) -> Value {
 pub fn code(e: &Value) -> i64 {
     e["code"].as_i64().expect("error code")
 }
+
+/// The parts paystate's ledger lists, by key.
+pub async fn ledger_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
+    let r = ld
+        .call("paystate-listsendpays", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    r["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["payment_hash"].as_str().unwrap().to_string(),
+                p["groupid"].as_u64().unwrap(),
+                p["partid"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
