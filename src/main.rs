@@ -44,13 +44,45 @@ fn to_anyhow(r: Result<Value, RpcError>) -> Result<Value, anyhow::Error> {
     r.map_err(anyhow::Error::new)
 }
 
+type Input = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+type Output = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// lightningd talks to a plugin over pipes: read and write them as
+/// non-blocking pipes in the runtime's own event loop, rather than through
+/// tokio's stdin/stdout, which hop every read and write to a blocking
+/// thread. Anything else (a terminal, a file) falls back to those.
+fn stdio() -> (Input, Output) {
+    use std::os::fd::AsFd;
+    use tokio::net::unix::pipe;
+    let input: Input = match std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(anyhow::Error::from)
+        .and_then(|fd| Ok(pipe::Receiver::from_owned_fd(fd)?))
+    {
+        Ok(rx) => Box::new(rx),
+        Err(_) => Box::new(tokio::io::stdin()),
+    };
+    let output: Output = match std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(anyhow::Error::from)
+        .and_then(|fd| Ok(pipe::Sender::from_owned_fd(fd)?))
+    {
+        Ok(tx) => Box::new(tx),
+        Err(_) => Box::new(tokio::io::stdout()),
+    };
+    (input, output)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let filters = hook::TAKEN_OVER
         .iter()
         .map(|m| HookFilter::Str(m.to_string()))
         .collect();
-    let builder = Builder::new(tokio::io::stdin(), tokio::io::stdout())
+    let (stdin, stdout) = stdio();
+    let builder = Builder::new(stdin, stdout)
         .option(TAKEOVER)
         .rpcmethod(
             "paystate-waitsendpay",
@@ -108,6 +140,16 @@ async fn main() -> anyhow::Result<()> {
         .start(shared.clone())
         .await
         .context("starting the plugin")?;
+    // cln-plugin announces the end of its loop (stdin closed: `plugin stop`)
+    // only to those already waiting: start waiting now, before the ledger
+    // loads, or a stop during loading would go unheard.
+    let joined = plugin.join();
+    tokio::pin!(joined);
+    tokio::select! {
+        biased;
+        _ = &mut joined => std::process::exit(0),
+        _ = std::future::ready(()) => {}
+    }
 
     let (ledger, interrupted) = match Ledger::load(rpc.clone()).await {
         Ok(l) => l,
@@ -135,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     let catchup = shared.clone();
     tokio::spawn(async move { catchup::run(catchup.app().await, interrupted).await });
 
-    let done = plugin.join().await;
+    let done = joined.await;
     // Leave at once: tearing the runtime down while tasks still log makes
     // cln-plugin's log writer panic. Nothing is lost by not unwinding:
     // every datastore write is one atomic call, and start-up finishes or
