@@ -86,40 +86,40 @@ pub fn destination_failure() -> PartFailure {
     )
 }
 
-/// Waits until the plugin's ledger shows `n` parts in total (notifications
-/// are handled asynchronously).
-pub async fn until_ledger_has(ld: &Lightningd, n: usize) -> Value {
+/// Polls `paystate-status` until `done` holds (or fails the test).
+async fn until_status(ld: &Lightningd, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..500 {
         let st = ld
             .call("paystate-status", json!({}))
             .await
             .unwrap()
             .unwrap();
-        let total =
-            st["parts"]["complete"].as_u64().unwrap() + st["parts"]["failed"].as_u64().unwrap();
-        if total as usize == n {
+        if done(&st) {
             return st;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("ledger never reached {n} parts");
+    panic!("never {what}");
+}
+
+/// Waits until the plugin's ledger shows `n` parts in total (notifications
+/// are handled asynchronously).
+pub async fn until_ledger_has(ld: &Lightningd, n: usize) -> Value {
+    until_status(ld, &format!("{n} parts in the ledger"), |st| {
+        let total =
+            st["parts"]["complete"].as_u64().unwrap() + st["parts"]["failed"].as_u64().unwrap();
+        total as usize == n
+    })
+    .await
 }
 
 /// Waits until the catch-up reports done.
 pub async fn until_caught_up(ld: &Lightningd) -> Value {
-    for _ in 0..500 {
-        let st = ld
-            .call("paystate-status", json!({}))
-            .await
-            .unwrap()
-            .unwrap();
-        if st["catchup"]["state"] == "done" {
-            return st;
-        }
+    until_status(ld, "caught up", |st| {
         assert_ne!(st["catchup"]["state"], "failed", "{st}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("catch-up never finished");
+        st["catchup"]["state"] == "done"
+    })
+    .await
 }
 
 pub fn code(e: &Value) -> i64 {
