@@ -304,7 +304,8 @@ impl<D: Datastore> Ledger<D> {
 
     /// Records a terminal part durably, then wakes its waiters. The caller
     /// holds the hash's lock.
-    pub async fn record(&self, part: Part) -> Result<Recorded, RpcError> {
+    pub async fn record(&self, part: impl Into<Arc<Part>>) -> Result<Recorded, RpcError> {
+        let part: Arc<Part> = part.into();
         let key = part.key();
         {
             let st = self.state();
@@ -331,7 +332,6 @@ impl<D: Datastore> Ledger<D> {
             }
             Err(e) => return Err(e),
         };
-        let part = Arc::new(part);
         let mut st = self.state();
         st.insert(
             key,
@@ -386,9 +386,8 @@ impl<D: Datastore> Ledger<D> {
     /// Answers the part's waiters without recording it: a notification's
     /// waiters learn the outcome before the datastore write (which, should
     /// it fail, leaves the part to be imported from the node later).
-    pub fn wake(&self, part: Part) {
-        let key = part.key();
-        deliver(&mut self.state(), &key, &Arc::new(part));
+    pub fn wake(&self, part: &Arc<Part>) {
+        deliver(&mut self.state(), &part.key(), part);
     }
 
     /// Durably marks a part as being deleted; from now on it is gone for

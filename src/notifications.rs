@@ -7,6 +7,7 @@ use crate::ledger::Recorded;
 use crate::node::Node;
 use crate::store::Datastore;
 use serde_json::Value;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
@@ -41,7 +42,8 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
     }
     // The outcome is lightningd's word, final whether or not the write below
     // succeeds: waiters get it now, not one datastore round trip later.
-    app.ledger.wake(part.clone());
+    let part = Arc::new(part);
+    app.ledger.wake(&part);
     let outcome = {
         let _guard = app.ledger.lock(&key.payment_hash).await;
         app.ledger.record(part).await

@@ -36,6 +36,17 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// The one optional `key` parameter of `listdatastore` and `datastoreusage`
+/// (absent: the root).
+fn optional_key(params: &Value) -> Result<Vec<String>, Fail> {
+    let p = params::collect(params, &[("key", false)])?;
+    Ok(p[0]
+        .as_ref()
+        .map(|k| params::key("key", k))
+        .transpose()?
+        .unwrap_or_default())
+}
+
 fn entry_json(key: &[String], r: &Record) -> Value {
     let mut v = json!({"key": key, "generation": r.generation, "hex": hex(&r.data)});
     if let Ok(s) = std::str::from_utf8(&r.data) {
@@ -136,12 +147,7 @@ impl Datastore {
     }
 
     pub fn listdatastore(&self, params: &Value) -> Result<Value, Fail> {
-        let p = params::collect(params, &[("key", false)])?;
-        let key = p[0]
-            .as_ref()
-            .map(|k| params::key("key", k))
-            .transpose()?
-            .unwrap_or_default();
+        let key = optional_key(params)?;
         if let Some(r) = self.entries.get(&key) {
             return Ok(json!({"datastore": [entry_json(&key, r)]}));
         }
@@ -185,12 +191,7 @@ impl Datastore {
     }
 
     pub fn datastoreusage(&self, params: &Value) -> Result<Value, Fail> {
-        let p = params::collect(params, &[("key", false)])?;
-        let key = p[0]
-            .as_ref()
-            .map(|k| params::key("key", k))
-            .transpose()?
-            .unwrap_or_default();
+        let key = optional_key(params)?;
         let total: usize = self
             .entries
             .iter()
