@@ -30,7 +30,7 @@ pub async fn import<D: Datastore, N: Node>(
     let key = payment.key();
     let _guard = app.ledger.lock(&key.payment_hash).await;
     if app.ledger.holds(&key) {
-        return Ok(app.ledger.get(&key));
+        return app.ledger.get(&key).await;
     }
     let payment = if app.ledger.node_deletes() == deletes_before {
         payment
@@ -68,9 +68,9 @@ pub async fn import<D: Datastore, N: Node>(
         Recorded::Deleting => Ok(None),
         Recorded::New => {
             log::info!("Imported {key} from the node");
-            Ok(app.ledger.get(&key))
+            app.ledger.get(&key).await
         }
-        Recorded::Duplicate => Ok(app.ledger.get(&key)),
+        Recorded::Duplicate => app.ledger.get(&key).await,
     }
 }
 

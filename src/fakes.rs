@@ -65,7 +65,7 @@ impl Datastore for FakeDatastore {
         }
     }
 
-    async fn delete(&self, key: Vec<String>, generation: u64) -> Result<(), RpcError> {
+    async fn delete(&self, key: Vec<String>, generation: Option<u64>) -> Result<(), RpcError> {
         self.fault()?;
         let mut e = self.entries.lock().unwrap();
         match e.get(&key) {
@@ -73,7 +73,7 @@ impl Datastore for FakeDatastore {
                 codes::DATASTORE_DEL_DOES_NOT_EXIST,
                 "Key does not exist",
             )),
-            Some((g, _)) if *g != generation => Err(RpcError::new(
+            Some((g, _)) if generation.is_some_and(|w| w != *g) => Err(RpcError::new(
                 codes::DATASTORE_DEL_WRONG_GENERATION,
                 "generation is different",
             )),
@@ -89,7 +89,7 @@ impl Datastore for FakeDatastore {
         if let Some((g, v)) = e.get(&key) {
             return Ok(vec![Entry {
                 key,
-                generation: *g,
+                generation: Some(*g),
                 string: Some(v.clone()),
             }]);
         }
@@ -103,13 +103,13 @@ impl Datastore for FakeDatastore {
             let entry = if child.len() == k.len() {
                 Entry {
                     key: k.clone(),
-                    generation: *g,
+                    generation: Some(*g),
                     string: Some(v.clone()),
                 }
             } else {
                 Entry {
                     key: child.clone(),
-                    generation: 0,
+                    generation: None,
                     string: None,
                 }
             };

@@ -1,10 +1,14 @@
 //! The payment ledger: every terminal part paystate knows, indexed in memory
 //! for answers and kept durably in the node's datastore; and the callers
 //! waiting for a part to become terminal.
+//!
+//! The index holds what identifies each part, not the part itself (a node
+//! may have made millions): records are read from the datastore when asked
+//! for, and the most recently recorded or read are kept in a small cache.
 
 use crate::domain::{Part, PartKey, Status};
 use crate::error::{codes, RpcError};
-use crate::store::{self, Datastore, StoredPart, Watermark};
+use crate::store::{self, Datastore, Summary, Watermark};
 use cln_rpc::primitives::Sha256;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Bound;
@@ -20,13 +24,31 @@ const STRIPES: usize = 64;
 /// notification is late by milliseconds; this bounds the memory.
 const TOMBSTONES: usize = 16_384;
 
+/// How many parts are kept whole in memory. Polls and wake-ups concern the
+/// parts just resolved, which are here; any other costs one datastore read.
+pub const CACHED_PARTS: usize = 4096;
+
 /// The waiters of one part, each with its id (for unregistering).
 type Waiters = Vec<(u64, oneshot::Sender<Arc<Part>>)>;
 
+/// One part in the index: about 80 bytes, whatever the record's size.
 struct Entry {
-    part: Arc<Part>,
-    generation: u64,
+    created_index: u64,
+    status: Status,
     deleting: bool,
+    /// Read since it last had a chance of eviction.
+    recent: bool,
+    cached: Option<Arc<Part>>,
+}
+
+impl Entry {
+    fn summary(&self, key: PartKey) -> Summary {
+        Summary {
+            key,
+            created_index: self.created_index,
+            status: self.status,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -34,6 +56,8 @@ struct State {
     parts: BTreeMap<PartKey, Entry>,
     /// Kept up to date on every change, so status costs nothing.
     counts: Counts,
+    /// Keys of cached parts, oldest first (second chance for recent reads).
+    cache_order: VecDeque<PartKey>,
     waiters: HashMap<PartKey, Waiters>,
     waiter_count: usize,
     next_waiter: u64,
@@ -47,7 +71,36 @@ struct State {
 
 impl State {
     fn count(&mut self, e: &Entry, delta: isize) {
-        let slot = match (e.deleting, e.part.status()) {
+        self.count_as((e.deleting, e.status), delta);
+    }
+
+    fn insert(&mut self, key: PartKey, e: Entry) {
+        self.count(&e, 1);
+        let cached = e.cached.is_some();
+        if let Some(old) = self.parts.insert(key, e) {
+            self.count(&old, -1);
+        }
+        if cached {
+            self.note_cached(key);
+        }
+    }
+
+    fn remove(&mut self, key: &PartKey) {
+        if let Some(old) = self.parts.remove(key) {
+            self.count(&old, -1);
+        }
+    }
+
+    fn set_deleting(&mut self, key: &PartKey, deleting: bool) {
+        let Some(e) = self.parts.get(key) else { return };
+        let before = (e.deleting, e.status);
+        self.count_as(before, -1);
+        self.parts.get_mut(key).expect("just read").deleting = deleting;
+        self.count_as((deleting, before.1), 1);
+    }
+
+    fn count_as(&mut self, (deleting, status): (bool, Status), delta: isize) {
+        let slot = match (deleting, status) {
             (true, _) => &mut self.counts.deleting,
             (false, Status::Failed) => &mut self.counts.failed,
             (false, _) => &mut self.counts.complete,
@@ -55,16 +108,39 @@ impl State {
         *slot = slot.saturating_add_signed(delta);
     }
 
-    fn insert(&mut self, key: PartKey, e: Entry) {
-        self.count(&e, 1);
-        if let Some(old) = self.parts.insert(key, e) {
-            self.count(&old, -1);
+    /// A live part from the cache, marked as recently read.
+    fn cached(&mut self, key: &PartKey) -> Option<Arc<Part>> {
+        let e = self.parts.get_mut(key).filter(|e| !e.deleting)?;
+        e.recent = true;
+        e.cached.clone()
+    }
+
+    /// Keeps a part read from the datastore, if the index still holds that
+    /// very attempt.
+    fn fill(&mut self, summary: Summary, part: &Arc<Part>) {
+        if let Some(e) = self.parts.get_mut(&summary.key) {
+            if e.created_index == summary.created_index && e.cached.is_none() {
+                e.cached = Some(part.clone());
+                self.note_cached(summary.key);
+            }
         }
     }
 
-    fn remove(&mut self, key: &PartKey) {
-        if let Some(old) = self.parts.remove(key) {
-            self.count(&old, -1);
+    fn note_cached(&mut self, key: PartKey) {
+        self.cache_order.push_back(key);
+        // Each pass either evicts or clears a `recent` bit: this ends.
+        while self.cache_order.len() > CACHED_PARTS {
+            let Some(old) = self.cache_order.pop_front() else {
+                break;
+            };
+            match self.parts.get_mut(&old) {
+                Some(e) if e.recent && e.cached.is_some() => {
+                    e.recent = false;
+                    self.cache_order.push_back(old);
+                }
+                Some(e) => e.cached = None,
+                None => {}
+            }
         }
     }
 
@@ -135,6 +211,14 @@ pub struct Counts {
     pub deleting: usize,
 }
 
+/// What the index says of a part before its record is read.
+enum Known {
+    Cached(Arc<Part>),
+    Stored(Summary),
+    Deleting,
+    Absent,
+}
+
 pub struct Ledger<D> {
     store: D,
     state: Arc<Mutex<State>>,
@@ -145,47 +229,67 @@ pub struct Ledger<D> {
 }
 
 impl<D: Datastore> Ledger<D> {
-    /// Loads the ledger from the datastore. Returns it with the parts whose
-    /// delete was interrupted, for the caller to finish.
+    /// Loads the index from the datastore's names (no record is read).
+    /// Returns it with the parts whose delete was interrupted, for the
+    /// caller to finish.
     pub async fn load(store: D) -> Result<(Self, Vec<PartKey>), RpcError> {
         let mut st = State::default();
-        let mut interrupted = Vec::new();
-        // One listing per shard, decoded before the next is read: memory
-        // at load stays bounded by one shard's listing.
         for shard in store.list(store::parts_prefix()).await? {
-            if shard.string.is_some() {
+            if shard.generation.is_some() {
                 log::warn!("Skipping datastore entry {:?}: not a shard", shard.key);
                 continue;
             }
             for e in store.list(shard.key).await? {
-                let Some(s) = e.string.as_deref() else {
-                    log::warn!("Skipping datastore entry {:?}: not a string", e.key);
+                let Some(s) = name_of(&e, false) else {
                     continue;
                 };
-                match StoredPart::decode(s) {
-                    Ok(sp) => {
-                        let deleting = sp.deleting;
-                        let part = sp.into_part();
-                        let key = part.key();
-                        if deleting {
-                            interrupted.push(key);
-                        }
-                        st.insert(
-                            key,
-                            Entry {
-                                part: Arc::new(part),
-                                generation: e.generation,
-                                deleting,
-                            },
-                        );
+                match st.parts.get(&s.key) {
+                    // Two attempts of one part: only a foreign writer makes
+                    // this; the later attempt is the part lightningd knows.
+                    Some(old) if old.created_index > s.created_index => {
+                        log::warn!("Ignoring {}: a later attempt is recorded", s.name());
+                        continue;
                     }
-                    Err(err) => log::warn!("Skipping datastore entry {:?}: {err}", e.key),
+                    _ => {}
                 }
+                st.insert(
+                    s.key,
+                    Entry {
+                        created_index: s.created_index,
+                        status: s.status,
+                        deleting: false,
+                        recent: false,
+                        cached: None,
+                    },
+                );
             }
         }
+        let mut interrupted = Vec::new();
+        for e in store.list(store::deleting_prefix()).await? {
+            let Some(s) = name_of(&e, true) else { continue };
+            match st.parts.get(&s.key) {
+                Some(e) if e.created_index == s.created_index => st.set_deleting(&s.key, true),
+                // The record went before the mark did: the delete still
+                // has its mark to remove (and the node's table to check).
+                _ => st.insert(
+                    s.key,
+                    Entry {
+                        created_index: s.created_index,
+                        status: s.status,
+                        deleting: true,
+                        recent: false,
+                        cached: None,
+                    },
+                ),
+            }
+            interrupted.push(s.key);
+        }
         if let Some(e) = store.list(store::catchup_key()).await?.into_iter().next() {
-            match e.string.as_deref().map(serde_json::from_str::<Watermark>) {
-                Some(Ok(w)) => st.watermark = Some((w.updated_index, e.generation)),
+            match (
+                e.string.as_deref().map(serde_json::from_str::<Watermark>),
+                e.generation,
+            ) {
+                (Some(Ok(w)), Some(g)) => st.watermark = Some((w.updated_index, g)),
                 _ => {
                     log::warn!("Ignoring unreadable catch-up watermark; catching up from the start")
                 }
@@ -224,34 +328,81 @@ impl<D: Datastore> Ledger<D> {
         self.node_deletes.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The part if recorded, else a registered waiter for it.
-    pub fn lookup_or_wait(&self, key: PartKey) -> Lookup {
-        let mut st = self.state();
-        match st.parts.get(&key) {
-            Some(e) if e.deleting => Lookup::Deleting,
-            Some(e) => Lookup::Ready(e.part.clone()),
-            None => {
-                let (tx, rx) = oneshot::channel();
-                let id = st.next_waiter;
-                st.next_waiter += 1;
-                st.waiters.entry(key).or_default().push((id, tx));
-                st.waiter_count += 1;
-                Lookup::Absent(Waiter {
-                    rx,
-                    key,
-                    id,
-                    state: self.state.clone(),
-                })
-            }
+    fn known(st: &mut State, key: &PartKey) -> Known {
+        if let Some(part) = st.cached(key) {
+            return Known::Cached(part);
+        }
+        match st.parts.get(key) {
+            None => Known::Absent,
+            Some(e) if e.deleting => Known::Deleting,
+            Some(e) => Known::Stored(e.summary(*key)),
         }
     }
 
-    pub fn get(&self, key: &PartKey) -> Option<Arc<Part>> {
-        self.state()
-            .parts
-            .get(key)
-            .filter(|e| !e.deleting)
-            .map(|e| e.part.clone())
+    /// Reads a part's record; `None` if it went meanwhile (deleted).
+    async fn read(&self, summary: Summary) -> Result<Option<Arc<Part>>, RpcError> {
+        let Some(e) = self.store.list(summary.record_key()).await?.pop() else {
+            return Ok(None);
+        };
+        let part = e
+            .string
+            .as_deref()
+            .ok_or_else(|| "not a string".to_string())
+            .and_then(store::decode)
+            .and_then(|p| match Summary::of(&p) == summary {
+                true => Ok(p),
+                false => Err("its fields disagree with its name".into()),
+            })
+            .map_err(|why| {
+                RpcError::lightningd(format!(
+                    "Unreadable datastore record of {}: {why}",
+                    summary.key
+                ))
+            })?;
+        let part = Arc::new(part);
+        self.state().fill(summary, &part);
+        Ok(Some(part))
+    }
+
+    /// The part if recorded, else a registered waiter for it.
+    pub async fn lookup_or_wait(&self, key: PartKey) -> Result<Lookup, RpcError> {
+        let summary = {
+            let mut st = self.state();
+            match Self::known(&mut st, &key) {
+                Known::Cached(part) => return Ok(Lookup::Ready(part)),
+                Known::Deleting => return Ok(Lookup::Deleting),
+                Known::Stored(s) => s,
+                Known::Absent => {
+                    let (tx, rx) = oneshot::channel();
+                    let id = st.next_waiter;
+                    st.next_waiter += 1;
+                    st.waiters.entry(key).or_default().push((id, tx));
+                    st.waiter_count += 1;
+                    return Ok(Lookup::Absent(Waiter {
+                        rx,
+                        key,
+                        id,
+                        state: self.state.clone(),
+                    }));
+                }
+            }
+        };
+        // Recorded, and terminal for good: a delete racing this read makes
+        // the part gone, which is as true an answer as the part itself.
+        Ok(match self.read(summary).await? {
+            Some(part) => Lookup::Ready(part),
+            None => Lookup::Deleting,
+        })
+    }
+
+    /// The live part, if recorded.
+    pub async fn get(&self, key: &PartKey) -> Result<Option<Arc<Part>>, RpcError> {
+        let known = Self::known(&mut self.state(), key);
+        match known {
+            Known::Cached(part) => Ok(Some(part)),
+            Known::Stored(s) => self.read(s).await,
+            Known::Deleting | Known::Absent => Ok(None),
+        }
     }
 
     /// Whether the ledger holds the part at all, deleting or not.
@@ -259,8 +410,13 @@ impl<D: Datastore> Ledger<D> {
         self.state().parts.contains_key(key)
     }
 
-    /// The live parts of one hash, in key order.
-    pub fn parts_of(&self, hash: &Sha256) -> Vec<Arc<Part>> {
+    /// Whether a delete of the part is in progress.
+    pub fn is_deleting(&self, key: &PartKey) -> bool {
+        self.state().parts.get(key).is_some_and(|e| e.deleting)
+    }
+
+    /// The live parts of one hash as the index knows them, in key order.
+    fn summaries_of(&self, hash: &Sha256) -> Vec<Summary> {
         let lo = PartKey {
             payment_hash: *hash,
             groupid: 0,
@@ -271,27 +427,55 @@ impl<D: Datastore> Ledger<D> {
             .range((Bound::Included(lo), Bound::Unbounded))
             .take_while(|(k, _)| k.payment_hash == *hash)
             .filter(|(_, e)| !e.deleting)
-            .map(|(_, e)| e.part.clone())
+            .map(|(k, e)| e.summary(*k))
             .collect()
     }
 
+    /// The highest groupid the ledger holds for a hash (no record read).
+    pub fn highest_groupid(&self, hash: &Sha256) -> Option<u64> {
+        self.summaries_of(hash).iter().map(|s| s.key.groupid).max()
+    }
+
+    /// Reads the parts of these summaries, in their order; those deleted
+    /// meanwhile are left out.
+    async fn read_all(&self, summaries: Vec<Summary>) -> Result<Vec<Arc<Part>>, RpcError> {
+        let mut out = Vec::with_capacity(summaries.len());
+        for s in summaries {
+            let cached = self.state().cached(&s.key);
+            let part = match cached {
+                Some(p) if Summary::of(&p) == s => Some(p),
+                _ => self.read(s).await?,
+            };
+            out.extend(part);
+        }
+        Ok(out)
+    }
+
+    /// The live parts of one hash, in key order.
+    pub async fn parts_of(&self, hash: &Sha256) -> Result<Vec<Arc<Part>>, RpcError> {
+        self.read_all(self.summaries_of(hash)).await
+    }
+
     /// Live parts, optionally of one hash and one status, by created_index.
-    pub fn list(&self, hash: Option<&Sha256>, status: Option<Status>) -> Vec<Arc<Part>> {
-        let mut parts: Vec<Arc<Part>> = match hash {
-            Some(h) => self.parts_of(h),
+    /// Without a hash this reads every record: it is for inspection.
+    pub async fn list(
+        &self,
+        hash: Option<&Sha256>,
+        status: Option<Status>,
+    ) -> Result<Vec<Arc<Part>>, RpcError> {
+        let mut summaries: Vec<Summary> = match hash {
+            Some(h) => self.summaries_of(h),
             None => self
                 .state()
                 .parts
-                .values()
-                .filter(|e| !e.deleting)
-                .map(|e| e.part.clone())
+                .iter()
+                .filter(|(_, e)| !e.deleting)
+                .map(|(k, e)| e.summary(*k))
                 .collect(),
         };
-        if let Some(s) = status {
-            parts.retain(|p| p.status() == s);
-        }
-        parts.sort_by_key(|p| p.payment.created_index);
-        parts
+        summaries.retain(|s| status.map_or(true, |st| s.status == st));
+        summaries.sort_by_key(|s| s.created_index);
+        self.read_all(summaries).await
     }
 
     pub fn counts(&self) -> Counts {
@@ -306,10 +490,11 @@ impl<D: Datastore> Ledger<D> {
     /// holds the hash's lock.
     pub async fn record(&self, part: impl Into<Arc<Part>>) -> Result<Recorded, RpcError> {
         let part: Arc<Part> = part.into();
-        let key = part.key();
+        let summary = Summary::of(&part);
+        let key = summary.key;
         {
             let st = self.state();
-            if st.deleted.get(&key) == Some(&part.payment.created_index) {
+            if st.deleted.get(&key) == Some(&summary.created_index) {
                 return Ok(Recorded::Deleting);
             }
             match st.parts.get(&key) {
@@ -318,68 +503,52 @@ impl<D: Datastore> Ledger<D> {
                 None => {}
             }
         }
-        let dskey = store::part_key(&key);
-        let generation = match self
+        match self
             .store
-            .create(dskey.clone(), StoredPart::encode(&part, false))
+            .create(summary.record_key(), store::encode(&part))
             .await
         {
-            Ok(g) => g,
+            Ok(_) => {}
             Err(e) if e.code == codes::DATASTORE_UPDATE_ALREADY_EXISTS => {
                 // Written by an earlier run that stopped before we loaded it
                 // (or another instance): adopt the stored copy.
-                return self.adopt(key, dskey).await;
+                return self.adopt(summary).await;
             }
             Err(e) => return Err(e),
-        };
+        }
         let mut st = self.state();
         st.insert(
             key,
             Entry {
-                part: part.clone(),
-                generation,
+                created_index: summary.created_index,
+                status: summary.status,
                 deleting: false,
+                recent: false,
+                cached: Some(part.clone()),
             },
         );
         deliver(&mut st, &key, &part);
         Ok(Recorded::New)
     }
 
-    async fn adopt(&self, key: PartKey, dskey: Vec<String>) -> Result<Recorded, RpcError> {
-        let entry = self
-            .store
-            .list(dskey)
-            .await?
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                RpcError::lightningd(format!(
-                    "datastore entry for {key} vanished while being written"
-                ))
-            })?;
-        let sp = entry
-            .string
-            .as_deref()
-            .ok_or("not a string".to_string())
-            .and_then(StoredPart::decode)
-            .map_err(|e| {
-                RpcError::lightningd(format!("unreadable datastore entry for {key}: {e}"))
-            })?;
-        let deleting = sp.deleting;
-        let part = Arc::new(sp.into_part());
-        let mut st = self.state();
-        st.insert(
-            key,
+    async fn adopt(&self, summary: Summary) -> Result<Recorded, RpcError> {
+        self.state().insert(
+            summary.key,
             Entry {
-                part: part.clone(),
-                generation: entry.generation,
-                deleting,
+                created_index: summary.created_index,
+                status: summary.status,
+                deleting: false,
+                recent: false,
+                cached: None,
             },
         );
-        if deleting {
-            return Ok(Recorded::Deleting);
-        }
-        deliver(&mut st, &key, &part);
+        let part = self.read(summary).await?.ok_or_else(|| {
+            RpcError::lightningd(format!(
+                "Datastore record of {} vanished while being written",
+                summary.key
+            ))
+        })?;
+        deliver(&mut self.state(), &summary.key, &part);
         Ok(Recorded::Duplicate)
     }
 
@@ -390,47 +559,51 @@ impl<D: Datastore> Ledger<D> {
         deliver(&mut self.state(), &part.key(), part);
     }
 
-    /// Durably marks a part as being deleted; from now on it is gone for
-    /// every answer. The caller holds the hash's lock.
+    /// Durably marks a part as being deleted (or no longer); while marked it
+    /// is gone for every answer. The caller holds the hash's lock.
     pub async fn mark_deleting(&self, key: &PartKey, deleting: bool) -> Result<(), RpcError> {
-        let (part, generation) = {
+        let summary = {
             let st = self.state();
             let e = st
                 .parts
                 .get(key)
-                .ok_or_else(|| RpcError::lightningd(format!("no ledger entry for {key}")))?;
+                .ok_or_else(|| RpcError::lightningd(format!("No ledger entry for {key}")))?;
             if e.deleting == deleting {
                 return Ok(());
             }
-            (e.part.clone(), e.generation)
+            e.summary(*key)
         };
-        let value = StoredPart::encode(&part, deleting);
-        let generation = self
-            .store
-            .replace(store::part_key(key), value, generation)
-            .await?;
-        let mut st = self.state();
-        if let Some(e) = st.parts.get(key) {
-            let updated = Entry {
-                part: e.part.clone(),
-                generation,
-                deleting,
-            };
-            st.insert(*key, updated);
-        }
+        let mark = summary.deleting_key();
+        let done = if deleting {
+            match self.store.create(mark, "deleting".into()).await {
+                Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => Err(e),
+                _ => Ok(()),
+            }
+        } else {
+            match self.store.delete(mark, None).await {
+                Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => Err(e),
+                _ => Ok(()),
+            }
+        };
+        done?;
+        self.state().set_deleting(key, deleting);
         Ok(())
     }
 
-    /// Removes a part from the datastore and the index. The caller holds
-    /// the hash's lock.
+    /// Removes a part from the datastore and the index: its record, then
+    /// its deleting mark. The caller holds the hash's lock.
     pub async fn remove(&self, key: &PartKey) -> Result<(), RpcError> {
-        let Some(generation) = self.state().parts.get(key).map(|e| e.generation) else {
+        let Some(summary) = self.state().parts.get(key).map(|e| e.summary(*key)) else {
             return Ok(());
         };
-        match self.store.delete(store::part_key(key), generation).await {
-            Ok(()) => {}
-            Err(e) if e.code == codes::DATASTORE_DEL_DOES_NOT_EXIST => {}
-            Err(e) => return Err(e),
+        // Records are written once and never replaced: whatever the value,
+        // this is the part to delete (its name carries its attempt).
+        for k in [summary.record_key(), summary.deleting_key()] {
+            match self.store.delete(k, None).await {
+                Ok(()) => {}
+                Err(e) if e.code == codes::DATASTORE_DEL_DOES_NOT_EXIST => {}
+                Err(e) => return Err(e),
+            }
         }
         self.state().remove(key);
         Ok(())
@@ -466,6 +639,19 @@ impl<D: Datastore> Ledger<D> {
         self.state().watermark = Some((updated_index, generation));
         Ok(())
     }
+}
+
+/// The part a listed name stands for; anything else is logged and skipped.
+/// Parts are keys with children (their record); deleting marks are values.
+fn name_of(e: &store::Entry, is_mark: bool) -> Option<Summary> {
+    if e.generation.is_some() != is_mark {
+        log::warn!("Skipping datastore entry {:?}: not paystate's", e.key);
+        return None;
+    }
+    let name = e.key.last().map(String::as_str).unwrap_or_default();
+    Summary::parse(name)
+        .map_err(|why| log::warn!("Skipping datastore entry {:?}: {why}", e.key))
+        .ok()
 }
 
 fn deliver(st: &mut State, key: &PartKey, part: &Arc<Part>) {

@@ -6,7 +6,7 @@ use crate::domain::{Part, Status};
 use crate::error::RpcError;
 use crate::fakes::{payment, FakeDatastore, FakeNode};
 use crate::ledger::{Ledger, Lookup, Recorded};
-use crate::store;
+use crate::store::Summary;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ async fn record_is_durable_idempotent_and_wakes_waiters() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     let part = complete(1);
-    let Lookup::Absent(waiter) = ledger.lookup_or_wait(part.key()) else {
+    let Lookup::Absent(waiter) = ledger.lookup_or_wait(part.key()).await.unwrap() else {
         panic!("not yet recorded")
     };
     assert_eq!(ledger.waiter_count(), 1);
@@ -46,21 +46,21 @@ async fn record_is_durable_idempotent_and_wakes_waiters() {
         .entries
         .lock()
         .unwrap()
-        .get(&store::part_key(&part.key()))
+        .get(&Summary::of(&part).record_key())
         .cloned()
         .unwrap();
     assert_eq!(stored.0, 0, "written once");
     // A fresh load sees it.
     let (again, interrupted) = Ledger::load(ds).await.unwrap();
     assert!(interrupted.is_empty());
-    assert_eq!(*again.get(&part.key()).unwrap(), part);
+    assert_eq!(*again.get(&part.key()).await.unwrap().unwrap(), part);
 }
 
 #[tokio::test]
 async fn a_dropped_waiter_unregisters() {
     let ds = FakeDatastore::default();
     let (ledger, _) = Ledger::load(ds).await.unwrap();
-    let Lookup::Absent(w) = ledger.lookup_or_wait(complete(1).key()) else {
+    let Lookup::Absent(w) = ledger.lookup_or_wait(complete(1).key()).await.unwrap() else {
         panic!()
     };
     drop(w);
@@ -78,7 +78,7 @@ async fn an_entry_written_by_an_earlier_run_is_adopted() {
         second.record(complete(1)).await.unwrap(),
         Recorded::Duplicate
     );
-    assert!(second.get(&complete(1).key()).is_some());
+    assert!(second.get(&complete(1).key()).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -90,7 +90,7 @@ async fn a_refused_write_changes_nothing() {
         ledger.record(complete(1)).await.unwrap_err().message,
         "disk full"
     );
-    assert!(ledger.get(&complete(1).key()).is_none());
+    assert!(ledger.get(&complete(1).key()).await.unwrap().is_none());
     assert!(ds.entries.lock().unwrap().is_empty());
 }
 
@@ -106,7 +106,7 @@ async fn delete_marks_before_the_node_and_removes_after() {
     let r = delpay::run(&app, json!([hash, "complete"])).await.unwrap();
     assert_eq!(r["payments"][0], complete(1).listing());
     assert_eq!(*app.node.deletes.lock().unwrap(), vec![complete(1).key()]);
-    assert!(app.ledger.list(None, None).is_empty());
+    assert!(app.ledger.list(None, None).await.unwrap().is_empty());
     assert_eq!(app.ledger.counts().deleting, 0);
 }
 
@@ -119,11 +119,14 @@ async fn a_marked_delete_survives_a_crash_as_interrupted() {
         .mark_deleting(&complete(1).key(), true)
         .await
         .unwrap();
-    assert!(ledger.get(&complete(1).key()).is_none(), "hidden at once");
+    assert!(
+        ledger.get(&complete(1).key()).await.unwrap().is_none(),
+        "hidden at once"
+    );
     // "Crash": a new ledger from the same datastore.
     let (reloaded, interrupted) = Ledger::load(ds).await.unwrap();
     assert_eq!(interrupted, vec![complete(1).key()]);
-    assert!(reloaded.get(&complete(1).key()).is_none());
+    assert!(reloaded.get(&complete(1).key()).await.unwrap().is_none());
     assert_eq!(reloaded.counts().deleting, 1);
     assert_eq!(
         reloaded.record(complete(1)).await.unwrap(),
@@ -159,7 +162,12 @@ async fn catch_up_imports_failures_with_details_and_advances_the_watermark() {
         (report.state, report.imported, report.updated_index),
         ("done", 2, 2)
     );
-    let failed = app.ledger.get(&payment(2, Status::Failed).key()).unwrap();
+    let failed = app
+        .ledger
+        .get(&payment(2, Status::Failed).key())
+        .await
+        .unwrap()
+        .unwrap();
     let e = failed.waitsendpay_answer().unwrap_err();
     assert_eq!(
         (e.code, e.data.unwrap()["failcode"].as_u64()),
@@ -186,4 +194,105 @@ async fn a_waiting_call_is_small() {
         "{}",
         std::mem::size_of_val(&hook)
     );
+}
+
+/// A distinct complete part per `i`, beyond `payment`'s 256.
+fn numbered(i: u32) -> Part {
+    let mut part = complete(1);
+    part.payment.payment_hash = format!("{i:08x}").repeat(8).parse().unwrap();
+    part.payment.created_index = u64::from(i) + 1000;
+    part
+}
+
+#[tokio::test]
+async fn load_reads_names_only_and_a_bad_record_fails_only_its_own_reads() {
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    for i in 0..3 {
+        ledger.record(numbered(i)).await.unwrap();
+    }
+    let bad = Summary::of(&numbered(1)).record_key();
+    ds.entries.lock().unwrap().get_mut(&bad).unwrap().1 = "{not json".into();
+    let (again, _) = Ledger::load(ds).await.unwrap();
+    assert_eq!(again.counts().complete, 3, "indexed from the names");
+    let e = again.get(&numbered(1).key()).await.unwrap_err();
+    assert_eq!(e.code, -1);
+    assert!(
+        e.message.starts_with("Unreadable datastore record of "),
+        "{}",
+        e.message
+    );
+    assert_eq!(
+        *again.get(&numbered(2).key()).await.unwrap().unwrap(),
+        numbered(2)
+    );
+}
+
+#[tokio::test]
+async fn parts_beyond_the_cache_are_read_back_from_the_datastore() {
+    use crate::ledger::CACHED_PARTS;
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    let n = CACHED_PARTS as u32 + 50;
+    for i in 0..n {
+        ledger.record(numbered(i)).await.unwrap();
+    }
+    // The first parts were evicted; removing their records from under the
+    // ledger shows that a read goes to the datastore.
+    let first = Summary::of(&numbered(0)).record_key();
+    let stored = ds.entries.lock().unwrap().remove(&first).unwrap();
+    assert!(ledger.get(&numbered(0).key()).await.unwrap().is_none());
+    ds.entries.lock().unwrap().insert(first, stored);
+    assert_eq!(
+        *ledger.get(&numbered(0).key()).await.unwrap().unwrap(),
+        numbered(0)
+    );
+    let Lookup::Ready(p) = ledger.lookup_or_wait(numbered(1).key()).await.unwrap() else {
+        panic!("recorded")
+    };
+    assert_eq!(*p, numbered(1));
+    let all = ledger.list(None, None).await.unwrap();
+    assert_eq!(all.len(), n as usize);
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].payment.created_index < w[1].payment.created_index));
+}
+
+#[tokio::test]
+async fn a_delete_interrupted_after_its_record_went_is_finished_from_its_mark() {
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    let part = complete(3);
+    ledger.record(part.clone()).await.unwrap();
+    ledger.mark_deleting(&part.key(), true).await.unwrap();
+    // "Crash" between the record's delete and the mark's.
+    ds.entries
+        .lock()
+        .unwrap()
+        .remove(&Summary::of(&part).record_key());
+    let (reloaded, interrupted) = Ledger::load(ds.clone()).await.unwrap();
+    assert_eq!(interrupted, vec![part.key()]);
+    assert_eq!(reloaded.counts().deleting, 1);
+    reloaded.remove(&part.key()).await.unwrap();
+    assert!(ds.entries.lock().unwrap().is_empty(), "nothing left behind");
+    assert!(!reloaded.holds(&part.key()));
+}
+
+#[tokio::test]
+async fn entries_that_are_not_paystates_are_skipped_at_load() {
+    let ds = Arc::new(FakeDatastore::default());
+    let mut parts = crate::store::parts_prefix();
+    parts.push("ab".into());
+    let mut foreign = parts.clone();
+    foreign.extend(["not-a-part".to_string(), "record".to_string()]);
+    let mut value = parts.clone();
+    value.push("a-value".into());
+    {
+        let mut e = ds.entries.lock().unwrap();
+        e.insert(foreign, (0, "x".into()));
+        e.insert(value, (0, "x".into()));
+    }
+    let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
+    assert!(interrupted.is_empty());
+    assert_eq!(ledger.counts(), Default::default());
 }

@@ -7,7 +7,8 @@
 //!   [`rpc`] implements both over lightningd's socket.
 //! - [`ledger`]: the in-memory index over the datastore, and the waiters.
 //! - [`commands`], [`hook`]: the command handlers and the `rpc_command` hook.
-//! - [`catchup`]: start-up catch-up with the node.
+//! - [`catchup`]: start-up catch-up with the node; [`migrate`]: earlier
+//!   datastore layouts.
 //! - [`notifications`]: the `sendpay_success`/`sendpay_failure` handlers.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod domain;
 pub mod error;
 pub mod hook;
 pub mod ledger;
+pub mod migrate;
 pub mod node;
 pub mod notifications;
 pub mod params;

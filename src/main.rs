@@ -9,7 +9,7 @@ use paystate::error::RpcError;
 use paystate::ledger::Ledger;
 use paystate::notifications::{self, Topic};
 use paystate::rpc::Rpc;
-use paystate::{catchup, hook};
+use paystate::{catchup, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
         .rpcmethod(
             "paystate-listsendpays",
             "List the parts in paystate's ledger [payment_hash] [status]",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(listsendpays::run(p.state().app().await, &params)) },
+            |p: Plugin<State>, params: Value| async move { to_anyhow(listsendpays::run(p.state().app().await, &params).await) },
         )
         .rpcmethod(
             "paystate-status",
@@ -151,7 +151,11 @@ async fn main() -> anyhow::Result<()> {
         _ = std::future::ready(()) => {}
     }
 
-    let (ledger, interrupted) = match Ledger::load(rpc.clone()).await {
+    let loaded = match migrate::from_v1(&rpc).await {
+        Ok(_) => Ledger::load(rpc.clone()).await,
+        Err(e) => Err(e),
+    };
+    let (ledger, interrupted) = match loaded {
         Ok(l) => l,
         Err(e) => {
             log::error!(

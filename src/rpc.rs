@@ -221,10 +221,12 @@ impl Datastore for Rpc {
         Ok(r.generation)
     }
 
-    async fn delete(&self, key: Vec<String>, gen: u64) -> Result<(), RpcError> {
-        self.call("deldatastore", json!({"key": key, "generation": gen}))
-            .await
-            .map(drop)
+    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<(), RpcError> {
+        let params = match gen {
+            Some(g) => json!({"key": key, "generation": g}),
+            None => json!({ "key": key }),
+        };
+        self.call("deldatastore", params).await.map(drop)
     }
 
     async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
@@ -249,7 +251,7 @@ impl Datastore for Rpc {
             .into_iter()
             .map(|e| Entry {
                 key: e.key,
-                generation: e.generation.unwrap_or(0),
+                generation: e.generation,
                 string: e.string,
             })
             .collect())

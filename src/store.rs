@@ -1,35 +1,43 @@
 //! The node's datastore as paystate uses it: the port (a small trait, so the
 //! ledger can be tested against an in-memory fake) and the key layout.
 //!
-//! Layout, version 1 (documented in the README):
-//! - `["paystate", "v1", "parts", "<hh>", "<payment_hash>-<groupid>-<partid>"]`:
-//!   one terminal part, JSON `{"payment": {...listsendpays fields...},
-//!   "failure": {"code", "message", "details"}?, "deleting": true?}`.
-//!   `<hh>` is the hash's first two hex digits: 256 shards, so that loading
-//!   reads many small listings rather than one huge one (lightningd sends
-//!   every value twice, as hex and as string).
-//! - `["paystate", "v1", "catchup"]`: JSON `{"updated_index": N}`, the
+//! Layout, version 2 (documented in the README). A part's datastore *name*
+//! says everything the in-memory index needs, `<payment_hash>-<groupid>-
+//! <partid>-<created_index>-<status>`, so start-up lists names only (a key
+//! with children is listed without a value) and never reads the records:
+//! - `["paystate", "v2", "parts", "<hh>", "<name>", "record"]`: the part,
+//!   JSON `{"payment": {...listsendpays fields...}, "failure": {"code",
+//!   "message", "details"}?}`. Written once, never replaced. `<hh>` is the
+//!   hash's first two hex digits: 256 shards, so no listing is huge.
+//! - `["paystate", "v2", "deleting", "<name>"]`: a delete of that part is in
+//!   progress (the part is gone for every answer; start-up finishes it).
+//! - `["paystate", "v2", "catchup"]`: JSON `{"updated_index": N}`, the
 //!   node's `updated_index` up to which catch-up has imported.
 
-use crate::domain::{Failure, Part, PartKey, Payment};
+use crate::domain::{Part, PartKey, Status};
 use crate::error::RpcError;
+use cln_rpc::primitives::Sha256;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
+use std::str::FromStr;
 
 pub const ROOT: &str = "paystate";
-pub const LAYOUT_VERSION: &str = "v1";
+pub const LAYOUT_VERSION: &str = "v2";
+const RECORD: &str = "record";
 
 /// One datastore entry, as `listdatastore` returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub key: Vec<String>,
-    pub generation: u64,
+    /// `None` for a key that has children rather than a value.
+    pub generation: Option<u64>,
+    /// The value, where it is valid UTF-8.
     pub string: Option<String>,
 }
 
-/// The datastore operations paystate needs. Every write is conditional
-/// (`must-create`, or `must-replace`/delete at a known generation), so no
-/// update can silently overwrite another.
+/// The datastore operations paystate needs. Writes are conditional
+/// (`must-create`, or `must-replace` at a known generation), so no update
+/// can silently overwrite another.
 pub trait Datastore: Send + Sync + 'static {
     /// `datastore` in mode `must-create`; returns the new generation (0).
     fn create(
@@ -44,73 +52,123 @@ pub trait Datastore: Send + Sync + 'static {
         value: String,
         generation: u64,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send;
-    /// `deldatastore` at `generation`.
+    /// `deldatastore`, at `generation` if given.
     fn delete(
         &self,
         key: Vec<String>,
-        generation: u64,
+        generation: Option<u64>,
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
 }
 
-pub fn parts_prefix() -> Vec<String> {
-    vec![ROOT.into(), LAYOUT_VERSION.into(), "parts".into()]
+fn prefix(section: &str) -> Vec<String> {
+    vec![ROOT.into(), LAYOUT_VERSION.into(), section.into()]
 }
 
-pub fn part_key(key: &PartKey) -> Vec<String> {
-    let hash = key.payment_hash.to_string();
-    let mut k = parts_prefix();
-    k.push(hash[..2].to_string());
-    k.push(format!("{hash}-{}-{}", key.groupid, key.partid));
-    k
+pub fn parts_prefix() -> Vec<String> {
+    prefix("parts")
+}
+
+pub fn deleting_prefix() -> Vec<String> {
+    prefix("deleting")
 }
 
 pub fn catchup_key() -> Vec<String> {
-    vec![ROOT.into(), LAYOUT_VERSION.into(), "catchup".into()]
+    prefix("catchup")
 }
 
-/// A part as stored: the fields of [`Part`] plus `deleting`, which marks a
-/// delete in progress (the part is already gone for every answer, and
-/// start-up finishes the delete). Spelled out rather than flattened, so
-/// decoding does not buffer every field first.
-#[derive(Debug, Clone, Deserialize)]
-pub struct StoredPart {
-    pub payment: Payment,
-    #[serde(default)]
-    pub failure: Option<Failure>,
-    #[serde(default)]
-    pub deleting: bool,
+/// What the ledger's index holds of a part: its identity, attempt and
+/// terminal status, all of which its datastore name spells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub key: PartKey,
+    pub created_index: u64,
+    pub status: Status,
 }
 
-impl StoredPart {
-    pub fn encode(part: &Part, deleting: bool) -> String {
-        #[derive(Serialize)]
-        struct Ref<'a> {
-            payment: &'a Payment,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            failure: &'a Option<Failure>,
-            #[serde(skip_serializing_if = "std::ops::Not::not")]
-            deleting: bool,
+impl Summary {
+    pub fn of(part: &Part) -> Summary {
+        Summary {
+            key: part.key(),
+            created_index: part.payment.created_index,
+            status: part.status(),
         }
-        serde_json::to_string(&Ref {
-            payment: &part.payment,
-            failure: &part.failure,
-            deleting,
+    }
+
+    /// `<payment_hash>-<groupid>-<partid>-<created_index>-<status>`.
+    pub fn name(&self) -> String {
+        let k = &self.key;
+        format!(
+            "{}-{}-{}-{}-{}",
+            k.payment_hash, k.groupid, k.partid, self.created_index, self.status
+        )
+    }
+
+    pub fn parse(name: &str) -> Result<Summary, String> {
+        let fields: Vec<&str> = name.split('-').collect();
+        let [hash, groupid, partid, created_index, status] = fields[..] else {
+            return Err(format!(
+                "{name:?} is not <hash>-<groupid>-<partid>-<created_index>-<status>"
+            ));
+        };
+        let number = |what: &str, s: &str| {
+            // Canonical decimal only, as written: `u64::from_str` takes "+1"
+            // and "01", which would give one part two names.
+            let canonical = s == "0" || !s.starts_with('0');
+            if s.is_empty() || !canonical || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{what} {s:?} in {name:?} is not a number"));
+            }
+            s.parse::<u64>()
+                .map_err(|e| format!("{what} {s:?} in {name:?}: {e}"))
+        };
+        if hash.len() != 64 || hash.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(format!("{hash:?} in {name:?} is not a payment hash"));
+        }
+        let payment_hash = Sha256::from_str(hash)
+            .map_err(|e| format!("{hash:?} in {name:?} is not a payment hash: {e}"))?;
+        let status = match status {
+            "complete" => Status::Complete,
+            "failed" => Status::Failed,
+            other => return Err(format!("status {other:?} in {name:?} is not terminal")),
+        };
+        Ok(Summary {
+            key: PartKey {
+                payment_hash,
+                groupid: number("groupid", groupid)?,
+                partid: number("partid", partid)?,
+            },
+            created_index: number("created_index", created_index)?,
+            status,
         })
-        .expect("a part always serializes")
     }
 
-    pub fn decode(s: &str) -> Result<StoredPart, String> {
-        serde_json::from_str(s).map_err(|e| e.to_string())
+    fn shard(&self) -> String {
+        self.key.payment_hash.to_string()[..2].to_string()
     }
 
-    pub fn into_part(self) -> Part {
-        Part {
-            payment: self.payment,
-            failure: self.failure,
-        }
+    /// Where the part's record lives.
+    pub fn record_key(&self) -> Vec<String> {
+        let mut k = parts_prefix();
+        k.extend([self.shard(), self.name(), RECORD.into()]);
+        k
     }
+
+    /// The mark of a delete in progress.
+    pub fn deleting_key(&self) -> Vec<String> {
+        let mut k = deleting_prefix();
+        k.push(self.name());
+        k
+    }
+}
+
+/// A part's record: [`Part`] as JSON.
+pub fn encode(part: &Part) -> String {
+    serde_json::to_string(part).expect("a part always serializes")
+}
+
+pub fn decode(s: &str) -> Result<Part, String> {
+    serde_json::from_str(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -138,11 +196,50 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
     fn delete(
         &self,
         key: Vec<String>,
-        generation: u64,
+        generation: Option<u64>,
     ) -> impl Future<Output = Result<(), RpcError>> + Send {
         (**self).delete(key, generation)
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {
         (**self).list(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::payment;
+
+    #[test]
+    fn a_name_spells_the_summary_and_parses_back() {
+        let part = Part {
+            payment: payment(7, Status::Failed),
+            failure: None,
+        };
+        let s = Summary::of(&part);
+        let name = s.name();
+        assert!(name.ends_with(&format!("-{}-failed", part.payment.created_index)));
+        assert_eq!(Summary::parse(&name), Ok(s));
+        assert_eq!(s.record_key()[3], name[..2]);
+        assert_eq!(s.record_key()[4], name);
+    }
+
+    #[test]
+    fn foreign_names_are_refused_with_a_reason() {
+        let h = "ab".repeat(32);
+        for bad in [
+            "".to_string(),
+            format!("{h}-1-0-5"),
+            format!("{h}-1-0-5-pending"),
+            format!("{h}-1-0-+5-complete"),
+            format!("{h}-01-0-5-complete"),
+            format!("{h}-x-0-5-complete"),
+            format!("{}-1-0-5-complete", "AB".repeat(32)),
+            format!("{}-1-0-5-complete", &h[..63]),
+            format!("{h}-1-0-99999999999999999999-complete"),
+        ] {
+            assert!(Summary::parse(&bad).is_err(), "{bad:?} parsed");
+        }
+        assert!(Summary::parse(&format!("{h}-1-0-5-complete")).is_ok());
     }
 }

@@ -70,7 +70,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     for p in app.node.parts_of(hash).await? {
         let key = p.key();
         // A part whose delete is in progress is gone already.
-        if app.ledger.holds(&key) && app.ledger.get(&key).is_none() {
+        if app.ledger.is_deleting(&key) {
             continue;
         }
         known.insert(
@@ -85,7 +85,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     // The ledger's record wins: it is terminal and carries every field the
     // notification had. A ledger part the node no longer has is still
     // deletable (see README, "Ledger and node").
-    for part in app.ledger.parts_of(&hash) {
+    for part in app.ledger.parts_of(&hash).await? {
         let c = known.entry(part.key()).or_insert(Candidate {
             payment: part.payment.clone(),
             in_ledger: true,

@@ -58,13 +58,11 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         Some(g) => g,
         None => {
             let parts = Box::pin(app.node.parts_of(hash)).await?;
-            let highest = parts.iter().map(|p| p.groupid).max().or_else(|| {
-                app.ledger
-                    .parts_of(&hash)
-                    .iter()
-                    .map(|p| p.payment.groupid)
-                    .max()
-            });
+            let highest = parts
+                .iter()
+                .map(|p| p.groupid)
+                .max()
+                .or_else(|| app.ledger.highest_groupid(&hash));
             node_parts = Some(parts);
             // No part at all: nothing to wait for, whatever the partid.
             highest.unwrap_or(0)
@@ -77,7 +75,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     };
     // The waiter is registered before the node is asked, so a notification
     // that lands in between still wakes it.
-    let waiter = match app.ledger.lookup_or_wait(key) {
+    let waiter = match Box::pin(app.ledger.lookup_or_wait(key)).await? {
         Lookup::Ready(part) => return part.waitsendpay_answer(),
         Lookup::Deleting => return Err(never_attempted(&key)),
         Lookup::Absent(w) => w,

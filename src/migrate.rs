@@ -1,0 +1,141 @@
+//! Moves a ledger kept in an earlier datastore layout to the current one.
+//!
+//! Layout v1 (paystate before 0.2) kept each part as one value under
+//! `["paystate", "v1", "parts", "<hh>", "<hash>-<groupid>-<partid>"]`,
+//! JSON `{"payment", "failure"?, "deleting"?}`, and the watermark under
+//! `["paystate", "v1", "catchup"]`. Each v1 entry is deleted only after its
+//! v2 copy is written, so a crash midway loses nothing: the next start-up
+//! carries on where this one stopped.
+
+use crate::domain::{Failure, Part, Payment};
+use crate::error::{codes, RpcError};
+use crate::store::{self, Datastore, Summary};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct V1Part {
+    payment: Payment,
+    #[serde(default)]
+    failure: Option<Failure>,
+    #[serde(default)]
+    deleting: bool,
+}
+
+fn v1(section: &str) -> Vec<String> {
+    vec![store::ROOT.into(), "v1".into(), section.into()]
+}
+
+/// A create that finds the key written already (by an interrupted run of
+/// this migration) has done its work.
+async fn create<D: Datastore>(ds: &D, key: Vec<String>, value: String) -> Result<(), RpcError> {
+    match ds.create(key, value).await {
+        Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => Err(e),
+        _ => Ok(()),
+    }
+}
+
+async fn delete<D: Datastore>(ds: &D, key: Vec<String>) -> Result<(), RpcError> {
+    match ds.delete(key, None).await {
+        Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Migrates every v1 entry; returns how many parts moved. Entries that are
+/// not v1 parts are left where they are, with a warning.
+pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
+    let mut moved = 0;
+    for shard in ds.list(v1("parts")).await? {
+        for e in ds.list(shard.key).await? {
+            let decoded = e
+                .string
+                .as_deref()
+                .ok_or_else(|| "not a string".to_string())
+                .and_then(|s| serde_json::from_str::<V1Part>(s).map_err(|e| e.to_string()));
+            let old = match decoded {
+                Ok(p) if p.payment.status != crate::domain::Status::Pending => p,
+                Ok(_) => {
+                    log::warn!("Not migrating {:?}: a pending part", e.key);
+                    continue;
+                }
+                Err(why) => {
+                    log::warn!("Not migrating {:?}: {why}", e.key);
+                    continue;
+                }
+            };
+            let part = Part {
+                payment: old.payment,
+                failure: old.failure,
+            };
+            let summary = Summary::of(&part);
+            create(ds, summary.record_key(), store::encode(&part)).await?;
+            if old.deleting {
+                create(ds, summary.deleting_key(), "deleting".into()).await?;
+            }
+            delete(ds, e.key).await?;
+            moved += 1;
+        }
+    }
+    if let Some(e) = ds.list(v1("catchup")).await?.pop() {
+        if let Some(s) = e.string.filter(|_| e.generation.is_some()) {
+            create(ds, store::catchup_key(), s).await?;
+        }
+        delete(ds, e.key).await?;
+    }
+    if moved > 0 {
+        log::info!("Moved {moved} parts from datastore layout v1 to v2");
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Status;
+    use crate::fakes::{payment, FakeDatastore};
+    use crate::ledger::Ledger;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn v1_key(p: &Payment) -> Vec<String> {
+        let h = p.payment_hash.to_string();
+        let mut k = v1("parts");
+        k.extend([
+            h[..2].to_string(),
+            format!("{h}-{}-{}", p.groupid, p.partid),
+        ]);
+        k
+    }
+
+    #[tokio::test]
+    async fn a_v1_ledger_moves_whole_and_twice_is_harmless() {
+        let ds = Arc::new(FakeDatastore::default());
+        let done = payment(1, Status::Complete);
+        let going = payment(2, Status::Failed);
+        {
+            let mut e = ds.entries.lock().unwrap();
+            e.insert(v1_key(&done), (0, json!({ "payment": done }).to_string()));
+            let failure = json!({"code": 204, "message": "failed", "details": {"failcode": 4103}});
+            e.insert(
+                v1_key(&going),
+                (
+                    3,
+                    json!({"payment": going, "failure": failure, "deleting": true}).to_string(),
+                ),
+            );
+            e.insert(v1("catchup"), (5, r#"{"updated_index":9}"#.into()));
+        }
+        assert_eq!(from_v1(&ds).await.unwrap(), 2);
+        assert_eq!(from_v1(&ds).await.unwrap(), 0, "nothing left in v1");
+        assert!(ds.entries.lock().unwrap().keys().all(|k| k[1] == "v2"));
+        let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
+        assert_eq!(
+            interrupted,
+            vec![going.key()],
+            "a delete under way stays under way"
+        );
+        assert_eq!(ledger.watermark(), 9);
+        let part = ledger.get(&done.key()).await.unwrap().unwrap();
+        assert_eq!(part.payment, done);
+    }
+}
