@@ -1,10 +1,14 @@
-//! Load: many concurrent waiters each answered exactly once, no memory
-//! growth per poll, other commands not held up. CI runs a bounded size;
-//! `PAYSTATE_LOAD_WAITERS=10000 PAYSTATE_LOAD_POLLS=1000000 cargo test
-//! --release --test load -- --nocapture` runs the full one.
+//! Load: many concurrent waiters over a large ledger, each answered exactly
+//! once, no memory growth per poll, other commands not held up. CI runs a
+//! bounded size; `PAYSTATE_LOAD_WAITERS=10000 PAYSTATE_LOAD_PARTS=100000
+//! PAYSTATE_LOAD_POLLS=1000000 cargo test --release --test load --
+//! --nocapture` runs the full one.
 
 mod common;
 use common::*;
+use lightningd_standin::Lightningd;
+use paystate::domain::Part;
+use paystate::store::{self, Summary};
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -26,10 +30,34 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Seeded parts' hashes start here, clear of the waiters'.
+const SEEDED: u64 = 1 << 32;
+
+/// A complete part as a notification would have recorded it.
+fn seeded_part(i: u64) -> Part {
+    let v = json!({"created_index": SEEDED + i, "id": SEEDED + i, "payment_hash": hash(SEEDED + i),
+        "groupid": 1, "updated_index": SEEDED + i, "amount_sent_msat": 1000, "created_at": 1,
+        "completed_at": 1, "status": "complete", "payment_preimage": preimage(i)});
+    Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap()
+}
+
+/// The plugin started over a ledger of `parts` recorded parts.
+async fn start_over_ledger(parts: u64) -> Lightningd {
+    let ld = Lightningd::new(options()).await.unwrap();
+    for i in 0..parts {
+        let part = seeded_part(i);
+        ld.seed_datastore(Summary::of(&part).record_key(), &store::encode(&part));
+    }
+    ld.start_plugin(true).await.unwrap();
+    until_ledger_has(&ld, parts as usize).await;
+    ld
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_waiter_is_answered_exactly_once() {
     let n = env("PAYSTATE_LOAD_WAITERS", 2000);
-    let ld = start().await;
+    let parts = env("PAYSTATE_LOAD_PARTS", 20_000) as u64;
+    let ld = start_over_ledger(parts).await;
     let conns = 20;
     let mut clients = Vec::new();
     for _ in 0..conns {
@@ -69,17 +97,31 @@ async fn every_waiter_is_answered_exactly_once() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // Other commands are not held up by thousands of waiters.
+    // Other commands are answered while thousands wait: a poll of a
+    // recorded part (read back from the datastore: none is cached after
+    // start-up) and a listing of one hash. The bound only catches a hang;
+    // timings are the benchmark's.
     let t = Instant::now();
+    for i in [0, parts / 2, parts - 1] {
+        let r = ld
+            .call(
+                "waitsendpay",
+                json!({"payment_hash": hash(SEEDED + i), "timeout": 0}),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r, seeded_part(i).listing());
+    }
     let r = ld
-        .call("paystate-listsendpays", json!({}))
+        .call("paystate-listsendpays", json!([hash(SEEDED + 1)]))
         .await
         .unwrap()
         .unwrap();
-    assert!(r["payments"].as_array().unwrap().is_empty());
+    assert_eq!(r["payments"], json!([seeded_part(1).listing()]));
     assert!(
-        t.elapsed() < Duration::from_secs(5),
-        "status took {:?}",
+        t.elapsed() < Duration::from_secs(20),
+        "other commands took {:?}",
         t.elapsed()
     );
     for i in 0..n as u64 {
@@ -116,11 +158,7 @@ async fn every_waiter_is_answered_exactly_once() {
         }
     }
     assert_eq!(seen.len(), n);
-    let st = ld
-        .call("paystate-status", json!({}))
-        .await
-        .unwrap()
-        .unwrap();
+    let st = until_ledger_has(&ld, parts as usize + n).await;
     assert_eq!(st["waiters"], 0);
 }
 

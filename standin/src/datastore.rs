@@ -56,10 +56,13 @@ fn entry_json(key: &[String], r: &Record) -> Value {
 }
 
 impl Datastore {
+    /// Children sort right after their parent, so the first key above
+    /// `key` tells (a range look-up, as lightningd's SQL does).
     fn has_children(&self, key: &[String]) -> bool {
         self.entries
-            .keys()
-            .any(|k| k.len() > key.len() && k.starts_with(key))
+            .range::<[String], _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(key))
     }
 
     pub fn datastore(&mut self, params: &Value) -> Result<Value, Fail> {
