@@ -329,3 +329,45 @@ async fn sigkill_during_deletes_resurrects_nothing() {
         assert_level_with_node(&ld).await;
     }
 }
+
+/// A ledger kept in layout v1 by a development version moves to v2 at
+/// start-up: every part answers as before, and nothing is left under v1.
+#[tokio::test]
+async fn a_v1_ledger_is_migrated_at_start_up() {
+    let ld = Lightningd::new(options()).await.unwrap();
+    // Both resolved while paystate was not running; only `a` was recorded.
+    let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.succeed(&b, &preimage(2)).await;
+    let done = ld.parts().iter().find(|p| p.key() == a).unwrap().listing();
+    let h = hash(1);
+    ld.seed_datastore(
+        vec![
+            "paystate".into(),
+            "v1".into(),
+            "parts".into(),
+            h[..2].into(),
+            format!("{h}-1-0"),
+        ],
+        &json!({ "payment": done }).to_string(),
+    );
+    ld.seed_datastore(
+        vec!["paystate".into(), "v1".into(), "catchup".into()],
+        r#"{"updated_index":0}"#,
+    );
+    ld.start_plugin(true).await.unwrap();
+    until_caught_up(&ld).await;
+    let got = ld
+        .call("waitsendpay", json!({"payment_hash": h, "timeout": 0}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, done);
+    assert!(ld
+        .datastore()
+        .entries
+        .keys()
+        .all(|k| k[0] != "paystate" || k[1] == "v2"));
+    // The part resolved in the node is caught up beside the migrated one.
+    assert_eq!(until_ledger_has(&ld, 2).await["layout_version"], "v2");
+}
