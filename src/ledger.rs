@@ -42,6 +42,16 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(s: &Summary, deleting: bool, cached: Option<Arc<Part>>) -> Entry {
+        Entry {
+            created_index: s.created_index,
+            status: s.status,
+            deleting,
+            recent: false,
+            cached,
+        }
+    }
+
     fn summary(&self, key: PartKey) -> Summary {
         Summary {
             key,
@@ -252,16 +262,7 @@ impl<D: Datastore> Ledger<D> {
                     }
                     _ => {}
                 }
-                st.insert(
-                    s.key,
-                    Entry {
-                        created_index: s.created_index,
-                        status: s.status,
-                        deleting: false,
-                        recent: false,
-                        cached: None,
-                    },
-                );
+                st.insert(s.key, Entry::new(&s, false, None));
             }
         }
         let mut interrupted = Vec::new();
@@ -271,16 +272,7 @@ impl<D: Datastore> Ledger<D> {
                 Some(e) if e.created_index == s.created_index => st.set_deleting(&s.key, true),
                 // The record went before the mark did: the delete still
                 // has its mark to remove (and the node's table to check).
-                _ => st.insert(
-                    s.key,
-                    Entry {
-                        created_index: s.created_index,
-                        status: s.status,
-                        deleting: true,
-                        recent: false,
-                        cached: None,
-                    },
-                ),
+                _ => st.insert(s.key, Entry::new(&s, true, None)),
             }
             interrupted.push(s.key);
         }
@@ -436,17 +428,12 @@ impl<D: Datastore> Ledger<D> {
         self.summaries_of(hash).iter().map(|s| s.key.groupid).max()
     }
 
-    /// Reads the parts of these summaries, in their order; those deleted
+    /// The parts of these summaries, in their order; those deleted
     /// meanwhile are left out.
     async fn read_all(&self, summaries: Vec<Summary>) -> Result<Vec<Arc<Part>>, RpcError> {
         let mut out = Vec::with_capacity(summaries.len());
         for s in summaries {
-            let cached = self.state().cached(&s.key);
-            let part = match cached {
-                Some(p) if Summary::of(&p) == s => Some(p),
-                _ => self.read(s).await?,
-            };
-            out.extend(part);
+            out.extend(self.get(&s.key).await?);
         }
         Ok(out)
     }
@@ -517,31 +504,14 @@ impl<D: Datastore> Ledger<D> {
             Err(e) => return Err(e),
         }
         let mut st = self.state();
-        st.insert(
-            key,
-            Entry {
-                created_index: summary.created_index,
-                status: summary.status,
-                deleting: false,
-                recent: false,
-                cached: Some(part.clone()),
-            },
-        );
+        st.insert(key, Entry::new(&summary, false, Some(part.clone())));
         deliver(&mut st, &key, &part);
         Ok(Recorded::New)
     }
 
     async fn adopt(&self, summary: Summary) -> Result<Recorded, RpcError> {
-        self.state().insert(
-            summary.key,
-            Entry {
-                created_index: summary.created_index,
-                status: summary.status,
-                deleting: false,
-                recent: false,
-                cached: None,
-            },
-        );
+        self.state()
+            .insert(summary.key, Entry::new(&summary, false, None));
         let part = self.read(summary).await?.ok_or_else(|| {
             RpcError::lightningd(format!(
                 "Datastore record of {} vanished while being written",
