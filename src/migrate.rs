@@ -1,6 +1,6 @@
 //! Moves a ledger kept in an earlier datastore layout to the current one.
 //!
-//! Layout v1 (paystate before 0.2) kept each part as one value under
+//! Layout v1 (paystate's development versions) kept each part as one value under
 //! `["paystate", "v1", "parts", "<hh>", "<hash>-<groupid>-<partid>"]`,
 //! JSON `{"payment", "failure"?, "deleting"?}`, and the watermark under
 //! `["paystate", "v1", "catchup"]`. Each v1 entry is deleted only after its
