@@ -3,6 +3,7 @@
 
 use crate::ledger::Ledger;
 use crate::node::Node;
+use crate::params::Mode;
 use crate::store::Datastore;
 use serde::Serialize;
 use std::sync::Mutex;
@@ -24,15 +25,18 @@ pub struct App<D, N> {
     pub ledger: Ledger<D>,
     pub node: N,
     pub takeover: bool,
+    /// How parameter errors show their token (lightningd's mode).
+    pub mode: Mode,
     pub catchup: Mutex<CatchupReport>,
 }
 
 impl<D: Datastore, N: Node> App<D, N> {
-    pub fn new(ledger: Ledger<D>, node: N, takeover: bool) -> Self {
+    pub fn new(ledger: Ledger<D>, node: N, takeover: bool, mode: Mode) -> Self {
         App {
             ledger,
             node,
             takeover,
+            mode,
             catchup: Mutex::new(CatchupReport {
                 state: "pending",
                 ..Default::default()

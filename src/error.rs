@@ -15,7 +15,6 @@ pub mod codes {
     pub const PAY_TRY_OTHER_ROUTE: i32 = 204;
     pub const PAY_NO_SUCH_PAYMENT: i32 = 208;
     pub const PAY_UNSPECIFIED_ERROR: i32 = 209;
-    pub const PAY_STATUS_UNEXPECTED: i32 = 211;
     pub const DATASTORE_DEL_DOES_NOT_EXIST: i32 = 1200;
     pub const DATASTORE_DEL_WRONG_GENERATION: i32 = 1201;
     pub const DATASTORE_UPDATE_ALREADY_EXISTS: i32 = 1202;

@@ -1,15 +1,32 @@
 //! The `rpc_command` hook: how paystate answers lightningd's own
-//! `waitsendpay` and `delpay` names.
+//! `waitsendpay` and `delpay` names, and its own `paystate-*` names.
 
 use crate::app::App;
-use crate::commands::{delpay, waitsendpay};
+use crate::commands::{delpay, listsendpays, waitsendpay};
 use crate::node::Node;
 use crate::rpc::INTERNAL_ID_PREFIX;
 use crate::store::Datastore;
 use serde_json::{json, Value};
 
-/// The built-in commands paystate takes over (the hook's `filters`).
+/// The built-in commands paystate takes over.
 pub const TAKEN_OVER: [&str; 2] = ["waitsendpay", "delpay"];
+
+/// paystate's own methods that can fail, answered here rather than as
+/// plugin methods: cln-plugin writes `"data": null` into every method
+/// error, where lightningd's answers have no `data`. The hook's reply is
+/// passed to the caller as written. The methods stay registered (so
+/// `help` lists them, and a lightningd that skips the hook still reaches
+/// them).
+pub const OWN: [&str; 3] = [
+    "paystate-waitsendpay",
+    "paystate-delpay",
+    "paystate-listsendpays",
+];
+
+/// The hook's `filters`: every name it answers.
+pub fn filters() -> impl Iterator<Item = &'static str> {
+    TAKEN_OVER.into_iter().chain(OWN)
+}
 
 /// The reply that lets lightningd run the command itself.
 pub fn continue_reply() -> Value {
@@ -17,10 +34,10 @@ pub fn continue_reply() -> Value {
 }
 
 /// Whether a hook call goes on to lightningd untouched: paystate's own
-/// calls to the built-ins (they come back through this hook), every call
-/// with takeover off, and any command paystate does not take over
-/// (lightningd before v25.12 ignores `filters`). Decided without the
-/// ledger, so it answers even while the ledger loads.
+/// calls to the built-ins (they come back through this hook), the
+/// built-in names with takeover off, and any command paystate does not
+/// answer (lightningd before v25.12 ignores `filters`). Decided without
+/// the ledger, so it answers even while the ledger loads.
 pub fn passes_through(payload: &Value, takeover: bool) -> bool {
     let call = payload.get("rpc_command").unwrap_or(&Value::Null);
     let internal = call
@@ -28,7 +45,8 @@ pub fn passes_through(payload: &Value, takeover: bool) -> bool {
         .and_then(Value::as_str)
         .is_some_and(|id| id.starts_with(INTERNAL_ID_PREFIX));
     let method = call.get("method").and_then(Value::as_str).unwrap_or("");
-    internal || !takeover || !TAKEN_OVER.contains(&method)
+    let answered = OWN.contains(&method) || (takeover && TAKEN_OVER.contains(&method));
+    internal || !answered
 }
 
 /// Answers one `rpc_command` hook call. Never fails: whatever it cannot
@@ -40,8 +58,9 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, payload: &Value) -> 
     let call = payload.get("rpc_command").unwrap_or(&Value::Null);
     let params = call.get("params").cloned().unwrap_or(Value::Null);
     let answer = match call.get("method").and_then(Value::as_str) {
-        Some("waitsendpay") => waitsendpay::run(app, params).await,
-        Some("delpay") => delpay::run(app, params).await,
+        Some("waitsendpay" | "paystate-waitsendpay") => waitsendpay::run(app, params).await,
+        Some("delpay" | "paystate-delpay") => delpay::run(app, params).await,
+        Some("paystate-listsendpays") => listsendpays::run(app, &params).await,
         _ => return continue_reply(),
     };
     match answer {

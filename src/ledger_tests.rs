@@ -6,6 +6,7 @@ use crate::domain::{Part, Status};
 use crate::error::RpcError;
 use crate::fakes::{payment, FakeDatastore, FakeNode};
 use crate::ledger::{Ledger, Lookup, Recorded};
+use crate::params::Mode;
 use crate::store::Summary;
 use serde_json::json;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ async fn app_with(parts: &[Part], node: FakeNode) -> App<Arc<FakeDatastore>, Arc
     for p in parts {
         ledger.record(p.clone()).await.unwrap();
     }
-    App::new(ledger, Arc::new(node), true)
+    App::new(ledger, Arc::new(node), true, Mode::Developer)
 }
 
 #[tokio::test]
@@ -136,7 +137,7 @@ async fn a_marked_delete_survives_a_crash_as_interrupted() {
 }
 
 #[tokio::test]
-async fn delpay_status_mismatch_is_211_and_pending_is_never_deleted() {
+async fn delpay_status_mismatch_is_208_and_pending_is_never_deleted() {
     let node = FakeNode::default();
     node.parts.lock().unwrap().push(payment(2, Status::Pending));
     let app = app_with(&[], node).await;
@@ -144,7 +145,7 @@ async fn delpay_status_mismatch_is_211_and_pending_is_never_deleted() {
     let e = delpay::run(&app, json!([hash, "complete"]))
         .await
         .unwrap_err();
-    assert_eq!(e.code, 211);
+    assert_eq!(e.code, 208);
     assert!(app.node.deletes.lock().unwrap().is_empty());
 }
 

@@ -8,7 +8,8 @@ use paystate::commands::{delpay, listsendpays, status, waitsendpay};
 use paystate::error::RpcError;
 use paystate::ledger::Ledger;
 use paystate::notifications::{self, Topic};
-use paystate::rpc::Rpc;
+use paystate::params::Mode;
+use paystate::rpc::{self, Rpc};
 use paystate::{catchup, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
@@ -77,8 +78,7 @@ fn stdio() -> (Input, Output) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filters = hook::TAKEN_OVER
-        .iter()
+    let filters = hook::filters()
         .map(|m| HookFilter::Str(m.to_string()))
         .collect();
     let (stdin, stdout) = stdio();
@@ -127,10 +127,11 @@ async fn main() -> anyhow::Result<()> {
         return Ok(()); // lightningd --help
     };
     let takeover = configured.option(&TAKEOVER)?;
+    let mode = Mode::from_args(std::env::args());
     let config = configured.configuration();
-    let rpc = Arc::new(Rpc::new(
-        Path::new(&config.lightning_dir).join(&config.rpc_file),
-    ));
+    let socket = rpc::socket_path(Path::new(&config.rpc_file))
+        .with_context(|| format!("reaching lightningd's socket {}", config.rpc_file))?;
+    let rpc = Arc::new(Rpc::new(socket));
 
     let shared: State = Arc::new(Shared {
         app: SetOnce::new(),
@@ -170,9 +171,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let c = ledger.counts();
     let parts = c.complete + c.failed + c.deleting;
-    let _ = shared.app.set(App::new(ledger, rpc, takeover));
+    let _ = shared.app.set(App::new(ledger, rpc, takeover, mode));
     log::info!(
-        "paystate started: {parts} parts in the ledger, takeover {}",
+        "paystate started: {parts} parts in the ledger, takeover {}, {mode:?} mode",
         if takeover { "on" } else { "off" }
     );
 

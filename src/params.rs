@@ -1,10 +1,44 @@
-//! Parameter parsing in lightningd's style: one parser for named (object)
-//! and positional (array) params, with lightningd's -32602 messages.
+//! Parameter parsing in lightningd's style (`common/json_param.c`): one
+//! walk for named (object) and positional (array) params, checking in
+//! lightningd's order and answering with its -32602 messages, in developer
+//! and in production mode.
+//!
+//! The order matters because lightningd reports the first problem it meets:
+//! - named: members in the order the request gives them; an unknown name
+//!   fails when it is reached, a known one is parsed when it is reached (a
+//!   `null` value too: it is a bad token, not an absent one);
+//! - positional: elements in order, `null` skipped (absent); `too many
+//!   parameters` only when the element past the last parameter is reached;
+//! - then the first missing required parameter, in documented order;
+//! - the command's own checks come after (in the commands).
 
 use crate::domain::Status;
 use crate::error::RpcError;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
+use std::fmt::Write;
+
+/// How a bad parameter's token is shown. lightningd started with
+/// `--developer` quotes it in the error; without it (as operators run it)
+/// the error says `invalid token (see logs for details)` and the token goes
+/// to the log only, because clients have echoed secrets back to users.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Production,
+    Developer,
+}
+
+impl Mode {
+    /// lightningd starts a plugin with `--developer` on its command line
+    /// when it runs in developer mode (`plugin_send_getmanifest`).
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> Mode {
+        match args.into_iter().any(|a| a == "--developer") {
+            true => Mode::Developer,
+            false => Mode::Production,
+        }
+    }
+}
 
 /// One parameter of a command, in documented (positional) order.
 #[derive(Debug, Clone, Copy)]
@@ -27,75 +61,207 @@ pub const fn optional(name: &'static str) -> Param {
     }
 }
 
-/// Matches `params` against `spec` and returns one slot per parameter.
-/// A JSON `null` counts as absent, as in lightningd. Checks run in
-/// lightningd's order: unknown or surplus params, then missing required ones;
-/// type checks are left to the typed parsers below, called in spec order.
-pub fn collect<'a>(params: &'a Value, spec: &[Param]) -> Result<Vec<Option<&'a Value>>, RpcError> {
-    let mut slots: Vec<Option<&Value>> = vec![None; spec.len()];
+/// Walks `params` as lightningd's `param()` does, handing each given value
+/// to `take(index into spec, value)` in request order; the first error,
+/// whether `take`'s or the walk's own, ends the walk. After a successful
+/// walk every required parameter has been taken.
+pub fn walk(
+    params: &Value,
+    spec: &[Param],
+    mut take: impl FnMut(usize, &Value) -> Result<(), RpcError>,
+) -> Result<(), RpcError> {
+    let mut given = vec![false; spec.len()];
     match params {
-        Value::Object(map) => {
-            for (key, value) in map {
-                let Some(i) = spec.iter().position(|p| p.name == key) else {
+        Value::Object(members) => {
+            for (name, value) in members {
+                let Some(i) = spec.iter().position(|p| p.name == name) else {
                     return Err(RpcError::invalid_params(format!(
-                        "unknown parameter: {key}, this may be caused by a failure to autodetect \
+                        "unknown parameter: {name}, this may be caused by a failure to autodetect \
                          key=value-style parameters. Please try using the -k flag and explicit \
                          key=value pairs of parameters."
                     )));
                 };
-                if !value.is_null() {
-                    slots[i] = Some(value);
+                // Unreachable through serde's map (it keeps one of each
+                // name), kept for lightningd's word should that change.
+                if given[i] {
+                    return Err(RpcError::invalid_params(format!(
+                        "duplicate json names: {name}"
+                    )));
                 }
+                given[i] = true;
+                take(i, value)?;
             }
         }
         Value::Array(items) => {
-            if items.len() > spec.len() {
-                return Err(RpcError::invalid_params(format!(
-                    "too many parameters: got {}, expected {}",
-                    items.len(),
-                    spec.len()
-                )));
-            }
-            for (slot, value) in slots.iter_mut().zip(items) {
+            for (i, value) in items.iter().enumerate() {
+                if i == spec.len() {
+                    return Err(RpcError::invalid_params(format!(
+                        "too many parameters: got {}, expected {}",
+                        items.len(),
+                        spec.len()
+                    )));
+                }
                 if !value.is_null() {
-                    *slot = Some(value);
+                    given[i] = true;
+                    take(i, value)?;
                 }
             }
         }
-        Value::Null => {}
         _ => {
             return Err(RpcError::invalid_params(
                 "Expected array or object for params",
             ))
         }
     }
-    if let Some(p) = spec
-        .iter()
-        .zip(&slots)
-        .find_map(|(p, s)| (p.required && s.is_none()).then_some(p))
-    {
-        return Err(RpcError::invalid_params(format!(
+    match spec.iter().zip(&given).find(|(p, g)| p.required && !**g) {
+        Some((p, _)) => Err(RpcError::invalid_params(format!(
             "missing required parameter: {}",
             p.name
-        )));
+        ))),
+        None => Ok(()),
     }
-    Ok(slots)
 }
 
-/// The token as lightningd quotes it in an error: its JSON text.
-fn token(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+/// lightningd's `command_fail_badparam`.
+fn invalid(mode: Mode, name: &str, what: &str, v: &Value) -> RpcError {
+    match mode {
+        Mode::Developer => {
+            RpcError::invalid_params(format!("{name}: {what}: invalid token '{}'", token(v)))
+        }
+        Mode::Production => {
+            log::info!("Invalid parameter {name} ({what}): token '{}'", token(v));
+            RpcError::invalid_params(format!(
+                "{name}: {what}: invalid token (see logs for details)"
+            ))
+        }
+    }
 }
 
-fn invalid(name: &str, what: &str, v: &Value) -> RpcError {
-    RpcError::invalid_params(format!("{name}: {what}: invalid token '{}'", token(v)))
+/// The token as lightningd quotes it. lightningd quotes the client's own
+/// text; paystate sees the parsed value, so it writes the value back as
+/// pyln-client writes it (Python's `json.dumps` with `ensure_ascii=False`:
+/// `", "` and `": "` between items): exact for those clients, the same
+/// value in other spelling for others (README, "Differences").
+pub fn token(v: &Value) -> String {
+    let mut out = String::new();
+    write_token(&mut out, v);
+    out
 }
 
-/// A 32-byte hash in hex, either case (lightningd accepts uppercase).
-pub fn hash(name: &str, v: &Value) -> Result<Sha256, RpcError> {
-    v.as_str()
-        .and_then(parse_hash)
-        .ok_or_else(|| invalid(name, "should be a 32 byte hex value", v))
+fn write_token(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
+            Some(f) => write_python_float(out, f),
+            None => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => write_python_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_token(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(members) => {
+            out.push('{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_python_string(out, k);
+                out.push_str(": ");
+                write_token(out, item);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Python's `json.dumps` of a string (`ensure_ascii=False`).
+fn write_python_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Python's `repr` of a float: the shortest digits that read back the same,
+/// positional for exponents -4..16, else `d.ddde+XX`.
+fn write_python_float(out: &mut String, f: f64) {
+    if !f.is_finite() {
+        out.push_str(&f.to_string());
+        return;
+    }
+    // `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
+    let sci = format!("{f:e}");
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    out.push_str(sign);
+    if (-4..16).contains(&exp) {
+        if exp < 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-exp - 1) as usize));
+            out.push_str(&digits);
+        } else {
+            let point = exp as usize + 1;
+            if digits.len() <= point {
+                out.push_str(&digits);
+                out.push_str(&"0".repeat(point - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..point]);
+                out.push('.');
+                out.push_str(&digits[point..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    }
+}
+
+/// The text lightningd's parsers read: a string's contents, any other
+/// token's JSON text (so `12` is "12", and an object never parses).
+fn text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(s.as_str().into()),
+        Value::Number(n) if !n.is_f64() => Some(n.to_string().into()),
+        _ => None,
+    }
+}
+
+/// `param_sha256`: the token's text hex-decodes to 32 bytes (either case).
+pub fn hash(mode: Mode, name: &str, v: &Value) -> Result<Sha256, RpcError> {
+    text(v)
+        .and_then(|s| parse_hash(&s))
+        .ok_or_else(|| invalid(mode, name, "should be a 32 byte hex value", v))
 }
 
 pub fn parse_hash(s: &str) -> Option<Sha256> {
@@ -106,44 +272,41 @@ pub fn parse_hash(s: &str) -> Option<Sha256> {
     s.to_ascii_lowercase().parse().ok()
 }
 
-/// An unsigned integer given as a JSON number or a string of decimal
-/// digits, as lightningd's number parsers take the token's text.
+/// lightningd's `str_to_u64`: decimal digits only, no sign, no overflow.
 fn unsigned(v: &Value) -> Option<u64> {
-    match v {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().ok()
-        }
-        _ => None,
+    let s = text(v)?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    s.parse().ok()
 }
 
 /// lightningd's `param_number` (a u32).
-pub fn u32_number(name: &str, v: &Value) -> Result<u32, RpcError> {
+pub fn u32_number(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
     unsigned(v)
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| invalid(name, "should be an integer", v))
+        .ok_or_else(|| invalid(mode, name, "should be an integer", v))
 }
 
 /// lightningd's `param_u64`.
-pub fn u64_number(name: &str, v: &Value) -> Result<u64, RpcError> {
-    unsigned(v).ok_or_else(|| invalid(name, "should be an unsigned 64 bit integer", v))
+pub fn u64_number(mode: Mode, name: &str, v: &Value) -> Result<u64, RpcError> {
+    unsigned(v).ok_or_else(|| invalid(mode, name, "should be an unsigned 64 bit integer", v))
 }
 
 /// Any payment status: `pending`, `complete` or `failed`.
-pub fn status(name: &str, v: &Value) -> Result<Status, RpcError> {
-    match v.as_str() {
+pub fn status(mode: Mode, name: &str, v: &Value) -> Result<Status, RpcError> {
+    match text(v).as_deref() {
         Some("pending") => Ok(Status::Pending),
         Some("complete") => Ok(Status::Complete),
         Some("failed") => Ok(Status::Failed),
-        _ => Err(invalid(name, "should be an invoice status", v)),
+        _ => Err(invalid(mode, name, "should be an invoice status", v)),
     }
 }
 
 /// The status a `delpay` may delete: `complete` or `failed`.
-pub fn deletable_status(name: &str, v: &Value) -> Result<Status, RpcError> {
-    match status(name, v)? {
-        Status::Pending => Err(invalid(name, "Cannot delete pending status", v)),
+pub fn deletable_status(mode: Mode, name: &str, v: &Value) -> Result<Status, RpcError> {
+    match status(mode, name, v)? {
+        Status::Pending => Err(invalid(mode, name, "Cannot delete pending status", v)),
         s => Ok(s),
     }
 }
@@ -158,122 +321,176 @@ mod tests {
         optional("timeout"),
         optional("partid"),
     ];
+    const DEV: Mode = Mode::Developer;
 
     fn msg(r: Result<impl std::fmt::Debug, RpcError>) -> String {
         let e = r.unwrap_err();
         assert_eq!(e.code, -32602);
+        assert_eq!(e.data, None);
         e.message
     }
 
-    #[test]
-    fn named_and_positional_fill_the_same_slots() {
-        let named = json!({"timeout": 5, "payment_hash": "ab"});
-        let positional = json!(["ab", 5]);
-        let a = collect(&named, &SPEC).unwrap();
-        let b = collect(&positional, &SPEC).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a[2], None);
+    /// Walks with number checks on slots 1 and 2, recording the order.
+    fn walked(params: Value) -> Result<Vec<usize>, RpcError> {
+        let mut seen = vec![];
+        walk(&params, &SPEC, |i, v| {
+            seen.push(i);
+            if i > 0 {
+                u64_number(DEV, SPEC[i].name, v)?;
+            }
+            Ok(())
+        })
+        .map(|_| seen)
     }
 
     #[test]
-    fn null_counts_as_absent() {
-        let params = json!(["ab", null, 3]);
-        let slots = collect(&params, &SPEC).unwrap();
-        assert_eq!(slots[1], None);
+    fn named_members_are_taken_in_request_order() {
         assert_eq!(
-            msg(collect(&json!({"payment_hash": null}), &SPEC)),
+            walked(json!({"partid": 1, "payment_hash": "x"})).unwrap(),
+            [2, 0]
+        );
+        // The bad value is reported before the unknown name behind it ...
+        assert!(msg(walked(json!({"partid": true, "bogus": 1}))).starts_with("partid: "));
+        // ... and the unknown name before the bad value behind it.
+        assert!(msg(walked(json!({"bogus": 1, "partid": true})))
+            .starts_with("unknown parameter: bogus"));
+        // Missing required only once every given member passed.
+        assert!(msg(walked(json!({"timeout": "x"}))).starts_with("timeout: "));
+        assert_eq!(
+            msg(walked(json!({"timeout": 1}))),
             "missing required parameter: payment_hash"
         );
     }
 
     #[test]
-    fn structural_errors_match_lightningd() {
+    fn a_named_null_is_a_bad_token_not_an_absent_one() {
         assert_eq!(
-            msg(collect(&json!({}), &SPEC)),
+            msg(walked(json!({"payment_hash": "x", "timeout": null}))),
+            "timeout: should be an unsigned 64 bit integer: invalid token 'null'"
+        );
+    }
+
+    #[test]
+    fn positional_surplus_is_reported_only_when_reached() {
+        assert!(msg(walked(json!(["h", true, 1, 2, 3]))).starts_with("timeout: "));
+        assert_eq!(
+            msg(walked(json!(["h", 1, 2, 3]))),
+            "too many parameters: got 4, expected 3"
+        );
+        assert_eq!(walked(json!(["h", null, 3])).unwrap(), [0, 2]);
+        assert_eq!(
+            msg(walked(json!([null, 1]))),
             "missing required parameter: payment_hash"
         );
         assert_eq!(
-            msg(collect(&json!(["a", 1, 2, 3, 4]), &SPEC)),
-            "too many parameters: got 5, expected 3"
+            msg(walked(json!("x"))),
+            "Expected array or object for params"
         );
-        assert!(
-            msg(collect(&json!({"payment_hash": "a", "bogus": 1}), &SPEC)).starts_with(
-                "unknown parameter: bogus, this may be caused by a failure to autodetect"
-            )
-        );
-        // An unknown parameter is reported before a missing one.
-        assert!(msg(collect(&json!({"bogus": 1}), &SPEC)).starts_with("unknown parameter: bogus"));
         assert_eq!(
-            msg(collect(&json!("x"), &SPEC)),
+            msg(walked(json!(null))),
             "Expected array or object for params"
         );
     }
 
     #[test]
+    fn production_mode_hides_the_token() {
+        assert_eq!(
+            msg(u64_number(Mode::Production, "partid", &json!("secret"))),
+            "partid: should be an unsigned 64 bit integer: invalid token (see logs for details)"
+        );
+        assert_eq!(
+            Mode::from_args(["paystate".into(), "--developer".into()]),
+            DEV
+        );
+        assert_eq!(Mode::from_args(["paystate".into()]), Mode::Production);
+    }
+
+    #[test]
+    fn tokens_are_quoted_as_python_clients_write_them() {
+        for (v, t) in [
+            (json!({"x": 1, "y": [1, "a"]}), r#"{"x": 1, "y": [1, "a"]}"#),
+            (json!([]), "[]"),
+            (json!("é\"\n\u{1}\u{1F600}"), "\"é\\\"\\n\\u0001\u{1F600}\""),
+            (json!(7.294452894392176), "7.294452894392176"),
+            (json!(0.00012), "0.00012"),
+            (json!(0.000012), "1.2e-05"),
+            (json!(1e16), "1e+16"),
+            (json!(1.5e300), "1.5e+300"),
+            (json!(123456.0), "123456.0"),
+            (json!(-2.5), "-2.5"),
+            (json!(-12), "-12"),
+            (json!(true), "true"),
+        ] {
+            assert_eq!(token(&v), t, "{v}");
+        }
+    }
+
+    #[test]
     fn hashes() {
         let lower = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
-        let h = hash("payment_hash", &json!(lower)).unwrap();
+        let h = hash(DEV, "payment_hash", &json!(lower)).unwrap();
         assert_eq!(h.to_string(), lower);
         assert_eq!(
-            hash("payment_hash", &json!(lower.to_uppercase())).unwrap(),
+            hash(DEV, "payment_hash", &json!(lower.to_uppercase())).unwrap(),
             h
         );
         assert_eq!(
-            msg(hash("payment_hash", &json!("zz"))),
+            msg(hash(DEV, "payment_hash", &json!("zz"))),
             "payment_hash: should be a 32 byte hex value: invalid token '\"zz\"'"
         );
         assert_eq!(
-            msg(hash("payment_hash", &json!(12))),
+            msg(hash(DEV, "payment_hash", &json!(12))),
             "payment_hash: should be a 32 byte hex value: invalid token '12'"
         );
-        assert!(hash("h", &json!(&lower[..63])).is_err());
-        assert!(hash("h", &json!(format!("{lower}0"))).is_err());
-        assert!(hash("h", &json!(format!("{}g", &lower[..63]))).is_err());
+        assert!(hash(DEV, "h", &json!(&lower[..63])).is_err());
+        assert!(hash(DEV, "h", &json!(format!("{lower}0"))).is_err());
+        assert!(hash(DEV, "h", &json!(format!("{}g", &lower[..63]))).is_err());
         // Multi-byte characters must not be mistaken for hex or panic.
-        assert!(hash("h", &json!("é".repeat(32))).is_err());
+        assert!(hash(DEV, "h", &json!("é".repeat(32))).is_err());
     }
 
     #[test]
     fn numbers() {
-        assert_eq!(u32_number("timeout", &json!(5)).unwrap(), 5);
-        assert_eq!(u32_number("timeout", &json!("5")).unwrap(), 5);
+        assert_eq!(u32_number(DEV, "timeout", &json!(5)).unwrap(), 5);
+        assert_eq!(u32_number(DEV, "timeout", &json!("5")).unwrap(), 5);
+        assert_eq!(u32_number(DEV, "timeout", &json!("007")).unwrap(), 7);
         assert_eq!(
-            msg(u32_number("timeout", &json!(-1))),
+            msg(u32_number(DEV, "timeout", &json!(-1))),
             "timeout: should be an integer: invalid token '-1'"
         );
         assert_eq!(
-            msg(u32_number("timeout", &json!(1.5))),
+            msg(u32_number(DEV, "timeout", &json!(1.5))),
             "timeout: should be an integer: invalid token '1.5'"
         );
         assert_eq!(
-            msg(u32_number("timeout", &json!("abc"))),
+            msg(u32_number(DEV, "timeout", &json!("abc"))),
             "timeout: should be an integer: invalid token '\"abc\"'"
         );
-        assert!(u32_number("timeout", &json!(4294967296u64)).is_err());
-        assert_eq!(u64_number("partid", &json!(u64::MAX)).unwrap(), u64::MAX);
-        assert!(u64_number("partid", &json!("18446744073709551616")).is_err());
-        assert!(u64_number("partid", &json!("")).is_err());
-        assert!(u64_number("partid", &json!("+1")).is_err());
+        assert!(u32_number(DEV, "timeout", &json!(4294967296u64)).is_err());
         assert_eq!(
-            msg(u64_number("partid", &json!("x"))),
-            "partid: should be an unsigned 64 bit integer: invalid token '\"x\"'"
+            u64_number(DEV, "partid", &json!(u64::MAX)).unwrap(),
+            u64::MAX
         );
+        assert!(u64_number(DEV, "partid", &json!("18446744073709551616")).is_err());
+        assert!(u64_number(DEV, "partid", &json!("")).is_err());
+        assert!(u64_number(DEV, "partid", &json!("+1")).is_err());
+        assert!(u64_number(DEV, "partid", &json!(1.0)).is_err());
     }
 
     #[test]
     fn statuses() {
         assert_eq!(
-            deletable_status("status", &json!("failed")).unwrap(),
+            deletable_status(DEV, "status", &json!("failed")).unwrap(),
             Status::Failed
         );
         assert_eq!(
-            msg(deletable_status("status", &json!("pending"))),
+            msg(deletable_status(DEV, "status", &json!("pending"))),
             "status: Cannot delete pending status: invalid token '\"pending\"'"
         );
         assert_eq!(
-            msg(deletable_status("status", &json!("invalid_status"))),
+            msg(deletable_status(DEV, "status", &json!("invalid_status"))),
             "status: should be an invoice status: invalid token '\"invalid_status\"'"
         );
-        assert!(status("status", &json!(3)).is_err());
+        assert!(status(DEV, "status", &json!(3)).is_err());
     }
 }

@@ -14,7 +14,7 @@ use cln_rpc::primitives::Sha256;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -40,6 +40,27 @@ pub struct Rpc {
     pool: Mutex<Vec<Conn>>,
     next_id: AtomicU64,
     in_flight: tokio::sync::Semaphore,
+}
+
+/// The longest path a Unix socket address holds (`sun_path`, with its NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// The path to connect to for lightningd's `rpc-file`. lightningd starts a
+/// plugin in its lightning-dir and passes `rpc-file` as configured
+/// (`lightning-rpc`, relative, by default) precisely so that a deep
+/// lightning-dir, whose absolute socket path would not fit a socket
+/// address, still works: a relative path is used as given. An absolute one
+/// that does not fit is reached from its own directory, which becomes the
+/// working directory (paystate opens no other relative path).
+pub fn socket_path(rpc_file: &Path) -> std::io::Result<PathBuf> {
+    let fits = rpc_file.as_os_str().len() <= SUN_PATH_MAX;
+    match (rpc_file.parent(), rpc_file.file_name()) {
+        (Some(dir), Some(name)) if rpc_file.is_absolute() && !fits => {
+            std::env::set_current_dir(dir)?;
+            Ok(PathBuf::from(name))
+        }
+        _ => Ok(rpc_file.to_path_buf()),
+    }
 }
 
 fn transport(e: impl std::fmt::Display) -> RpcError {

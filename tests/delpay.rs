@@ -70,7 +70,7 @@ async fn unknown_hash_and_unknown_part_are_208() {
 }
 
 #[tokio::test]
-async fn status_mismatch_is_211_and_deletes_nothing() {
+async fn status_mismatch_is_208_and_deletes_nothing() {
     let ld = start().await;
     let h = hash(1);
     let k = pending(&ld, &h, 1, 0);
@@ -81,7 +81,7 @@ async fn status_mismatch_is_211_and_deletes_nothing() {
         .unwrap_err();
     assert_eq!(
         e,
-        json!({"code": 211, "message": format!("Payment with hash {h} has failed status but it different from the one provided complete")})
+        json!({"code": 208, "message": format!("Payment with hash {h} has failed status but it different from the one provided complete")})
     );
     assert_eq!(ledger(&ld, &h).await.len(), 1);
     assert!(ld.part(&k).is_some());
@@ -171,7 +171,7 @@ async fn mixed_hash_loses_only_the_requested_status() {
     let e = delpay(&ld, json!({"payment_hash": h, "status": "failed"}))
         .await
         .unwrap_err();
-    assert_eq!(code(&e), 211);
+    assert_eq!(code(&e), 208);
     assert!(e["message"]
         .as_str()
         .unwrap()
@@ -187,7 +187,7 @@ async fn a_pending_part_is_never_deleted() {
         let e = delpay(&ld, json!({"payment_hash": h, "status": status}))
             .await
             .unwrap_err();
-        assert_eq!(code(&e), 211, "{e}");
+        assert_eq!(code(&e), 208, "{e}");
         assert!(e["message"]
             .as_str()
             .unwrap()
@@ -199,7 +199,7 @@ async fn a_pending_part_is_never_deleted() {
     )
     .await
     .unwrap_err();
-    assert_eq!(code(&e), 211);
+    assert_eq!(code(&e), 208);
     assert!(ld.part(&k).is_some());
     // With a complete sibling, deleting complete parts spares the pending one.
     let done = pending(&ld, &h, 1, 1);

@@ -84,14 +84,21 @@ fn expected_delpay(
         }
     }
     parts.sort_by_key(|p| p.created_index);
-    let first = parts[0].status.as_str();
+    // lightningd names the status of the last part it passed over.
+    let other = parts
+        .iter()
+        .rev()
+        .map(|p| p.status)
+        .find(|s| *s != status)
+        .unwrap_or(parts[0].status)
+        .as_str();
     let doomed: Vec<&Part> = parts.into_iter().filter(|p| p.status == status).collect();
     if doomed.is_empty() {
         let message = format!(
-            "Payment with hash {h} has {first} status but it different from the one provided {}",
+            "Payment with hash {h} has {other} status but it different from the one provided {}",
             status.as_str()
         );
-        return (Err(json!({"code": 211, "message": message})), vec![]);
+        return (Err(json!({"code": 208, "message": message})), vec![]);
     }
     let listed: Vec<Value> = doomed.iter().map(|p| p.listing()).collect();
     (

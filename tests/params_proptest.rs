@@ -3,6 +3,7 @@
 //! message; never a panic, never another code.
 
 use paystate::commands::{delpay, waitsendpay};
+use paystate::params::Mode;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -62,20 +63,38 @@ proptest! {
 
     #[test]
     fn any_params_value_is_answered_or_refused_with_32602(params in any_json()) {
-        check(waitsendpay::parse(&params))?;
-        check(delpay::parse(&params))?;
+        for mode in [Mode::Developer, Mode::Production] {
+            check(waitsendpay::parse(&params, mode))?;
+            check(delpay::parse(&params, mode))?;
+        }
+    }
+
+    #[test]
+    fn production_answers_as_developer_without_the_token(params in any_json()) {
+        let dev = waitsendpay::parse(&params, Mode::Developer).map(|r| format!("{r:?}"));
+        let prod = waitsendpay::parse(&params, Mode::Production).map(|r| format!("{r:?}"));
+        match (dev, prod) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => match a.message.split_once(": invalid token '") {
+                Some((head, _)) => prop_assert_eq!(b.message, format!("{head}: invalid token (see logs for details)")),
+                None => prop_assert_eq!(a.message, b.message),
+            },
+            (a, b) => prop_assert!(false, "{:?} vs {:?}", a, b),
+        }
     }
 
     #[test]
     fn named_and_positional_agree(slots in prop::collection::vec(prop::option::of(any_json()), 0..5)) {
         for (names, parse) in [
-            (NAMES, (|v: &Value| waitsendpay::parse(v).map(|r| format!("{r:?}"))) as fn(&Value) -> _),
-            (DELPAY_NAMES, |v: &Value| delpay::parse(v).map(|r| format!("{r:?}"))),
+            (NAMES, (|v: &Value| waitsendpay::parse(v, Mode::Developer).map(|r| format!("{r:?}"))) as fn(&Value) -> _),
+            (DELPAY_NAMES, |v: &Value| delpay::parse(v, Mode::Developer).map(|r| format!("{r:?}"))),
         ] {
             let positional = Value::Array(slots.iter().map(|s| s.clone().unwrap_or(Value::Null)).collect());
             let mut named = Map::new();
+            // A positional null is an absent parameter; a named one is a
+            // bad token, so it is left out here (as pyln-client does).
             for (n, s) in names.iter().zip(&slots) {
-                if let Some(v) = s {
+                if let Some(v) = s.as_ref().filter(|v| !v.is_null()) {
                     named.insert(n.to_string(), v.clone());
                 }
             }
@@ -101,10 +120,10 @@ proptest! {
         if let Some(t) = timeout {
             p["timeout"] = num(t.into());
         }
-        let r = waitsendpay::parse(&p).unwrap();
+        let r = waitsendpay::parse(&p, Mode::Developer).unwrap();
         prop_assert_eq!(r.payment_hash.to_string(), hash.to_lowercase());
         prop_assert_eq!((r.timeout, r.partid, r.groupid), (timeout, partid, Some(groupid)));
-        let d = delpay::parse(&json!([hash, "failed", num(partid), num(groupid)])).unwrap();
+        let d = delpay::parse(&json!([hash, "failed", num(partid), num(groupid)]), Mode::Developer).unwrap();
         prop_assert_eq!(d.part, Some((partid, groupid)));
     }
 
@@ -119,8 +138,8 @@ proptest! {
         for _ in 0..depth {
             v = json!([v]);
         }
-        check(waitsendpay::parse(&json!({"payment_hash": v.clone()})))?;
-        check(delpay::parse(&json!([hash_of(len), v])))?;
+        check(waitsendpay::parse(&json!({"payment_hash": v.clone()}), Mode::Production))?;
+        check(delpay::parse(&json!([hash_of(len), v]), Mode::Developer))?;
     }
 }
 

@@ -8,6 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use paystate::commands::{delpay, waitsendpay};
 use paystate::error::RpcError;
+use paystate::params::Mode;
 use serde_json::{json, Map, Value};
 
 const WAIT: [&str; 4] = ["payment_hash", "timeout", "partid", "groupid"];
@@ -40,14 +41,16 @@ fn shapes(v: &Value, names: &[&str; 4]) -> Vec<Value> {
 fuzz_target!(|data: &[u8]| {
     let v = serde_json::from_slice::<Value>(data)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(data).into_owned()));
-    for p in shapes(&v, &WAIT) {
-        let r = waitsendpay::parse(&p);
-        if let (Ok(req), Some(h)) = (&r, p.get("payment_hash").and_then(Value::as_str)) {
-            assert_eq!(req.payment_hash.to_string(), h.to_ascii_lowercase());
+    for mode in [Mode::Developer, Mode::Production] {
+        for p in shapes(&v, &WAIT) {
+            let r = waitsendpay::parse(&p, mode);
+            if let (Ok(req), Some(h)) = (&r, p.get("payment_hash").and_then(Value::as_str)) {
+                assert_eq!(req.payment_hash.to_string(), h.to_ascii_lowercase());
+            }
+            check(r);
         }
-        check(r);
-    }
-    for p in shapes(&v, &DEL) {
-        check(delpay::parse(&p));
+        for p in shapes(&v, &DEL) {
+            check(delpay::parse(&p, mode));
+        }
     }
 });

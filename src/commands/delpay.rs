@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::node::Node;
-use crate::params::{self, optional, required, Param};
+use crate::params::{self, optional, required, Mode, Param};
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
@@ -32,12 +32,18 @@ pub struct Request {
     pub part: Option<(u64, u64)>,
 }
 
-pub fn parse(params: &Value) -> Result<Request, RpcError> {
-    let s = params::collect(params, &SPEC)?;
-    let payment_hash = params::hash("payment_hash", s[0].expect("required"))?;
-    let status = params::deletable_status("status", s[1].expect("required"))?;
-    let partid = s[2].map(|v| params::u64_number("partid", v)).transpose()?;
-    let groupid = s[3].map(|v| params::u64_number("groupid", v)).transpose()?;
+pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
+    let (mut payment_hash, mut status, mut partid, mut groupid) = (None, None, None, None);
+    params::walk(params, &SPEC, |i, v| {
+        let name = SPEC[i].name;
+        match i {
+            0 => payment_hash = Some(params::hash(mode, name, v)?),
+            1 => status = Some(params::deletable_status(mode, name, v)?),
+            2 => partid = Some(params::u64_number(mode, name, v)?),
+            _ => groupid = Some(params::u64_number(mode, name, v)?),
+        }
+        Ok(())
+    })?;
     let part = match (partid, groupid) {
         (Some(p), Some(g)) => Some((p, g)),
         (None, None) => None,
@@ -48,8 +54,8 @@ pub fn parse(params: &Value) -> Result<Request, RpcError> {
         }
     };
     Ok(Request {
-        payment_hash,
-        status,
+        payment_hash: payment_hash.expect("walk checks required params"),
+        status: status.expect("walk checks required params"),
         part,
     })
 }
@@ -62,7 +68,7 @@ struct Candidate {
 }
 
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
-    let req = parse(&params)?;
+    let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
     let _guard = app.ledger.lock(&hash).await;
 
@@ -107,21 +113,26 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     if let Some((partid, groupid)) = req.part {
         parts.retain(|c| c.payment.partid == partid && c.payment.groupid == groupid);
     }
-    let Some(first) = parts.first() else {
+    // lightningd names the status of the last part it passed over.
+    let Some(other_status) = parts.last().map(|c| c.payment.status) else {
         return Err(RpcError::new(
             codes::PAY_NO_SUCH_PAYMENT,
             "No payment for that payment_hash with that partid and groupid",
         ));
     };
-    let first_status = first.payment.status;
+    let other_status = parts
+        .iter()
+        .rev()
+        .map(|c| c.payment.status)
+        .find(|s| *s != req.status)
+        .unwrap_or(other_status);
     parts.retain(|c| c.payment.status == req.status);
     if parts.is_empty() {
-        // lightningd answers 208 here; its documentation says 211, which
-        // paystate follows (README, "Differences from lightningd").
+        // 208, as lightningd answers (its documentation says 211).
         return Err(RpcError::new(
-            codes::PAY_STATUS_UNEXPECTED,
+            codes::PAY_NO_SUCH_PAYMENT,
             format!(
-                "Payment with hash {hash} has {first_status} status but it different from the one provided {}",
+                "Payment with hash {hash} has {other_status} status but it different from the one provided {}",
                 req.status
             ),
         ));
@@ -201,17 +212,18 @@ mod tests {
     use super::*;
 
     const H: &str = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
+    const DEV: Mode = Mode::Developer;
 
     #[test]
     fn pairing_of_partid_and_groupid() {
-        let both = parse(&json!([H, "complete", 0, 1])).unwrap();
+        let both = parse(&json!([H, "complete", 0, 1]), DEV).unwrap();
         assert_eq!(both.part, Some((0, 1)));
         for p in [
             json!({"payment_hash": H, "status": "complete", "partid": 0}),
             json!([H, "failed", null, 1]),
         ] {
             assert_eq!(
-                parse(&p).unwrap_err().message,
+                parse(&p, DEV).unwrap_err().message,
                 "Must set both partid and groupid, or neither"
             );
         }
@@ -220,11 +232,11 @@ mod tests {
     #[test]
     fn status_is_required_and_never_pending() {
         assert_eq!(
-            parse(&json!([H])).unwrap_err().message,
+            parse(&json!([H]), DEV).unwrap_err().message,
             "missing required parameter: status"
         );
         assert_eq!(
-            parse(&json!([H, "pending"])).unwrap_err().message,
+            parse(&json!([H, "pending"]), DEV).unwrap_err().message,
             "status: Cannot delete pending status: invalid token '\"pending\"'"
         );
     }

@@ -15,9 +15,14 @@ pub async fn run<D: Datastore, N: Node>(
     app: &App<D, N>,
     params: &Value,
 ) -> Result<Value, RpcError> {
-    let s = params::collect(params, &SPEC)?;
-    let hash = s[0].map(|v| params::hash("payment_hash", v)).transpose()?;
-    let status = s[1].map(|v| params::status("status", v)).transpose()?;
+    let (mut hash, mut status) = (None, None);
+    params::walk(params, &SPEC, |i, v| {
+        match i {
+            0 => hash = Some(params::hash(app.mode, SPEC[i].name, v)?),
+            _ => status = Some(params::status(app.mode, SPEC[i].name, v)?),
+        }
+        Ok(())
+    })?;
     let payments: Vec<Value> = app
         .ledger
         .list(hash.as_ref(), status)

@@ -7,7 +7,7 @@ use crate::domain::{PartKey, Status};
 use crate::error::{codes, RpcError};
 use crate::ledger::Lookup;
 use crate::node::Node;
-use crate::params::{self, optional, required, Param};
+use crate::params::{self, optional, required, Mode, Param};
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
@@ -30,16 +30,23 @@ pub struct Request {
     pub groupid: Option<u64>,
 }
 
-pub fn parse(params: &Value) -> Result<Request, RpcError> {
-    let s = params::collect(params, &SPEC)?;
+pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
+    let (mut payment_hash, mut timeout, mut partid, mut groupid) = (None, None, None, None);
+    params::walk(params, &SPEC, |i, v| {
+        let name = SPEC[i].name;
+        match i {
+            0 => payment_hash = Some(params::hash(mode, name, v)?),
+            1 => timeout = Some(params::u32_number(mode, name, v)?),
+            2 => partid = Some(params::u64_number(mode, name, v)?),
+            _ => groupid = Some(params::u64_number(mode, name, v)?),
+        }
+        Ok(())
+    })?;
     Ok(Request {
-        payment_hash: params::hash("payment_hash", s[0].expect("required"))?,
-        timeout: s[1].map(|v| params::u32_number("timeout", v)).transpose()?,
-        partid: s[2]
-            .map(|v| params::u64_number("partid", v))
-            .transpose()?
-            .unwrap_or(0),
-        groupid: s[3].map(|v| params::u64_number("groupid", v)).transpose()?,
+        payment_hash: payment_hash.expect("walk checks required params"),
+        timeout,
+        partid: partid.unwrap_or(0),
+        groupid,
     })
 }
 
@@ -50,7 +57,7 @@ fn timed_out() -> RpcError {
 /// The node calls are boxed: what stays in memory while a caller waits is
 /// the small waiting state, not the largest call's (thousands may wait).
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
-    let req = parse(&params)?;
+    let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
     let deletes_before = app.ledger.node_deletes();
     let mut node_parts = None;
@@ -112,29 +119,36 @@ mod tests {
     use serde_json::json;
 
     const H: &str = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
+    const DEV: Mode = Mode::Developer;
 
     #[test]
     fn named_and_positional_agree() {
-        let a =
-            parse(&json!({"payment_hash": H, "timeout": 10, "partid": 2, "groupid": 3})).unwrap();
-        let b = parse(&json!([H, 10, 2, 3])).unwrap();
+        let a = parse(
+            &json!({"payment_hash": H, "timeout": 10, "partid": 2, "groupid": 3}),
+            DEV,
+        )
+        .unwrap();
+        let b = parse(&json!([H, 10, 2, 3]), DEV).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.timeout, Some(10));
-        let d = parse(&json!([H])).unwrap();
+        let d = parse(&json!([H]), DEV).unwrap();
         assert_eq!((d.timeout, d.partid, d.groupid), (None, 0, None));
     }
 
     #[test]
     fn errors_in_lightningd_words() {
-        let e = parse(&json!([H, 1, 0, 1, 5])).unwrap_err();
+        let e = parse(&json!([H, 1, 0, 1, 5]), DEV).unwrap_err();
         assert_eq!(e.message, "too many parameters: got 5, expected 4");
-        let e = parse(&json!({"payment_hash": H, "timeout": "abc"})).unwrap_err();
+        // The bad element is met before the surplus one.
+        let e = parse(&json!([true, H, 1, 2, 3]), DEV).unwrap_err();
+        assert!(e.message.starts_with("payment_hash: "), "{}", e.message);
+        let e = parse(&json!({"payment_hash": H, "timeout": "abc"}), DEV).unwrap_err();
         assert_eq!(
             e.message,
             "timeout: should be an integer: invalid token '\"abc\"'"
         );
         assert_eq!(
-            parse(&json!({"payment_hash": H, "timeout": "5"}))
+            parse(&json!({"payment_hash": H, "timeout": "5"}), DEV)
                 .unwrap()
                 .timeout,
             Some(5)

@@ -72,6 +72,13 @@ pub struct Options {
     /// Validate traffic against `../shared/cln-schemas` (off for benchmarks,
     /// whose figures are paystate's cost, not the validator's).
     pub check_schemas: bool,
+    /// lightningd's `--developer`: bad parameters' tokens are quoted in
+    /// errors, and plugins are started with `--developer`. Off, as
+    /// operators run it, errors say `invalid token (see logs for details)`.
+    pub developer: bool,
+    /// A lightning-dir whose socket path is longer than a socket address
+    /// holds (108 bytes), as deep home directories and test suites have.
+    pub long_dir: bool,
 }
 
 impl Options {
@@ -82,6 +89,8 @@ impl Options {
             ignore_hook_filters: false,
             env: vec![],
             check_schemas: true,
+            developer: true,
+            long_dir: false,
         }
     }
 }
@@ -112,6 +121,8 @@ struct Node {
 }
 
 struct Core {
+    /// The folder this node made (removed on drop); `dir` is below it.
+    base: PathBuf,
     dir: PathBuf,
     opts: Options,
     node: Mutex<Node>,
@@ -146,6 +157,17 @@ pub(crate) fn blank_line(buf: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i + 2)
 }
 
+/// The `params` of one request frame as the client wrote them.
+fn raw_params(frame: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Req<'a> {
+        #[serde(borrow)]
+        params: Option<&'a serde_json::value::RawValue>,
+    }
+    let req: Req = serde_json::from_slice(frame).ok()?;
+    req.params.map(|p| p.get().to_string())
+}
+
 fn id_text(id: &Value) -> String {
     match id {
         Value::String(s) => s.clone(),
@@ -162,19 +184,28 @@ impl Lightningd {
     /// Starts the node (socket up) without the plugin.
     pub async fn new(opts: Options) -> Result<Lightningd> {
         static N: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        let base = std::env::temp_dir().join(format!(
             "ld-standin-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&base);
+        let dir = match opts.long_dir {
+            true => base.join("a-lightning-dir-deep-enough-that-its-socket-path-does-not-fit-a-unix-socket-address/regtest"),
+            false => base.clone(),
+        };
         std::fs::create_dir_all(&dir)?;
-        let listener = UnixListener::bind(dir.join(RPC_FILE)).context("binding the RPC socket")?;
+        // Bound where the path fits, then moved into place: a socket
+        // works under any name once bound, as lightningd's does.
+        let short = base.join("s");
+        let listener = UnixListener::bind(&short).context("binding the RPC socket")?;
+        std::fs::rename(&short, dir.join(RPC_FILE)).context("placing the RPC socket")?;
         let schemas = shared_dir()
             .filter(|_| opts.check_schemas)
             .map(|d| Schemas::load(&d.join("cln-schemas")));
         let (events, _) = broadcast::channel(65536);
         let core = Arc::new(Core {
+            base,
             dir,
             opts,
             node: Mutex::default(),
@@ -240,6 +271,8 @@ impl Lightningd {
         }
         let proc = PluginProc::spawn(
             &core.opts.plugin,
+            &core.dir,
+            core.opts.developer,
             &core.opts.env,
             core.logs.clone(),
             core.sent.clone(),
@@ -496,7 +529,7 @@ impl Drop for Lightningd {
         // kill_on_drop kills the plugin once the last handle goes.
         let taken = self.core.plugin.lock().unwrap().take();
         drop(taken);
-        let _ = std::fs::remove_dir_all(&self.core.dir);
+        let _ = std::fs::remove_dir_all(&self.core.base);
     }
 }
 
@@ -512,12 +545,13 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
             match it.next() {
                 Some(Ok(req)) => {
                     let used = it.byte_offset();
+                    let raw = raw_params(&buf[..used]);
                     buf.drain(..used);
                     let (core, wr, hang) = (core.clone(), wr.clone(), hang_tx.clone());
                     // Requests on one connection run concurrently, as in lightningd.
                     tokio::spawn(async move {
                         let id = req.get("id").cloned().unwrap_or(Value::Null);
-                        match core.dispatch(req).await {
+                        match core.dispatch(req, raw).await {
                             Reply::Answer(r) => {
                                 let msg = match r {
                                     Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
@@ -593,7 +627,7 @@ impl Core {
         (!list.is_empty()).then(|| list.remove(0))
     }
 
-    async fn dispatch(self: &Arc<Self>, req: Value) -> Reply {
+    async fn dispatch(self: &Arc<Self>, req: Value, raw: Option<String>) -> Reply {
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let Some(method) = req.get("method").and_then(Value::as_str).map(str::to_owned) else {
             return Reply::Answer(Err(json!({"code": -32600, "message": "Expected method"})));
@@ -618,7 +652,7 @@ impl Core {
                 None => {}
             }
         }
-        let answer = self.route(&id, &method, params).await;
+        let answer = self.route(&id, &method, params, raw).await;
         match &answer {
             Ok(r) => {
                 let name = method.strip_prefix("paystate-").unwrap_or(&method);
@@ -634,6 +668,7 @@ impl Core {
         id: &Value,
         method: &str,
         mut params: Value,
+        mut raw: Option<String>,
     ) -> Result<Value, Value> {
         let mut method = method.to_string();
         if let Some(p) = self.active() {
@@ -667,6 +702,7 @@ impl Core {
                     if let Some(rep) = r.get("replace") {
                         method = rep["method"].as_str().unwrap_or_default().to_string();
                         params = rep["params"].clone();
+                        raw = None;
                     } else if r.get("result").and_then(Value::as_str) != Some("continue") {
                         self.violation("rpc_command reply", vec![format!("unknown reply {r}")]);
                     }
@@ -687,10 +723,19 @@ impl Core {
                 };
             }
         }
-        self.builtin(&method, params).await
+        let raw = raw.unwrap_or_else(|| params.to_string());
+        self.builtin(&method, params, &raw).await
     }
 
-    async fn builtin(self: &Arc<Self>, method: &str, params: Value) -> Result<Value, Value> {
+    /// `raw`: `params` as the client wrote them, which lightningd's own
+    /// parameter errors quote.
+    async fn builtin(
+        self: &Arc<Self>,
+        method: &str,
+        params: Value,
+        raw: &str,
+    ) -> Result<Value, Value> {
+        let developer = self.opts.developer;
         let fail = |(c, m): params::Fail| json!({"code": c, "message": m});
         match method {
             "getinfo" => Ok(
@@ -701,8 +746,8 @@ impl Core {
                 "lightning-dir": self.dir.to_string_lossy(), "our_features": {}}),
             ),
             "listsendpays" => self.node.lock().unwrap().table.listsendpays(&params),
-            "delpay" => self.node.lock().unwrap().table.delpay(&params),
-            "waitsendpay" => self.waitsendpay(&params).await,
+            "delpay" => self.node.lock().unwrap().table.delpay(raw, developer),
+            "waitsendpay" => self.waitsendpay(raw).await,
             "datastore" => self
                 .node
                 .lock()
@@ -735,10 +780,16 @@ impl Core {
         }
     }
 
-    async fn waitsendpay(&self, params: &Value) -> Result<Value, Value> {
+    async fn waitsendpay(&self, raw: &str) -> Result<Value, Value> {
         // Subscribe before looking, so a resolution in between is seen.
         let mut events = self.events.subscribe();
-        let (key, timeout) = match self.node.lock().unwrap().table.waitsendpay(params) {
+        let waited = self
+            .node
+            .lock()
+            .unwrap()
+            .table
+            .waitsendpay(raw, self.opts.developer);
+        let (key, timeout) = match waited {
             Wait::Answer(a) => return a,
             Wait::Pending(k, t) => (k, t),
         };

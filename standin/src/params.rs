@@ -103,3 +103,121 @@ pub fn key(name: &str, v: &Value) -> Result<Vec<String>, Fail> {
         _ => Err(bad(name, "should be an array of strings", v)),
     }
 }
+
+/// One parameter token as lightningd's parsers see it: the client's own
+/// text (jsmn tokens point into the request), never a re-serialization.
+#[derive(Debug, Clone, Copy)]
+pub struct Tok<'a>(&'a str);
+
+impl<'a> Tok<'a> {
+    pub fn is_null(&self) -> bool {
+        self.0 == "null"
+    }
+
+    /// What the parsers read: a string's contents (undecoded, as jsmn
+    /// leaves them), any other token's text.
+    pub fn text(&self) -> &'a str {
+        match self.0.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+            Some(inner) => inner,
+            None => self.0,
+        }
+    }
+}
+
+/// `command_fail_badparam`: the token quoted in developer mode only.
+pub fn badparam(developer: bool, name: &str, what: &str, tok: Tok) -> Fail {
+    match developer {
+        true => invalid(format!("{name}: {what}: invalid token '{}'", tok.0)),
+        false => invalid(format!(
+            "{name}: {what}: invalid token (see logs for details)"
+        )),
+    }
+}
+
+/// An object's members in the order written, each as its raw text.
+struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some(kv) = m.next_entry()? {
+                    out.push(kv);
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// `param()` of `common/json_param.c` over the raw `params` text: named
+/// members in request order (unknown and duplicate names failing when
+/// reached, a null handed to the parser), positional elements in order
+/// (null skipped, surplus failing when reached), then missing required.
+pub fn walk<'a>(
+    raw: &'a str,
+    spec: &[(&str, bool)],
+    mut take: impl FnMut(usize, Tok<'a>) -> Result<(), Fail>,
+) -> Result<(), Fail> {
+    let mut given = vec![false; spec.len()];
+    if let Ok(Members(members)) = serde_json::from_str::<Members>(raw) {
+        for (name, v) in members {
+            let i = spec.iter().position(|(n, _)| *n == name).ok_or_else(|| {
+                invalid(format!(
+                    "unknown parameter: {name}, this may be caused by a failure to autodetect key=value-style parameters. Please try using the -k flag and explicit key=value pairs of parameters."
+                ))
+            })?;
+            if given[i] {
+                return Err(invalid(format!("duplicate json names: {name}")));
+            }
+            given[i] = true;
+            take(i, Tok(v.get()))?;
+        }
+    } else if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw) {
+        for (i, v) in items.iter().enumerate() {
+            if i == spec.len() {
+                return Err(invalid(format!(
+                    "too many parameters: got {}, expected {}",
+                    items.len(),
+                    spec.len()
+                )));
+            }
+            let tok = Tok(v.get());
+            if !tok.is_null() {
+                given[i] = true;
+                take(i, tok)?;
+            }
+        }
+    } else {
+        return Err(invalid("Expected array or object for params"));
+    }
+    match spec.iter().zip(&given).find(|((_, req), g)| *req && !**g) {
+        Some(((name, _), _)) => Err(invalid(format!("missing required parameter: {name}"))),
+        None => Ok(()),
+    }
+}
+
+/// `str_to_u64` over a token's text.
+pub fn tok_u64(tok: Tok) -> Option<u64> {
+    let s = tok.text();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `param_sha256`: the text hex-decodes to 32 bytes; returned lowercase.
+pub fn tok_sha256(tok: Tok) -> Option<String> {
+    let s = tok.text();
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+}

@@ -29,14 +29,23 @@ pub struct PluginProc {
 }
 
 impl PluginProc {
+    /// Started as lightningd starts a plugin: in the lightning-dir (so a
+    /// relative `rpc-file` reaches the socket), with `--developer` when the
+    /// node runs in developer mode.
     pub fn spawn(
         path: &Path,
+        dir: &Path,
+        developer: bool,
         env: &[(String, String)],
         logs: Arc<Mutex<Vec<LogLine>>>,
         sent: Arc<Mutex<Vec<Value>>>,
     ) -> Result<Arc<PluginProc>> {
         let mut cmd = Command::new(path);
-        cmd.stdin(Stdio::piped())
+        if developer {
+            cmd.arg("--developer");
+        }
+        cmd.current_dir(dir)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

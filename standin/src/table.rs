@@ -384,37 +384,45 @@ impl Table {
         Ok(json!({"payments": parts.iter().map(|x| x.listing()).collect::<Vec<_>>()}))
     }
 
-    pub fn waitsendpay(&self, params: &Value) -> Wait {
-        let parsed = (|| {
-            let p = params::collect(
-                params,
-                &[
-                    ("payment_hash", true),
-                    ("timeout", false),
-                    ("partid", false),
-                    ("groupid", false),
-                ],
-            )?;
-            let hash = params::sha256("payment_hash", p[0].as_ref().unwrap())?;
-            let timeout = p[1]
-                .as_ref()
-                .map(|v| params::number("timeout", v))
-                .transpose()?;
-            let partid = p[2]
-                .as_ref()
-                .map(|v| params::u64("partid", v))
-                .transpose()?
-                .unwrap_or(0);
-            let groupid = p[3]
-                .as_ref()
-                .map(|v| params::u64("groupid", v))
-                .transpose()?;
-            Ok::<_, Fail>((hash, timeout, partid, groupid))
-        })();
-        let (hash, timeout, partid, groupid) = match parsed {
-            Ok(x) => x,
-            Err(f) => return Wait::Answer(Err(fail(f))),
-        };
+    /// `raw`: the request's `params` as the client wrote them.
+    pub fn waitsendpay(&self, raw: &str, developer: bool) -> Wait {
+        const SPEC: [(&str, bool); 4] = [
+            ("payment_hash", true),
+            ("timeout", false),
+            ("partid", false),
+            ("groupid", false),
+        ];
+        let (mut hash, mut timeout, mut partid, mut groupid) = (None, None, 0, None);
+        let parsed = params::walk(raw, &SPEC, |i, tok| {
+            let bad = |what| params::badparam(developer, SPEC[i].0, what, tok);
+            match i {
+                0 => {
+                    hash = Some(
+                        params::tok_sha256(tok)
+                            .ok_or_else(|| bad("should be a 32 byte hex value"))?,
+                    )
+                }
+                1 => {
+                    let n = params::tok_u64(tok).and_then(|n| u32::try_from(n).ok());
+                    timeout = Some(n.ok_or_else(|| bad("should be an integer"))?)
+                }
+                2 => {
+                    partid = params::tok_u64(tok)
+                        .ok_or_else(|| bad("should be an unsigned 64 bit integer"))?
+                }
+                _ => {
+                    groupid = Some(
+                        params::tok_u64(tok)
+                            .ok_or_else(|| bad("should be an unsigned 64 bit integer"))?,
+                    )
+                }
+            }
+            Ok(())
+        });
+        if let Err(f) = parsed {
+            return Wait::Answer(Err(fail(f)));
+        }
+        let hash = hash.expect("required");
         let groupid = groupid.unwrap_or_else(|| {
             self.parts
                 .values()
@@ -439,43 +447,41 @@ impl Table {
         }
     }
 
-    pub fn delpay(&mut self, params: &Value) -> Result<Value, Value> {
-        let p = params::collect(
-            params,
-            &[
-                ("payment_hash", true),
-                ("status", true),
-                ("partid", false),
-                ("groupid", false),
-            ],
-        )
+    /// `raw`: the request's `params` as the client wrote them.
+    pub fn delpay(&mut self, raw: &str, developer: bool) -> Result<Value, Value> {
+        const SPEC: [(&str, bool); 4] = [
+            ("payment_hash", true),
+            ("status", true),
+            ("partid", false),
+            ("groupid", false),
+        ];
+        let (mut hash, mut status, mut partid, mut groupid) = (None, None, None, None);
+        params::walk(raw, &SPEC, |i, tok| {
+            let bad = |what| params::badparam(developer, SPEC[i].0, what, tok);
+            let u64 =
+                || params::tok_u64(tok).ok_or_else(|| bad("should be an unsigned 64 bit integer"));
+            match i {
+                0 => {
+                    hash = Some(
+                        params::tok_sha256(tok)
+                            .ok_or_else(|| bad("should be a 32 byte hex value"))?,
+                    )
+                }
+                1 => {
+                    status = Some(match tok.text() {
+                        "complete" => Status::Complete,
+                        "failed" => Status::Failed,
+                        "pending" => return Err(bad("Cannot delete pending status")),
+                        _ => return Err(bad("should be an invoice status")),
+                    })
+                }
+                2 => partid = Some(u64()?),
+                _ => groupid = Some(u64()?),
+            }
+            Ok(())
+        })
         .map_err(fail)?;
-        let hash = params::sha256("payment_hash", p[0].as_ref().unwrap()).map_err(fail)?;
-        let sv = p[1].as_ref().unwrap();
-        let status = match sv.as_str() {
-            Some("complete") => Status::Complete,
-            Some("failed") => Status::Failed,
-            Some("pending") => {
-                return Err(fail(params::invalid(format!(
-                    "status: Cannot delete pending status: invalid token '{sv}'"
-                ))))
-            }
-            _ => {
-                return Err(fail(params::invalid(format!(
-                    "status: should be an invoice status: invalid token '{sv}'"
-                ))))
-            }
-        };
-        let partid = p[2]
-            .as_ref()
-            .map(|v| params::u64("partid", v))
-            .transpose()
-            .map_err(fail)?;
-        let groupid = p[3]
-            .as_ref()
-            .map(|v| params::u64("groupid", v))
-            .transpose()
-            .map_err(fail)?;
+        let (hash, status) = (hash.expect("required"), status.expect("required"));
         if partid.is_some() != groupid.is_some() {
             return Err(fail(params::invalid(
                 "Must set both partid and groupid, or neither",
@@ -499,7 +505,13 @@ impl Table {
                 );
             }
         }
-        let first = parts[0].status;
+        // lightningd names the status of the last part it passed over.
+        let other = parts
+            .iter()
+            .rev()
+            .map(|x| x.status)
+            .find(|s| *s != status)
+            .unwrap_or(parts[0].status);
         let doomed: Vec<Key> = parts
             .iter()
             .filter(|x| x.status == status)
@@ -509,7 +521,7 @@ impl Table {
             // lightningd's code here is 208 (its documentation says 211).
             return Err(json!({"code": 208, "message": format!(
                 "Payment with hash {hash} has {} status but it different from the one provided {}",
-                first.as_str(), status.as_str())}));
+                other.as_str(), status.as_str())}));
         }
         let listed: Vec<Value> = parts
             .iter()
