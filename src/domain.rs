@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
+/// What `waitsendpay` answers for a terminal part: the payment, or the
+/// failure as an error.
+pub type Answer = Result<Value, RpcError>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -168,6 +172,14 @@ impl Part {
         Self::from_error(unwrap_topic(params, "sendpay_failure"))
     }
 
+    /// What lightningd's own waiters on the part are answered when this
+    /// `sendpay_failure` arrives: its payload as it stands, an error object
+    /// (the part as it was before failing: `status: "pending"`, no
+    /// `updated_index` or `completed_at`).
+    pub fn failure_notification_answer(params: &Value) -> Option<RpcError> {
+        serde_json::from_value(unwrap_topic(params, "sendpay_failure").clone()).ok()
+    }
+
     /// A failure as an error object `{code, message, data}`: the
     /// notification's payload, or the node's own `waitsendpay` error.
     pub fn from_error(error: &Value) -> Result<Part, String> {
@@ -221,7 +233,7 @@ impl Part {
 
     /// What `waitsendpay` answers for this part: the payment for a complete
     /// part, the stored error for a failed one.
-    pub fn waitsendpay_answer(&self) -> Result<Value, RpcError> {
+    pub fn waitsendpay_answer(&self) -> Answer {
         match (self.payment.status, &self.failure) {
             (Status::Failed, Some(f)) => {
                 let mut data = match self.listing() {

@@ -6,7 +6,7 @@
 //! may have made millions): records are read from the datastore when asked
 //! for, and the most recently recorded or read are kept in a small cache.
 
-use crate::domain::{Part, PartKey, Status};
+use crate::domain::{Answer, Part, PartKey, Status};
 use crate::error::{codes, RpcError};
 use crate::store::{self, Datastore, Summary, Watermark};
 use cln_rpc::primitives::Sha256;
@@ -29,7 +29,7 @@ const TOMBSTONES: usize = 16_384;
 pub const CACHED_PARTS: usize = 4096;
 
 /// The waiters of one part, each with its id (for unregistering).
-type Waiters = Vec<(u64, oneshot::Sender<Arc<Part>>)>;
+type Waiters = Vec<(u64, oneshot::Sender<Arc<Answer>>)>;
 
 /// One part in the index: about 80 bytes, whatever the record's size.
 struct Entry {
@@ -169,15 +169,15 @@ impl State {
 /// A registered wait for one part. Dropping it (on timeout, or when the
 /// caller goes away) unregisters it.
 pub struct Waiter {
-    rx: oneshot::Receiver<Arc<Part>>,
+    rx: oneshot::Receiver<Arc<Answer>>,
     key: PartKey,
     id: u64,
     state: Arc<Mutex<State>>,
 }
 
 impl Waiter {
-    /// Resolves when the part is recorded as terminal.
-    pub async fn wait(mut self) -> Arc<Part> {
+    /// Resolves with the part's answer when it becomes terminal.
+    pub async fn wait(mut self) -> Arc<Answer> {
         match (&mut self.rx).await {
             Ok(part) => part,
             // Senders are only dropped after sending; never spin if not.
@@ -505,7 +505,7 @@ impl<D: Datastore> Ledger<D> {
         }
         let mut st = self.state();
         st.insert(key, Entry::new(&summary, false, Some(part.clone())));
-        deliver(&mut st, &key, &part);
+        deliver(&mut st, &key, || part.waitsendpay_answer());
         Ok(Recorded::New)
     }
 
@@ -518,15 +518,16 @@ impl<D: Datastore> Ledger<D> {
                 summary.key
             ))
         })?;
-        deliver(&mut self.state(), &summary.key, &part);
+        deliver(&mut self.state(), &summary.key, || part.waitsendpay_answer());
         Ok(Recorded::Duplicate)
     }
 
     /// Answers the part's waiters without recording it: a notification's
     /// waiters learn the outcome before the datastore write (which, should
-    /// it fail, leaves the part to be imported from the node later).
-    pub fn wake(&self, part: &Arc<Part>) {
-        deliver(&mut self.state(), &part.key(), part);
+    /// it fail, leaves the part to be imported from the node later), with
+    /// the answer lightningd's own waiters get.
+    pub fn wake(&self, key: &PartKey, answer: impl FnOnce() -> Answer) {
+        deliver(&mut self.state(), key, answer);
     }
 
     /// Durably marks a part as being deleted (or no longer); while marked it
@@ -624,11 +625,13 @@ fn name_of(e: &store::Entry, is_mark: bool) -> Option<Summary> {
         .ok()
 }
 
-fn deliver(st: &mut State, key: &PartKey, part: &Arc<Part>) {
+/// Answers a part's waiters, if any (the answer is made only then).
+fn deliver(st: &mut State, key: &PartKey, answer: impl FnOnce() -> Answer) {
     if let Some(list) = st.waiters.remove(key) {
         st.waiter_count -= list.len();
+        let answer = Arc::new(answer());
         for (_, tx) in list {
-            let _ = tx.send(part.clone());
+            let _ = tx.send(answer.clone());
         }
     }
 }

@@ -37,13 +37,18 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
         }
     };
     let key = part.key();
+    // The outcome is lightningd's word, final whether or not the write below
+    // succeeds: waiters get it now, before any round trip, and in the form
+    // lightningd's own waiters get it (for a failure: the payload as sent).
+    app.ledger.wake(&key, || match topic {
+        Topic::Success => part.waitsendpay_answer(),
+        Topic::Failure => Part::failure_notification_answer(params)
+            .map_or_else(|| part.waitsendpay_answer(), Err),
+    });
     if topic == Topic::Failure {
         fill_from_node(app, &mut part).await;
     }
-    // The outcome is lightningd's word, final whether or not the write below
-    // succeeds: waiters get it now, not one datastore round trip later.
     let part = Arc::new(part);
-    app.ledger.wake(&part);
     let outcome = {
         let _guard = app.ledger.lock(&key.payment_hash).await;
         app.ledger.record(part).await

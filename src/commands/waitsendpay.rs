@@ -103,14 +103,14 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
             None => Err(never_attempted(&key)),
         };
     }
-    let part = match req.timeout {
+    let answer = match req.timeout {
         Some(0) => return Err(timed_out()),
         Some(secs) => tokio::time::timeout(Duration::from_secs(secs.into()), waiter.wait())
             .await
             .map_err(|_| timed_out())?,
         None => waiter.wait().await,
     };
-    part.waitsendpay_answer()
+    (*answer).clone()
 }
 
 #[cfg(test)]

@@ -1,0 +1,58 @@
+"""Real-node tests: paystate on real lightningd nodes (pyln-testing),
+checked against the built-in commands on the same node.
+
+They run where `lightningd` and `bitcoind` are on PATH, and are skipped,
+with one line saying what is missing, elsewhere. The plugin is the release
+binary (`cargo build --release`), or $PAYSTATE_PLUGIN.
+"""
+import os
+import shutil
+import sys
+
+import pytest
+from pyln.testing.fixtures import *  # noqa: F401,F403
+from pyln.testing.utils import NodeFactory
+
+_get_node = NodeFactory.get_node
+
+
+def _get_node_without_grpc(self, *args, **kwargs):
+    # pyln-testing passes --grpc-port unless told not to; a lightningd built
+    # without its Rust plugins (cln-grpc) refuses that option.
+    kwargs.setdefault("unused_grpc_port", False)
+    return _get_node(self, *args, **kwargs)
+
+
+NodeFactory.get_node = _get_node_without_grpc
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PLUGIN = os.environ.get(
+    "PAYSTATE_PLUGIN", os.path.join(ROOT, "target", "release", "paystate"))
+MISSING = [b for b in ("lightningd", "bitcoind") if shutil.which(b) is None]
+# lightningd starts the Python test plugins with `python3` from PATH: make
+# that this interpreter, which has pyln-client.
+os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + \
+    os.environ.get("PATH", "")
+
+
+def pytest_collection_modifyitems(config, items):
+    if MISSING:
+        reason = "real-node tests need {} on PATH".format(
+            " and ".join(MISSING))
+        for item in items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_report_header(config):
+    if MISSING:
+        return "SKIPPED: real-node tests: {} not on PATH".format(
+            " and ".join(MISSING))
+    return "real-node tests: {} with plugin {}".format(
+        shutil.which("lightningd"), PLUGIN)
+
+
+@pytest.fixture
+def plugin_path():
+    assert os.access(PLUGIN, os.X_OK), (
+        "{} is missing: run `cargo build --release` first".format(PLUGIN))
+    return PLUGIN

@@ -1,0 +1,67 @@
+"""Helpers shared by the real-node tests."""
+import os
+import secrets
+
+from pyln.client import RpcError
+from pyln.testing.utils import wait_for
+
+AMOUNT = 10000
+
+
+def paystate_node(node_factory, plugin, takeover=True, **options):
+    """A node with paystate loaded at start-up (`--plugin`)."""
+    opts = {"plugin": plugin, "paystate-takeover": takeover}
+    opts.update(options)
+    return node_factory.get_node(options=opts)
+
+
+def invoice(node, amount=AMOUNT, label=None):
+    label = label or "inv-" + secrets.token_hex(8)
+    return node.rpc.invoice(amount, label, "paystate test")
+
+
+def selfpay(node, amount=AMOUNT, wrong_secret=False, label=None):
+    """A payment to the node itself (`sendpay` with an empty route):
+    complete, or failed with 203 when sent with a wrong payment_secret.
+    Returns the payment hash."""
+    inv = invoice(node, amount)
+    secret = secrets.token_hex(32) if wrong_secret else inv["payment_secret"]
+    kind, _ = answer(node.rpc.sendpay, [], inv["payment_hash"],
+                     amount_msat=amount, payment_secret=secret,
+                     bolt11=inv["bolt11"], label=label)
+    # A self-payment with a wrong secret fails at once, sendpay included.
+    assert kind == ("error" if wrong_secret else "result")
+    return inv["payment_hash"]
+
+
+def answer(fn, *args, **kwargs):
+    """A command's answer as ("result", value) or ("error", error object)."""
+    try:
+        return ("result", fn(*args, **kwargs))
+    except RpcError as e:
+        return ("error", e.error)
+
+
+def call(node, method, params):
+    return answer(node.rpc.call, method, params)
+
+
+def status(node):
+    return node.rpc.call("paystate-status")
+
+
+def wait_recorded(node, complete=None, failed=None):
+    """Until paystate's ledger holds that many parts."""
+    def ok():
+        parts = status(node)["parts"]
+        return ((complete is None or parts["complete"] == complete)
+                and (failed is None or parts["failed"] == failed))
+    wait_for(ok)
+
+
+def wait_caught_up(node):
+    wait_for(lambda: status(node)["catchup"]["state"] == "done")
+
+
+def rpc_path(node):
+    return os.path.join(node.daemon.lightning_dir, "regtest", "lightning-rpc")
