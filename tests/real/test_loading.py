@@ -1,6 +1,6 @@
 """Loading paystate: at start-up, from a config file, started and stopped
 while the node runs; its methods in `help`."""
-from util import call, paystate_node, selfpay, status, wait_recorded
+from util import paystate_node, selfpay, status, wait_recorded
 
 OWN = ["paystate-waitsendpay", "paystate-delpay", "paystate-listsendpays",
        "paystate-status"]
