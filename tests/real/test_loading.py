@@ -1,6 +1,9 @@
 """Loading paystate: at start-up, from a config file, started and stopped
 while the node runs; its methods in `help`."""
-from util import paystate_node, selfpay, status, wait_recorded
+import os
+
+from util import (paystate_node, rpc_path, selfpay, status, wait_caught_up,
+                  wait_recorded)
 
 OWN = ["paystate-waitsendpay", "paystate-delpay", "paystate-listsendpays",
        "paystate-status"]
@@ -17,3 +20,47 @@ def test_plugin_option_loads_and_help_lists_methods(node_factory, plugin_path):
     h = selfpay(l1)
     assert l1.rpc.waitsendpay(h)["status"] == "complete"
     wait_recorded(l1, complete=1)
+
+
+def test_plugin_line_in_the_config_file(node_factory, plugin_path):
+    l1 = node_factory.get_node(start=False)
+    with open(os.path.join(l1.daemon.lightning_dir, "regtest", "config"),
+              "a") as f:
+        f.write("plugin={}\npaystate-takeover=false\n".format(plugin_path))
+    l1.start()
+    assert status(l1)["takeover"] is False
+    h = selfpay(l1)
+    assert l1.rpc.call("paystate-waitsendpay", [h]) == l1.rpc.waitsendpay(h)
+
+
+def test_plugin_start_and_stop_while_the_node_runs(node_factory, plugin_path):
+    l1 = node_factory.get_node()
+    before = selfpay(l1)
+    l1.rpc.plugin_start(plugin_path)
+    wait_caught_up(l1)
+    # Imported from the node's history, answered as the built-in did.
+    assert status(l1)["parts"]["complete"] == 1
+    h = selfpay(l1)
+    wait_recorded(l1, complete=2)
+    assert l1.rpc.waitsendpay(h)["payment_hash"] == h
+    l1.rpc.plugin_stop("paystate")
+    assert "paystate-status" not in str(l1.rpc.help())
+    # The built-ins answer again, untouched.
+    assert l1.rpc.waitsendpay(before)["status"] == "complete"
+    l1.rpc.plugin_start(plugin_path, **{"paystate-takeover": False})
+    wait_caught_up(l1)
+    assert status(l1)["takeover"] is False
+    assert status(l1)["parts"]["complete"] == 2
+
+
+def test_long_lightning_dir(node_factory, plugin_path):
+    # The socket path of this node is longer than a socket address holds:
+    # lightningd passes rpc-file relative to the plugin's working directory.
+    node_factory.directory = os.path.join(node_factory.directory, "d" * 90)
+    l1 = paystate_node(node_factory, plugin_path)
+    assert len(rpc_path(l1)) > 108
+    h = selfpay(l1)
+    wait_recorded(l1, complete=1)
+    assert l1.rpc.waitsendpay(h)["status"] == "complete"
+    assert l1.rpc.delpay(h, "complete")["payments"][0]["payment_hash"] == h
+    assert not l1.daemon.is_in_log("plugin-paystate: Killing plugin")

@@ -8,11 +8,13 @@ from pyln.testing.utils import wait_for
 AMOUNT = 10000
 
 
-def paystate_node(node_factory, plugin, takeover=True, **options):
-    """A node with paystate loaded at start-up (`--plugin`)."""
+def paystate_node(node_factory, plugin, takeover=True, options=None,
+                  **kwargs):
+    """A node with paystate loaded at start-up (`--plugin`); `kwargs` go
+    to pyln-testing's get_node."""
     opts = {"plugin": plugin, "paystate-takeover": takeover}
-    opts.update(options)
-    return node_factory.get_node(options=opts)
+    opts.update(options or {})
+    return node_factory.get_node(options=opts, **kwargs)
 
 
 def invoice(node, amount=AMOUNT, label=None):

@@ -1,0 +1,101 @@
+"""Restarts, crashes and history: what the node knows is what paystate
+answers, nothing lost, nothing deleted brought back."""
+import os
+import signal
+import threading
+
+from pyln.testing.utils import wait_for
+from util import (call, paystate_node, selfpay, status, wait_caught_up,
+                  wait_recorded)
+
+
+def terminal_keys(node):
+    return sorted((p["payment_hash"], p["groupid"], p.get("partid", 0),
+                   p["status"])
+                  for p in node.rpc.listsendpays()["payments"]
+                  if p["status"] != "pending")
+
+
+def ledger_keys(node):
+    return sorted((p["payment_hash"], p["groupid"], p.get("partid", 0),
+                   p["status"])
+                  for p in node.rpc.call("paystate-listsendpays")["payments"])
+
+
+def plugin_pid(node):
+    pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    for pid in pids:
+        try:
+            with open("/proc/{}/cmdline".format(pid), "rb") as f:
+                cmd = f.read().split(b"\0")
+            with open("/proc/{}/stat".format(pid)) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if cmd[0].endswith(b"/paystate") and ppid == node.daemon.proc.pid:
+            return int(pid)
+    return None
+
+
+def test_restart_catches_up_on_parts_resolved_meanwhile(node_factory,
+                                                        plugin_path):
+    l1 = paystate_node(node_factory, plugin_path, takeover=False)
+    first = selfpay(l1)
+    wait_recorded(l1, complete=1)
+    l1.rpc.plugin_stop("paystate")
+    ok = selfpay(l1)
+    bad = selfpay(l1, wrong_secret=True)
+    l1.rpc.plugin_start(plugin_path, **{"paystate-takeover": False})
+    wait_caught_up(l1)
+    assert status(l1)["parts"] == {"complete": 2, "failed": 1, "deleting": 0}
+    for h in (first, ok, bad):
+        assert call(l1, "paystate-waitsendpay", [h]) == \
+            call(l1, "waitsendpay", [h])
+    # And across a restart of the node itself.
+    l1.restart()
+    wait_caught_up(l1)
+    assert ledger_keys(l1) == terminal_keys(l1)
+
+
+def test_sigkill_during_payments_and_deletes(node_factory, plugin_path):
+    l1 = paystate_node(node_factory, plugin_path, allow_broken_log=True,
+                       may_fail=True)
+    done = []
+
+    def stream():
+        for i in range(400):
+            done.append(selfpay(l1, wrong_secret=(i % 4 == 0)))
+    t = threading.Thread(target=stream)
+    t.start()
+    wait_for(lambda: len(done) > 30)
+    # Some deletes while payments flow (through the takeover).
+    deleted = done[1:20:3]
+    for h in deleted:
+        part = l1.rpc.listsendpays(payment_hash=h)["payments"][0]
+        l1.rpc.delpay(h, part["status"])
+    assert t.is_alive(), "killed while payments still flow"
+    os.kill(plugin_pid(l1), signal.SIGKILL)
+    t.join()
+    assert len(done) == 400
+    l1.rpc.plugin_start(plugin_path)
+    wait_caught_up(l1)
+    # Nothing lost, nothing deleted brought back.
+    assert ledger_keys(l1) == terminal_keys(l1)
+    for h in deleted:
+        assert l1.rpc.listsendpays(payment_hash=h)["payments"] == []
+        kind, err = call(l1, "waitsendpay", [h, 0])
+        assert (kind, err["code"]) == ("error", 208)
+
+
+def test_first_start_on_a_node_with_history(node_factory, plugin_path):
+    l1 = node_factory.get_node()
+    hashes = [selfpay(l1, wrong_secret=(i % 3 == 0)) for i in range(120)]
+    l1.rpc.plugin_start(plugin_path)
+    # Answered correctly from the start, while the import runs.
+    for h in hashes[:6]:
+        kind, got = call(l1, "waitsendpay", [h, 0])
+        assert kind == ("error" if hashes.index(h) % 3 == 0 else "result")
+    wait_caught_up(l1)
+    assert status(l1)["parts"] == {"complete": 80, "failed": 40,
+                                   "deleting": 0}
+    assert ledger_keys(l1) == terminal_keys(l1)
