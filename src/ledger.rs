@@ -518,7 +518,9 @@ impl<D: Datastore> Ledger<D> {
                 summary.key
             ))
         })?;
-        deliver(&mut self.state(), &summary.key, || part.waitsendpay_answer());
+        deliver(&mut self.state(), &summary.key, || {
+            part.waitsendpay_answer()
+        });
         Ok(Recorded::Duplicate)
     }
 

@@ -37,7 +37,7 @@ async fn record_is_durable_idempotent_and_wakes_waiters() {
     };
     assert_eq!(ledger.waiter_count(), 1);
     assert_eq!(ledger.record(part.clone()).await.unwrap(), Recorded::New);
-    assert_eq!(*waiter.wait().await, part);
+    assert_eq!(*waiter.wait().await, part.waitsendpay_answer());
     assert_eq!(ledger.waiter_count(), 0);
     assert_eq!(
         ledger.record(part.clone()).await.unwrap(),

@@ -42,8 +42,9 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
     // lightningd's own waiters get it (for a failure: the payload as sent).
     app.ledger.wake(&key, || match topic {
         Topic::Success => part.waitsendpay_answer(),
-        Topic::Failure => Part::failure_notification_answer(params)
-            .map_or_else(|| part.waitsendpay_answer(), Err),
+        Topic::Failure => {
+            Part::failure_notification_answer(params).map_or_else(|| part.waitsendpay_answer(), Err)
+        }
     });
     if topic == Topic::Failure {
         fill_from_node(app, &mut part).await;

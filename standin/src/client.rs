@@ -7,6 +7,29 @@ use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+/// The text pyln-client sends for `params` (given as raw JSON text):
+/// Python's `json.dumps` spacing, top-level members whose value is `null`
+/// left out, every leaf exactly as written.
+pub fn pyln_text(raw: &str) -> String {
+    fn write(raw: &str, top: bool) -> String {
+        let raw = raw.trim();
+        if let Ok(crate::params::Members(members)) = serde_json::from_str(raw) {
+            let items: Vec<String> = members
+                .iter()
+                .filter(|(_, v)| !(top && v.get() == "null"))
+                .map(|(k, v)| format!("{}: {}", json!(k), write(v.get(), false)))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        } else if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw) {
+            let items: Vec<String> = items.iter().map(|v| write(v.get(), false)).collect();
+            format!("[{}]", items.join(", "))
+        } else {
+            raw.to_string()
+        }
+    }
+    write(raw, true)
+}
+
 pub struct Client {
     stream: UnixStream,
     buf: Vec<u8>,
@@ -54,6 +77,29 @@ impl Client {
         Ok(Err(resp.get("error").cloned().ok_or_else(|| {
             anyhow!("neither result nor error: {resp}")
         })?))
+    }
+
+    /// Calls `method` with `params` exactly as written (the text lightningd
+    /// parses and quotes back in its errors).
+    pub async fn call_text(&mut self, method: &str, params: &str) -> Result<Result<Value, Value>> {
+        let id = format!("{}:{method}#{}", self.name, self.next);
+        self.next += 1;
+        let req = format!(
+            r#"{{"jsonrpc": "2.0", "id": "{id}", "method": "{method}", "params": {params}}}"#
+        );
+        self.stream.write_all(req.as_bytes()).await?;
+        let resp = self.read().await?;
+        if resp.get("id") != Some(&json!(id)) {
+            return Err(anyhow!(
+                "answer with id {:?} to request {id}",
+                resp.get("id")
+            ));
+        }
+        match (resp.get("result"), resp.get("error")) {
+            (Some(r), _) => Ok(Ok(r.clone())),
+            (_, Some(e)) => Ok(Err(e.clone())),
+            _ => Err(anyhow!("neither result nor error: {resp}")),
+        }
     }
 
     /// Sends a request without waiting (pipelining); see [`Client::recv`].

@@ -135,7 +135,7 @@ pub fn badparam(developer: bool, name: &str, what: &str, tok: Tok) -> Fail {
 }
 
 /// An object's members in the order written, each as its raw text.
-struct Members<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
+pub struct Members<'a>(pub Vec<(String, &'a serde_json::value::RawValue)>);
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Members<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

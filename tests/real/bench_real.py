@@ -1,0 +1,249 @@
+"""Real-node benchmark: paystate's cost on real lightningd nodes, as ratios
+to the built-ins measured on the same kind of node in the same run.
+
+Not a test (nothing here passes or fails on a timing). Run it with
+
+    .venv/bin/pytest tests/real/bench_real.py -s -q
+
+PAYSTATE_BENCH_PARTS (default 600) sets the history sizes;
+PAYSTATE_BENCH_BIG (default 0: skipped) the ledger size of the large
+restart, seeded straight into the datastore while the node is stopped.
+"""
+import json
+import os
+import re
+import sqlite3
+import statistics
+import threading
+import time
+
+from pyln.testing.utils import wait_for
+from test_waitsendpay import held_pair, send_held
+from util import call, paystate_node, selfpay, status, wait_caught_up
+
+PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
+BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
+ROWS = []
+
+
+def row(name, builtin, paystate, unit="", note=""):
+    ratio = "{:.2f}x".format(paystate / builtin) if builtin else ""
+    fmt = "{:.2f}".format
+    ROWS.append("{:<58} {:>10} {:>10} {:>7} {}".format(
+        name, fmt(builtin) + unit if builtin is not None else "-",
+        fmt(paystate) + unit, ratio, note))
+
+
+def timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    fn(*args, **kwargs)
+    return time.perf_counter() - t
+
+
+def median_ms(samples):
+    return statistics.median(samples) * 1000
+
+
+def longest_call(node):
+    """The longest command lightningd logged as slow ("That's weird")."""
+    worst = 0
+    with open(node.daemon.logfile if hasattr(node.daemon, "logfile") else
+              os.path.join(node.daemon.lightning_dir, "log")) as f:
+        for line in f:
+            m = re.search(r"That's weird: Request (\S+) took (\d+) milli", line)
+            if m:
+                worst = max(worst, int(m.group(2)))
+    return worst
+
+
+def history(node, n):
+    """n self-payments, one in three failed; their hashes."""
+    return [selfpay(node, wrong_secret=(i % 3 == 0)) for i in range(n)]
+
+
+def test_bench(node_factory, plugin_path):
+    plain = node_factory.get_node()
+    taken = paystate_node(node_factory, plugin_path)
+    beside = paystate_node(node_factory, plugin_path, takeover=False)
+
+    # Making payments, with and without paystate, interleaved in chunks.
+    spent = {"plain": 0.0, "taken": 0.0}
+    for _ in range(PARTS // 50):
+        spent["plain"] += timed(history, plain, 50)
+        spent["taken"] += timed(history, taken, 50)
+    wait_for(lambda: status(taken)["parts"]["complete"]
+             + status(taken)["parts"]["failed"] >= PARTS // 50 * 50)
+    row("making {} self-payments (s)".format(PARTS // 50 * 50),
+        spent["plain"], spent["taken"], "s")
+
+    # Polls (timeout 0) of a complete part, interleaved round by round.
+    h_plain, h_taken, h_beside = (selfpay(plain), selfpay(taken),
+                                  selfpay(beside))
+    wait_for(lambda: status(beside)["parts"]["complete"] == 1)
+    polls = {k: [] for k in ("builtin", "takeover", "method", "takeover_g")}
+    for _ in range(300):
+        polls["builtin"].append(timed(plain.rpc.waitsendpay, h_plain, 0))
+        polls["takeover"].append(timed(taken.rpc.waitsendpay, h_taken, 0))
+        polls["takeover_g"].append(timed(taken.rpc.waitsendpay, h_taken, 0,
+                                         0, 1))
+        polls["method"].append(timed(beside.rpc.call, "paystate-waitsendpay",
+                                     [h_beside, 0]))
+    b = median_ms(polls["builtin"])
+    row("poll timeout 0 via takeover (ms, median)", b,
+        median_ms(polls["takeover"]), "ms")
+    row("poll timeout 0 via takeover, with groupid (ms, median)", b,
+        median_ms(polls["takeover_g"]), "ms")
+    row("poll timeout 0 via paystate-waitsendpay (ms, median)", b,
+        median_ms(polls["method"]), "ms")
+
+    # One delpay of one part, sequential calls, alternating nodes.
+    def parts(node):
+        return [p for p in node.rpc.listsendpays()["payments"]
+                if p["status"] != "pending"]
+    dels = {"plain": [], "taken": []}
+    for a, b_ in zip(parts(plain)[:100], parts(taken)[:100]):
+        for name, node, p in (("plain", plain, a), ("taken", taken, b_)):
+            dels[name].append(timed(node.rpc.delpay, p["payment_hash"],
+                                    p["status"], p.get("partid", 0),
+                                    p["groupid"]))
+    row("delpay of one part (ms, median of 100)", median_ms(dels["plain"]),
+        median_ms(dels["taken"]), "ms")
+
+    # CLN's own autoclean over what is left (>= 500 parts each).
+    left = (len(parts(plain)), len(parts(taken)))
+    time.sleep(2)
+    clean = {}
+    for name, node in (("plain", plain), ("taken", taken)):
+        t = time.perf_counter()
+        node.rpc.call("autoclean-once", ["failedpays", 1])
+        node.rpc.call("autoclean-once", ["succeededpays", 1])
+        clean[name] = time.perf_counter() - t
+        assert parts(node) == []
+    row("autoclean-once failed+succeeded over {} parts (s)".format(left[1]),
+        clean["plain"], clean["taken"], "s")
+    assert status(taken)["parts"]["complete"] == 0
+
+    # Datastore bytes per part.
+    history(beside, 60)
+    wait_for(lambda: sum(status(beside)["parts"].values()) >= 61)
+    n = sum(status(beside)["parts"].values())
+    usage = beside.rpc.call("datastoreusage", {"key": ["paystate"]})
+    row("datastore bytes per part", None,
+        usage["datastoreusage"]["total_bytes"] / n, "B")
+
+    # First start over a history, and restart.
+    hist = node_factory.get_node()
+    history(hist, PARTS)
+    t = time.perf_counter()
+    hist.rpc.plugin_start(plugin_path)
+    first_answer = timed(hist.rpc.call, "paystate-status")
+    wait_caught_up(hist)
+    took = time.perf_counter() - t
+    row("first start over {} parts: caught up (s)".format(PARTS), None,
+        took, "s", "{:.0f} parts/s; first answer after {:.0f} ms".format(
+            PARTS / took, first_answer * 1000))
+    hist.rpc.plugin_stop("paystate")
+    t = time.perf_counter()
+    hist.rpc.plugin_start(plugin_path)
+    hist.rpc.call("paystate-status")
+    row("restart with {} parts: answering (s)".format(PARTS), None,
+        time.perf_counter() - t, "s")
+
+    wake(node_factory, plugin_path)
+    if BIG:
+        big_restart(node_factory, plugin_path)
+    row("longest call lightningd logged as slow (ms)", None,
+        max(longest_call(x) for x in (plain, taken, beside, hist)), "ms")
+    print("\n{:<58} {:>10} {:>10} {:>7}".format("figure", "built-in",
+                                                "paystate", "ratio"))
+    print("\n".join(ROWS))
+
+
+def wake(node_factory, plugin_path):
+    """paystate's waiter answered after the built-in's, on one pending
+    part, released by success."""
+    l1, l2 = held_pair(node_factory, plugin_path)
+    gaps = []
+    for _ in range(30):
+        inv = send_held(l1, l2)
+        h = inv["payment_hash"]
+        wait_for(lambda: l2.rpc.holdcount()["held"] == 1)
+        seen = {}
+
+        def wait(method):
+            call(l1, method, [h])
+            seen[method] = time.perf_counter()
+        threads = [threading.Thread(target=wait, args=(m,))
+                   for m in ("waitsendpay", "paystate-waitsendpay")]
+        for t in threads:
+            t.start()
+        wait_for(lambda: status(l1)["waiters"] == 1)
+        time.sleep(0.05)
+        l2.rpc.holdrelease()
+        for t in threads:
+            t.join(30)
+        gaps.append(seen["paystate-waitsendpay"] - seen["waitsendpay"])
+    row("wake-up: paystate's waiter after the built-in's (ms, median of 30)",
+        None, median_ms(gaps), "ms")
+
+
+def datastore_leaves(node, key):
+    """Every datastore entry with a value at or below key."""
+    out = []
+    for e in node.rpc.listdatastore(key)["datastore"]:
+        if "generation" in e:
+            out.append(e)
+        else:
+            out.extend(datastore_leaves(node, e["key"]))
+    return out
+
+
+def clone(entry, old_hash, new_hash, old_index, new_index):
+    """A part's datastore entry, made over for another part: its hash (and
+    shard), created_index and id substituted in key and value alike."""
+    def fix(text):
+        text = text.replace(old_hash, new_hash)
+        for field in ("created_index", "id"):
+            text = re.sub(r'("{}": ?){}\b'.format(field, old_index),
+                          r"\g<1>{}".format(new_index), text)
+        return text.replace("-{}-".format(old_index),
+                            "-{}-".format(new_index))
+    key = [new_hash[:len(k)] if old_hash.startswith(k) and len(k) < 64
+           else fix(k) for k in entry["key"]]
+    return key, fix(entry["string"])
+
+
+def big_restart(node_factory, plugin_path):
+    """A ledger of BIG parts written straight into the datastore (as
+    paystate writes them: the entries of one real part, copied), then a
+    restart: time to answering, and to the index being complete."""
+    node = paystate_node(node_factory, plugin_path)
+    h = selfpay(node)
+    wait_for(lambda: status(node)["parts"]["complete"] == 1)
+    index = node.rpc.listsendpays(payment_hash=h)["payments"][0][
+        "created_index"]
+    template = [e for e in datastore_leaves(node, ["paystate"])
+                if h in json.dumps(e["key"])]
+    assert template, "no datastore entry names the part"
+    node.stop()
+    db = sqlite3.connect(os.path.join(node.daemon.lightning_dir, "regtest",
+                                      "lightningd.sqlite3"))
+    rows = []
+    for i in range(BIG):
+        ph = "{:064x}".format((i + 1) * 0x9E3779B97F4A7C15 % (1 << 256))
+        for e in template:
+            key, value = clone(e, h, ph, index, 1000 + i)
+            rows.append(("\0".join(key).encode(), value.encode()))
+    db.executemany("INSERT INTO datastore (key, data, generation) "
+                   "VALUES (?, ?, 0)", rows)
+    db.commit()
+    db.close()
+    t = time.perf_counter()
+    node.start()
+    node.rpc.call("paystate-status")
+    answering = time.perf_counter() - t
+    wait_for(lambda: sum(status(node)["parts"].values()) >= BIG, timeout=900)
+    row("restart with {} parts: answering (s)".format(BIG), None, answering,
+        "s", "index complete after {:.1f} s".format(time.perf_counter() - t))
+    row("longest call lightningd logged at {} parts (ms)".format(BIG), None,
+        longest_call(node), "ms")
