@@ -4,16 +4,20 @@
 use crate::ledger::Ledger;
 use crate::node::Node;
 use crate::params::Mode;
+use crate::rpc::CallStats;
 use crate::store::Datastore;
 use serde::Serialize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct CatchupReport {
     /// `pending` (not started), `running`, `done` or `failed`.
     pub state: &'static str,
     pub deletes_finished: usize,
+    /// Parts read by the quick pass (updated since the watermark).
     pub scanned: usize,
+    /// Parts read by the whole-table pass.
+    pub checked: usize,
     pub imported: usize,
     /// The watermark: parts updated up to here are in the ledger.
     pub updated_index: u64,
@@ -28,6 +32,8 @@ pub struct App<D, N> {
     /// How parameter errors show their token (lightningd's mode).
     pub mode: Mode,
     pub catchup: Mutex<CatchupReport>,
+    /// The slowest call made to lightningd, where the node port tells.
+    pub calls: Arc<CallStats>,
 }
 
 impl<D: Datastore, N: Node> App<D, N> {
@@ -41,6 +47,7 @@ impl<D: Datastore, N: Node> App<D, N> {
                 state: "pending",
                 ..Default::default()
             }),
+            calls: Arc::default(),
         }
     }
 

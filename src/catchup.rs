@@ -28,6 +28,7 @@ pub async fn import<D: Datastore, N: Node>(
     deletes_before: u64,
 ) -> Result<Option<Arc<Part>>, RpcError> {
     let key = payment.key();
+    app.ledger.ensure(&key.payment_hash).await?;
     let _guard = app.ledger.lock(&key.payment_hash).await;
     if app.ledger.holds(&key) {
         return app.ledger.get(&key).await;
@@ -74,8 +75,10 @@ pub async fn import<D: Datastore, N: Node>(
     }
 }
 
-/// Finishes a delete that a crash interrupted: the part is marked deleting
-/// in the datastore; it goes from the node, then from the ledger.
+/// Finishes a delete that a crash interrupted in a version of paystate
+/// that marked deletes durably (`["paystate", "v2", "deleting", …]`; this
+/// one writes no marks): the part goes from the node, then from the
+/// ledger, mark and all.
 pub async fn finish_delete<D: Datastore, N: Node>(
     app: &App<D, N>,
     key: PartKey,
@@ -93,13 +96,17 @@ pub async fn finish_delete<D: Datastore, N: Node>(
             // A new attempt with the same identity; the old part is gone.
         }
         Some(s) => {
-            let deleted = app.node.delete_builtin(key, s).await;
+            let part = Some((key.partid, key.groupid));
+            let deleted = app.node.delpay_builtin(key.payment_hash, s, part).await;
             app.ledger.note_node_delete();
-            deleted?
+            match deleted? {
+                Err(e) if e.code != codes::PAY_NO_SUCH_PAYMENT => return Err(e),
+                _ => {}
+            }
         }
         None => {}
     }
-    app.ledger.remove(&key).await
+    app.ledger.remove(&key).await.map(drop)
 }
 
 /// The whole start-up catch-up; its outcome goes to the status report.
@@ -121,11 +128,30 @@ async fn catch_up<D: Datastore, N: Node>(
     app: &App<D, N>,
     interrupted: Vec<PartKey>,
 ) -> Result<(), RpcError> {
+    // A small ledger's index loads at once; a large one's in the background
+    // at the end (answers load what they need as they go).
+    let small = app.node.parts_created().await? <= SMALL_LEDGER;
+    if small {
+        app.ledger.load_small().await?;
+    }
     for key in interrupted {
         finish_delete(app, key).await?;
         app.update_catchup(|r| r.deletes_finished += 1);
         log::info!("Finished the interrupted delete of {key}");
     }
+    since_watermark(app).await?;
+    whole_table(app).await?;
+    // The rest of the index (counts, listings): answers did not wait for it.
+    app.ledger.load_all(REST).await
+}
+
+/// A node that has made at most this many payment parts has a ledger small
+/// enough to list in one go (lightningd then reads at most this many
+/// records, a few milliseconds' work).
+const SMALL_LEDGER: u64 = 2_000;
+
+/// What changed since the last catch-up: the quick pass, first.
+async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
     loop {
         let start = app.ledger.watermark() + 1;
         let deletes_before = app.ledger.node_deletes();
@@ -133,6 +159,7 @@ async fn catch_up<D: Datastore, N: Node>(
         let mut top = None;
         for payment in &page {
             top = top.max(payment.updated_index);
+            app.ledger.ensure(&payment.payment_hash).await?;
             let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
             if fresh
                 && import(app, payment.clone(), deletes_before)
@@ -152,3 +179,42 @@ async fn catch_up<D: Datastore, N: Node>(
         }
     }
 }
+
+/// One pass over the node's whole table, importing any terminal part the
+/// ledger lacks. A delete takes the ledger's record first and the node's
+/// part second, with no durable mark between: a crash there leaves a part
+/// only the node has, older than the watermark perhaps. This pass brings
+/// it back, so that after catch-up the ledger holds every terminal part the
+/// node knows (and any other drift heals too). It runs in the background,
+/// answering goes on meanwhile, and it rests between pages so that a large
+/// table does not crowd out the node's other commands.
+async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
+    let mut start = 0;
+    loop {
+        let began = std::time::Instant::now();
+        let deletes_before = app.ledger.node_deletes();
+        let page = app.node.created_since(start, PAGE).await?;
+        for payment in &page {
+            app.ledger.ensure(&payment.payment_hash).await?;
+            let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
+            if fresh
+                && import(app, payment.clone(), deletes_before)
+                    .await?
+                    .is_some()
+            {
+                app.update_catchup(|r| r.imported += 1);
+            }
+        }
+        app.update_catchup(|r| r.checked += page.len());
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => start = last.created_index + 1,
+            _ => return Ok(()),
+        }
+        tokio::time::sleep(began.elapsed() * REST).await;
+    }
+}
+
+/// Between pages of the whole-table pass, rest this many times as long as
+/// the page took: the pass keeps at most one part in (REST + 1) of the
+/// node's time.
+const REST: u32 = 9;

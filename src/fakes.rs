@@ -65,7 +65,11 @@ impl Datastore for FakeDatastore {
         }
     }
 
-    async fn delete(&self, key: Vec<String>, generation: Option<u64>) -> Result<(), RpcError> {
+    async fn delete(
+        &self,
+        key: Vec<String>,
+        generation: Option<u64>,
+    ) -> Result<Option<String>, RpcError> {
         self.fault()?;
         let mut e = self.entries.lock().unwrap();
         match e.get(&key) {
@@ -77,10 +81,7 @@ impl Datastore for FakeDatastore {
                 codes::DATASTORE_DEL_WRONG_GENERATION,
                 "generation is different",
             )),
-            Some(_) => {
-                e.remove(&key);
-                Ok(())
-            }
+            Some(_) => Ok(e.remove(&key).map(|(_, v)| v)),
         }
     }
 
@@ -152,6 +153,25 @@ impl Node for FakeNode {
         Ok(v)
     }
 
+    async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
+        let mut v: Vec<Payment> = self
+            .parts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.created_index >= start)
+            .cloned()
+            .collect();
+        v.sort_by_key(|p| p.created_index);
+        v.truncate(limit as usize);
+        Ok(v)
+    }
+
+    async fn parts_created(&self) -> Result<u64, RpcError> {
+        let parts = self.parts.lock().unwrap();
+        Ok(parts.iter().map(|p| p.created_index).max().unwrap_or(0))
+    }
+
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
         let parts = self.parts.lock().unwrap();
         Ok(match parts.iter().find(|p| p.key() == key) {
@@ -164,10 +184,44 @@ impl Node for FakeNode {
         })
     }
 
-    async fn delete_builtin(&self, key: PartKey, _status: Status) -> Result<(), RpcError> {
-        self.deletes.lock().unwrap().push(key);
-        self.parts.lock().unwrap().retain(|p| p.key() != key);
-        Ok(())
+    /// lightningd's `delpay`, in its order of checks.
+    async fn delpay_builtin(
+        &self,
+        hash: Sha256,
+        status: Status,
+        part: Option<(u64, u64)>,
+    ) -> Result<Result<Vec<Payment>, RpcError>, RpcError> {
+        let mut parts = self.parts.lock().unwrap();
+        if !parts.iter().any(|p| p.payment_hash == hash) {
+            let message = format!("Unknown payment with payment_hash: {hash}");
+            return Ok(Err(RpcError::new(codes::PAY_NO_SUCH_PAYMENT, message)));
+        }
+        let chosen = |p: &Payment| {
+            p.payment_hash == hash && part.is_none_or(|(pi, gi)| p.partid == pi && p.groupid == gi)
+        };
+        let other = parts
+            .iter()
+            .filter(|p| chosen(p) && p.status != status)
+            .map(|p| p.status)
+            .next_back();
+        let doomed: Vec<Payment> = parts
+            .iter()
+            .filter(|p| chosen(p) && p.status == status)
+            .cloned()
+            .collect();
+        if doomed.is_empty() {
+            let message = match other {
+                Some(o) => format!("Payment with hash {hash} has {o} status but it different from the one provided {status}"),
+                None => "No payment for that payment_hash with that partid and groupid".into(),
+            };
+            return Ok(Err(RpcError::new(codes::PAY_NO_SUCH_PAYMENT, message)));
+        }
+        parts.retain(|p| !(chosen(p) && p.status == status));
+        self.deletes
+            .lock()
+            .unwrap()
+            .extend(doomed.iter().map(Payment::key));
+        Ok(Ok(doomed))
     }
 }
 

@@ -17,8 +17,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Writes to parts of one payment hash are serialized through one of these
-/// stripes (a fixed number, so memory does not grow with the hashes seen).
-const STRIPES: usize = 64;
+/// stripes (a fixed number, so memory does not grow with the hashes seen;
+/// enough that autoclean's concurrent deletes of other hashes rarely wait).
+const STRIPES: usize = 1024;
+
+/// The index's shards: a hash's first byte (the datastore layout's `<hh>`).
+pub const SHARDS: usize = 256;
 
 /// How many recent deletes are remembered against late notifications. A
 /// notification is late by milliseconds; this bounds the memory.
@@ -73,6 +77,7 @@ struct State {
     next_waiter: u64,
     /// The catch-up watermark and the generation of its datastore entry.
     watermark: Option<(u64, u64)>,
+    shards_loaded: usize,
     /// Parts deleted in this run, by `created_index`: a notification still
     /// in flight for one of them must not bring it back.
     deleted: HashMap<PartKey, u64>,
@@ -99,14 +104,6 @@ impl State {
         if let Some(old) = self.parts.remove(key) {
             self.count(&old, -1);
         }
-    }
-
-    fn set_deleting(&mut self, key: &PartKey, deleting: bool) {
-        let Some(e) = self.parts.get(key) else { return };
-        let before = (e.deleting, e.status);
-        self.count_as(before, -1);
-        self.parts.get_mut(key).expect("just read").deleting = deleting;
-        self.count_as((deleting, before.1), 1);
     }
 
     fn count_as(&mut self, (deleting, status): (bool, Status), delta: isize) {
@@ -236,44 +233,24 @@ pub struct Ledger<D> {
     /// Counts deletes from the node's table, so that an import can tell
     /// whether what it read from the node may have gone since.
     node_deletes: AtomicU64,
+    /// Which shards of the index are loaded (by the hash's first byte).
+    shards: Vec<tokio::sync::OnceCell<()>>,
 }
 
 impl<D: Datastore> Ledger<D> {
     /// Loads the index from the datastore's names (no record is read).
     /// Returns it with the parts whose delete was interrupted, for the
     /// caller to finish.
+    /// Opens the ledger: the catch-up watermark and the deletes an earlier
+    /// version marked and a crash interrupted (returned, for the caller to
+    /// finish). The index of parts loads shard by shard afterwards, on
+    /// demand ([`Ledger::ensure`]) or all of it ([`Ledger::load_all`]).
     pub async fn load(store: D) -> Result<(Self, Vec<PartKey>), RpcError> {
         let mut st = State::default();
-        for shard in store.list(store::parts_prefix()).await? {
-            if shard.generation.is_some() {
-                log::warn!("Skipping datastore entry {:?}: not a shard", shard.key);
-                continue;
-            }
-            for e in store.list(shard.key).await? {
-                let Some(s) = name_of(&e, false) else {
-                    continue;
-                };
-                match st.parts.get(&s.key) {
-                    // Two attempts of one part: only a foreign writer makes
-                    // this; the later attempt is the part lightningd knows.
-                    Some(old) if old.created_index > s.created_index => {
-                        log::warn!("Ignoring {}: a later attempt is recorded", s.name());
-                        continue;
-                    }
-                    _ => {}
-                }
-                st.insert(s.key, Entry::new(&s, false, None));
-            }
-        }
         let mut interrupted = Vec::new();
         for e in store.list(store::deleting_prefix()).await? {
             let Some(s) = name_of(&e, true) else { continue };
-            match st.parts.get(&s.key) {
-                Some(e) if e.created_index == s.created_index => st.set_deleting(&s.key, true),
-                // The record went before the mark did: the delete still
-                // has its mark to remove (and the node's table to check).
-                _ => st.insert(s.key, Entry::new(&s, true, None)),
-            }
+            st.insert(s.key, Entry::new(&s, true, None));
             interrupted.push(s.key);
         }
         if let Some(e) = store.list(store::catchup_key()).await?.into_iter().next() {
@@ -292,8 +269,96 @@ impl<D: Datastore> Ledger<D> {
             state: Arc::new(Mutex::new(st)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             node_deletes: AtomicU64::new(0),
+            shards: (0..SHARDS).map(|_| tokio::sync::OnceCell::new()).collect(),
         };
         Ok((ledger, interrupted))
+    }
+
+    /// Loads the index of the shard holding `hash`, once: every per-hash
+    /// answer calls this first, so answers are right before the whole
+    /// index is in. One `listdatastore` of one shard: lightningd reads that
+    /// shard's rows only (listing the shards' parent would read every
+    /// record of the ledger in one call).
+    pub async fn ensure(&self, hash: &Sha256) -> Result<(), RpcError> {
+        let b: &[u8] = hash.as_ref();
+        self.ensure_shard(b[0]).await
+    }
+
+    async fn ensure_shard(&self, shard: u8) -> Result<(), RpcError> {
+        self.shards[shard as usize]
+            .get_or_try_init(|| self.load_shard(shard))
+            .await
+            .map(drop)
+    }
+
+    async fn load_shard(&self, shard: u8) -> Result<(), RpcError> {
+        let mut key = store::parts_prefix();
+        key.push(format!("{shard:02x}"));
+        let listed = self.store.list(key).await?;
+        let mut st = self.state();
+        for e in listed {
+            let Some(s) = name_of(&e, false) else {
+                continue;
+            };
+            match st.parts.get(&s.key) {
+                // Recorded in this run, or marked deleting: known better.
+                Some(old) if old.created_index == s.created_index => continue,
+                // Two attempts of one part: only a foreign writer makes
+                // this; the later attempt is the part lightningd knows.
+                Some(old) if old.created_index > s.created_index => {
+                    log::warn!("Ignoring {}: a later attempt is recorded", s.name());
+                    continue;
+                }
+                _ => {}
+            }
+            st.insert(s.key, Entry::new(&s, false, None));
+        }
+        st.shards_loaded += 1;
+        Ok(())
+    }
+
+    /// Loads the whole index (for counts, listings and catch-up), shard by
+    /// shard, resting `rest` times as long as each shard took, so that a
+    /// large ledger's load does not crowd out the node's other commands.
+    pub async fn load_all(&self, rest: u32) -> Result<(), RpcError> {
+        for shard in 0..=u8::MAX {
+            if self.shards[shard as usize].initialized() {
+                continue;
+            }
+            let began = std::time::Instant::now();
+            self.ensure_shard(shard).await?;
+            tokio::time::sleep(began.elapsed() * rest).await;
+        }
+        Ok(())
+    }
+
+    /// Loads the whole index from one listing of the shards' parent and one
+    /// of each shard in use: the cheapest way for a small ledger. The
+    /// parent's listing costs lightningd a read of every record under it,
+    /// so this is only for a ledger known to be small.
+    pub async fn load_small(&self) -> Result<(), RpcError> {
+        for shard in self.store.list(store::parts_prefix()).await? {
+            let name = shard.key.last().map(String::as_str).unwrap_or_default();
+            let Ok(b) = u8::from_str_radix(name, 16) else {
+                log::warn!("Skipping datastore entry {:?}: not a shard", shard.key);
+                continue;
+            };
+            if name.len() == 2 && name == name.to_ascii_lowercase() {
+                self.ensure_shard(b).await?;
+            }
+        }
+        // The shards with no part at all are loaded too: they are empty.
+        for shard in self.shards.iter() {
+            if shard.set(()).is_ok() {
+                self.state().shards_loaded += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many of the index's shards are loaded.
+    pub fn shards_loaded(&self) -> usize {
+        self.state().shards_loaded
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -305,7 +370,8 @@ impl<D: Datastore> Ledger<D> {
     /// Serializes writers (notifications, deletes, imports) of one hash.
     pub async fn lock(&self, hash: &Sha256) -> tokio::sync::MutexGuard<'_, ()> {
         let b: &[u8] = hash.as_ref();
-        self.stripes[b[0] as usize % STRIPES].lock().await
+        let n = u16::from_be_bytes([b[0], b[1]]) as usize;
+        self.stripes[n % STRIPES].lock().await
     }
 
     /// Read before reading parts from the node; see [`Ledger::note_node_delete`].
@@ -358,6 +424,7 @@ impl<D: Datastore> Ledger<D> {
 
     /// The part if recorded, else a registered waiter for it.
     pub async fn lookup_or_wait(&self, key: PartKey) -> Result<Lookup, RpcError> {
+        self.ensure(&key.payment_hash).await?;
         let summary = {
             let mut st = self.state();
             match Self::known(&mut st, &key) {
@@ -389,6 +456,7 @@ impl<D: Datastore> Ledger<D> {
 
     /// The live part, if recorded.
     pub async fn get(&self, key: &PartKey) -> Result<Option<Arc<Part>>, RpcError> {
+        self.ensure(&key.payment_hash).await?;
         let known = Self::known(&mut self.state(), key);
         match known {
             Known::Cached(part) => Ok(Some(part)),
@@ -397,7 +465,8 @@ impl<D: Datastore> Ledger<D> {
         }
     }
 
-    /// Whether the ledger holds the part at all, deleting or not.
+    /// Whether the ledger holds the part at all, deleting or not (its shard
+    /// loaded: [`Ledger::ensure`]).
     pub fn holds(&self, key: &PartKey) -> bool {
         self.state().parts.contains_key(key)
     }
@@ -423,7 +492,8 @@ impl<D: Datastore> Ledger<D> {
             .collect()
     }
 
-    /// The highest groupid the ledger holds for a hash (no record read).
+    /// The highest groupid the ledger holds for a hash (no record read; its
+    /// shard loaded: [`Ledger::ensure`]).
     pub fn highest_groupid(&self, hash: &Sha256) -> Option<u64> {
         self.summaries_of(hash).iter().map(|s| s.key.groupid).max()
     }
@@ -440,6 +510,7 @@ impl<D: Datastore> Ledger<D> {
 
     /// The live parts of one hash, in key order.
     pub async fn parts_of(&self, hash: &Sha256) -> Result<Vec<Arc<Part>>, RpcError> {
+        self.ensure(hash).await?;
         self.read_all(self.summaries_of(hash)).await
     }
 
@@ -450,6 +521,10 @@ impl<D: Datastore> Ledger<D> {
         hash: Option<&Sha256>,
         status: Option<Status>,
     ) -> Result<Vec<Arc<Part>>, RpcError> {
+        match hash {
+            Some(h) => self.ensure(h).await?,
+            None => self.load_all(0).await?,
+        }
         let mut summaries: Vec<Summary> = match hash {
             Some(h) => self.summaries_of(h),
             None => self
@@ -479,6 +554,7 @@ impl<D: Datastore> Ledger<D> {
         let part: Arc<Part> = part.into();
         let summary = Summary::of(&part);
         let key = summary.key;
+        self.ensure(&key.payment_hash).await?;
         {
             let st = self.state();
             if st.deleted.get(&key) == Some(&summary.created_index) {
@@ -532,54 +608,50 @@ impl<D: Datastore> Ledger<D> {
         deliver(&mut self.state(), key, answer);
     }
 
-    /// Durably marks a part as being deleted (or no longer); while marked it
-    /// is gone for every answer. The caller holds the hash's lock.
-    pub async fn mark_deleting(&self, key: &PartKey, deleting: bool) -> Result<(), RpcError> {
-        let summary = {
-            let st = self.state();
-            let e = st
-                .parts
-                .get(key)
-                .ok_or_else(|| RpcError::lightningd(format!("No ledger entry for {key}")))?;
-            if e.deleting == deleting {
-                return Ok(());
-            }
-            e.summary(*key)
-        };
-        let mark = summary.deleting_key();
-        let done = if deleting {
-            match self.store.create(mark, "deleting".into()).await {
-                Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => Err(e),
-                _ => Ok(()),
-            }
-        } else {
-            match self.store.delete(mark, None).await {
-                Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => Err(e),
-                _ => Ok(()),
-            }
-        };
-        done?;
-        self.state().set_deleting(key, deleting);
-        Ok(())
-    }
-
-    /// Removes a part from the datastore and the index: its record, then
-    /// its deleting mark. The caller holds the hash's lock.
-    pub async fn remove(&self, key: &PartKey) -> Result<(), RpcError> {
-        let Some(summary) = self.state().parts.get(key).map(|e| e.summary(*key)) else {
-            return Ok(());
+    /// Removes a part from the datastore and the index, and returns it as
+    /// it was (its record comes back with the delete: no read first). One
+    /// datastore call; two for a part an earlier version marked `deleting`
+    /// (the mark goes after the record). The caller holds the hash's lock.
+    pub async fn remove(&self, key: &PartKey) -> Result<Option<Arc<Part>>, RpcError> {
+        let Some((summary, marked, cached)) = self
+            .state()
+            .parts
+            .get(key)
+            .map(|e| (e.summary(*key), e.deleting, e.cached.clone()))
+        else {
+            return Ok(None);
         };
         // Records are written once and never replaced: whatever the value,
         // this is the part to delete (its name carries its attempt).
-        for k in [summary.record_key(), summary.deleting_key()] {
-            match self.store.delete(k, None).await {
-                Ok(()) => {}
-                Err(e) if e.code == codes::DATASTORE_DEL_DOES_NOT_EXIST => {}
-                Err(e) => return Err(e),
+        let held = match self.store.delete(summary.record_key(), None).await {
+            Ok(value) => value,
+            Err(e) if e.code == codes::DATASTORE_DEL_DOES_NOT_EXIST => None,
+            Err(e) => return Err(e),
+        };
+        if marked {
+            match self.store.delete(summary.deleting_key(), None).await {
+                Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => return Err(e),
+                _ => {}
             }
         }
         self.state().remove(key);
-        Ok(())
+        Ok(cached.or_else(|| {
+            let part = held.as_deref().map(store::decode)?;
+            part.map_err(|why| log::warn!("Deleted {key}, whose record was unreadable: {why}"))
+                .ok()
+                .map(Arc::new)
+        }))
+    }
+
+    /// What the index holds of one hash (optionally one part of it), in
+    /// key order: every part, whatever its status, without reading a
+    /// record (its shard loaded: [`Ledger::ensure`]).
+    pub fn held(&self, hash: &Sha256, part: Option<(u64, u64)>) -> Vec<Summary> {
+        let mut held = self.summaries_of(hash);
+        if let Some((partid, groupid)) = part {
+            held.retain(|s| s.key.partid == partid && s.key.groupid == groupid);
+        }
+        held
     }
 
     /// Remembers that this part (this attempt: its `created_index`) was
@@ -593,6 +665,15 @@ impl<D: Datastore> Ledger<D> {
                     st.deleted.remove(&old);
                 }
             }
+        }
+    }
+
+    /// Forgets a tombstone: the delete did not happen after all (the node
+    /// refused it), so the part may be imported again.
+    pub fn untombstone(&self, key: &PartKey) {
+        let mut st = self.state();
+        if st.deleted.remove(key).is_some() {
+            st.deleted_order.retain(|k| k != key);
         }
     }
 

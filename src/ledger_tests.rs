@@ -11,6 +11,15 @@ use crate::store::Summary;
 use serde_json::json;
 use std::sync::Arc;
 
+/// The durable `deleting` mark paystate wrote before a delete until this
+/// version; start-up still finishes deletes it finds so marked.
+fn mark_as_earlier_versions_did(ds: &FakeDatastore, part: &Part) {
+    ds.entries
+        .lock()
+        .unwrap()
+        .insert(Summary::of(part).deleting_key(), (0, "deleting".into()));
+}
+
 fn complete(n: u8) -> Part {
     Part {
         payment: payment(n, Status::Complete),
@@ -112,18 +121,11 @@ async fn delete_marks_before_the_node_and_removes_after() {
 }
 
 #[tokio::test]
-async fn a_marked_delete_survives_a_crash_as_interrupted() {
+async fn a_delete_marked_by_an_earlier_version_is_interrupted_at_load() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     ledger.record(complete(1)).await.unwrap();
-    ledger
-        .mark_deleting(&complete(1).key(), true)
-        .await
-        .unwrap();
-    assert!(
-        ledger.get(&complete(1).key()).await.unwrap().is_none(),
-        "hidden at once"
-    );
+    mark_as_earlier_versions_did(&ds, &complete(1));
     // "Crash": a new ledger from the same datastore.
     let (reloaded, interrupted) = Ledger::load(ds).await.unwrap();
     assert_eq!(interrupted, vec![complete(1).key()]);
@@ -215,6 +217,7 @@ async fn load_reads_names_only_and_a_bad_record_fails_only_its_own_reads() {
     let bad = Summary::of(&numbered(1)).record_key();
     ds.entries.lock().unwrap().get_mut(&bad).unwrap().1 = "{not json".into();
     let (again, _) = Ledger::load(ds).await.unwrap();
+    again.load_all(0).await.unwrap();
     assert_eq!(again.counts().complete, 3, "indexed from the names");
     let e = again.get(&numbered(1).key()).await.unwrap_err();
     assert_eq!(e.code, -1);
@@ -227,6 +230,28 @@ async fn load_reads_names_only_and_a_bad_record_fails_only_its_own_reads() {
         *again.get(&numbered(2).key()).await.unwrap().unwrap(),
         numbered(2)
     );
+}
+
+#[tokio::test]
+async fn an_answer_loads_only_its_own_shard_of_the_index() {
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    // Three hashes in three shards (their first bytes differ).
+    let ids = [0u32, 0x1000_0000, 0x2000_0000];
+    for i in ids {
+        ledger.record(numbered(i)).await.unwrap();
+    }
+    let (again, _) = Ledger::load(ds).await.unwrap();
+    assert_eq!(again.shards_loaded(), 0, "nothing listed at open");
+    assert_eq!(
+        *again.get(&numbered(ids[2]).key()).await.unwrap().unwrap(),
+        numbered(ids[2])
+    );
+    assert_eq!(again.shards_loaded(), 1);
+    assert_eq!(again.counts().complete, 1, "only that shard's parts");
+    again.load_all(0).await.unwrap();
+    assert_eq!(again.shards_loaded(), crate::ledger::SHARDS);
+    assert_eq!(again.counts().complete, 3);
 }
 
 #[tokio::test]
@@ -265,7 +290,7 @@ async fn a_delete_interrupted_after_its_record_went_is_finished_from_its_mark() 
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     let part = complete(3);
     ledger.record(part.clone()).await.unwrap();
-    ledger.mark_deleting(&part.key(), true).await.unwrap();
+    mark_as_earlier_versions_did(&ds, &part);
     // "Crash" between the record's delete and the mark's.
     ds.entries
         .lock()

@@ -169,11 +169,11 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("cannot load the ledger: {e}");
         }
     };
-    let c = ledger.counts();
-    let parts = c.complete + c.failed + c.deleting;
-    let _ = shared.app.set(App::new(ledger, rpc, takeover, mode));
+    let mut app = App::new(ledger, rpc.clone(), takeover, mode);
+    app.calls = rpc.stats.clone();
+    let _ = shared.app.set(app);
     log::info!(
-        "paystate started: {parts} parts in the ledger, takeover {}, {mode:?} mode",
+        "paystate started: takeover {}, {mode:?} mode; the index loads in the background",
         if takeover { "on" } else { "off" }
     );
 

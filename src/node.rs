@@ -21,6 +21,19 @@ pub trait Node: Send + Sync + 'static {
         limit: u32,
     ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
 
+    /// Parts whose `created_index` is at least `start`, at most `limit` of
+    /// them, in created order (`listsendpays index=created`).
+    fn created_since(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
+
+    /// How many parts the node has ever created (its `created_index` so far,
+    /// from `wait` on `sendpays`, which answers at once): a bound on the
+    /// ledger's size.
+    fn parts_created(&self) -> impl Future<Output = Result<u64, RpcError>> + Send;
+
     /// The node's built-in `waitsendpay` with `timeout: 0` on one part: its
     /// answer, result or error, as the node gave it. The outer error is a
     /// failure to reach the node at all.
@@ -29,12 +42,15 @@ pub trait Node: Send + Sync + 'static {
         key: PartKey,
     ) -> impl Future<Output = Result<Result<Value, RpcError>, RpcError>> + Send;
 
-    /// The node's built-in `delpay` of one part.
-    fn delete_builtin(
+    /// The node's built-in `delpay` (of one part, given `(partid,
+    /// groupid)`): the parts it deleted, or its error as it gave it. The
+    /// outer error is a failure to reach the node at all.
+    fn delpay_builtin(
         &self,
-        key: PartKey,
+        hash: Sha256,
         status: Status,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+        part: Option<(u64, u64)>,
+    ) -> impl Future<Output = Result<Result<Vec<Payment>, RpcError>, RpcError>> + Send;
 }
 
 impl<T: Node> Node for std::sync::Arc<T> {
@@ -51,17 +67,28 @@ impl<T: Node> Node for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
         (**self).updated_since(start, limit)
     }
+    fn created_since(
+        &self,
+        start: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
+        (**self).created_since(start, limit)
+    }
+    fn parts_created(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
+        (**self).parts_created()
+    }
     fn poll_builtin(
         &self,
         key: PartKey,
     ) -> impl Future<Output = Result<Result<Value, RpcError>, RpcError>> + Send {
         (**self).poll_builtin(key)
     }
-    fn delete_builtin(
+    fn delpay_builtin(
         &self,
-        key: PartKey,
+        hash: Sha256,
         status: Status,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send {
-        (**self).delete_builtin(key, status)
+        part: Option<(u64, u64)>,
+    ) -> impl Future<Output = Result<Result<Vec<Payment>, RpcError>, RpcError>> + Send {
+        (**self).delpay_builtin(hash, status, part)
     }
 }

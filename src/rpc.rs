@@ -7,7 +7,7 @@
 //! hook, can be recognized there and let through.
 
 use crate::domain::{PartKey, Payment, Status};
-use crate::error::{codes, RpcError};
+use crate::error::RpcError;
 use crate::node::Node;
 use crate::store::{Datastore, Entry};
 use cln_rpc::primitives::Sha256;
@@ -35,7 +35,33 @@ struct Conn {
     buf: Vec<u8>,
 }
 
+/// The slowest call paystate has made to lightningd in this run: its
+/// method and how long lightningd took to answer (round trip). lightningd
+/// serves one command at a time, so this bounds how long paystate ever
+/// kept it from the node's other commands.
+#[derive(Default)]
+pub struct CallStats {
+    slowest: Mutex<Option<(String, std::time::Duration)>>,
+}
+
+impl CallStats {
+    fn record(&self, method: &str, took: std::time::Duration) {
+        let mut s = self.slowest.lock().unwrap_or_else(|p| p.into_inner());
+        if s.as_ref().is_none_or(|(_, t)| took > *t) {
+            *s = Some((method.to_string(), took));
+        }
+    }
+
+    pub fn slowest(&self) -> Option<(String, std::time::Duration)> {
+        self.slowest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
 pub struct Rpc {
+    pub stats: std::sync::Arc<CallStats>,
     path: PathBuf,
     pool: Mutex<Vec<Conn>>,
     next_id: AtomicU64,
@@ -70,6 +96,7 @@ fn transport(e: impl std::fmt::Display) -> RpcError {
 impl Rpc {
     pub fn new(path: PathBuf) -> Self {
         Rpc {
+            stats: Default::default(),
             path,
             pool: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -105,8 +132,13 @@ impl Rpc {
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let mut bytes = serde_json::to_vec(&request).expect("a request serializes");
         bytes.extend_from_slice(b"\n\n");
+        let sent = std::time::Instant::now();
         conn.stream.write_all(&bytes).await.map_err(transport)?;
         let frame = read_frame(&mut conn).await?;
+        // A waitsendpay or wait may wait by design; the others are work.
+        if method != "waitsendpay" && method != "wait" {
+            self.stats.record(method, sent.elapsed());
+        }
         {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < POOL_SIZE {
@@ -242,12 +274,18 @@ impl Datastore for Rpc {
         Ok(r.generation)
     }
 
-    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<(), RpcError> {
+    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<Option<String>, RpcError> {
+        #[derive(Deserialize)]
+        struct Deleted {
+            #[serde(default)]
+            string: Option<String>,
+        }
         let params = match gen {
             Some(g) => json!({"key": key, "generation": g}),
             None => json!({ "key": key }),
         };
-        self.call("deldatastore", params).await.map(drop)
+        let d: Deleted = self.call_as("deldatastore", params).await??;
+        Ok(d.string)
     }
 
     async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
@@ -315,6 +353,31 @@ impl Node for Rpc {
         )
     }
 
+    async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
+        payments(
+            self.call(
+                "listsendpays",
+                json!({"index": "created", "start": start, "limit": limit}),
+            )
+            .await?,
+        )
+    }
+
+    async fn parts_created(&self) -> Result<u64, RpcError> {
+        #[derive(Deserialize)]
+        struct Waited {
+            #[serde(default)]
+            created: u64,
+        }
+        let w: Waited = self
+            .call_as(
+                "wait",
+                json!({"subsystem": "sendpays", "indexname": "created", "nextvalue": 0}),
+            )
+            .await??;
+        Ok(w.created)
+    }
+
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
         self.call_raw(
             "waitsendpay",
@@ -323,25 +386,20 @@ impl Node for Rpc {
         .await
     }
 
-    async fn delete_builtin(&self, key: PartKey, status: Status) -> Result<(), RpcError> {
-        match self
-            .call(
-                "delpay",
-                json!({"payment_hash": key.payment_hash, "status": status, "partid": key.partid, "groupid": key.groupid}),
-            )
-            .await
-        {
-            Ok(_) => Ok(()),
-            // Already gone from the node: the delete is done. (lightningd
-            // also answers 208 for a status mismatch, which is a real error.)
-            Err(e)
-                if e.code == codes::PAY_NO_SUCH_PAYMENT
-                    && (e.message.starts_with("Unknown payment")
-                        || e.message.starts_with("No payment for that")) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
+    async fn delpay_builtin(
+        &self,
+        hash: Sha256,
+        status: Status,
+        part: Option<(u64, u64)>,
+    ) -> Result<Result<Vec<Payment>, RpcError>, RpcError> {
+        let mut params = json!({"payment_hash": hash, "status": status});
+        if let Some((partid, groupid)) = part {
+            params["partid"] = json!(partid);
+            params["groupid"] = json!(groupid);
         }
+        Ok(match self.call_raw("delpay", params).await? {
+            Ok(v) => Ok(payments(v)?),
+            Err(e) => Err(e),
+        })
     }
 }

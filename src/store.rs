@@ -52,12 +52,13 @@ pub trait Datastore: Send + Sync + 'static {
         value: String,
         generation: u64,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send;
-    /// `deldatastore`, at `generation` if given.
+    /// `deldatastore`, at `generation` if given; returns the value it held
+    /// (where it is text), as lightningd's answer carries it.
     fn delete(
         &self,
         key: Vec<String>,
         generation: Option<u64>,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send;
+    ) -> impl Future<Output = Result<Option<String>, RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
 }
@@ -197,7 +198,7 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
         &self,
         key: Vec<String>,
         generation: Option<u64>,
-    ) -> impl Future<Output = Result<(), RpcError>> + Send {
+    ) -> impl Future<Output = Result<Option<String>, RpcError>> + Send {
         (**self).delete(key, generation)
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {

@@ -1,14 +1,16 @@
 //! `delpay`: delete the complete or failed parts of a payment, from the
 //! ledger and from the node's own table.
 //!
-//! Order of a delete, so that a crash at any point neither resurrects a part
-//! nor loses one: (1) the ledger entries are durably marked `deleting`
-//! (from then on no answer shows them), (2) the node deletes the parts,
-//! (3) the ledger entries are removed. Start-up finishes any delete found
-//! at (1) or (2).
+//! Order of a delete, so that a crash at any point neither resurrects a
+//! part whose delete was answered nor loses a terminal one: (1) the
+//! ledger's records go, (2) the node deletes its parts. Between the two,
+//! the node still has them: paystate answers them from the node, and
+//! imports them again, as it does any terminal part it lacks. Two calls to
+//! lightningd for any number of parts' worth of answer, plus one
+//! datastore call per ledger part.
 
 use crate::app::App;
-use crate::domain::{PartKey, Payment, Status};
+use crate::domain::{Part, PartKey, Status};
 use crate::error::{codes, RpcError};
 use crate::node::Node;
 use crate::params::{self, optional, required, Mode, Param};
@@ -16,6 +18,7 @@ use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 const SPEC: [Param; 4] = [
     required("payment_hash"),
@@ -60,151 +63,93 @@ pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
     })
 }
 
-/// A part that delpay may touch: what the ledger or the node knows of it.
-struct Candidate {
-    payment: Payment,
-    in_ledger: bool,
-    in_node: bool,
+fn no_such_payment(message: String) -> RpcError {
+    RpcError::new(codes::PAY_NO_SUCH_PAYMENT, message)
+}
+
+fn mismatch(hash: &Sha256, found: Status, asked: Status) -> RpcError {
+    no_such_payment(format!(
+        "Payment with hash {hash} has {found} status but it different from the one provided {asked}"
+    ))
+}
+
+/// lightningd's answers that say it has nothing to delete for the request.
+fn nothing_to_delete(e: &RpcError) -> bool {
+    e.code == codes::PAY_NO_SUCH_PAYMENT
+        && (e.message.starts_with("Unknown payment")
+            || e.message.starts_with("No payment for that")
+            || e.message
+                .contains("status but it different from the one provided"))
 }
 
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
+    app.ledger.ensure(&hash).await?;
     let _guard = app.ledger.lock(&hash).await;
 
-    let mut known: BTreeMap<PartKey, Candidate> = BTreeMap::new();
-    for p in app.node.parts_of(hash).await? {
-        let key = p.key();
-        // A part whose delete is in progress is gone already.
-        if app.ledger.is_deleting(&key) {
-            continue;
-        }
-        known.insert(
-            key,
-            Candidate {
-                payment: p,
-                in_ledger: false,
-                in_node: true,
-            },
-        );
-    }
-    // The ledger's record wins: it is terminal and carries every field the
-    // notification had. A ledger part the node no longer has is still
-    // deletable (see README, "Ledger and node").
-    for part in app.ledger.parts_of(&hash).await? {
-        let c = known.entry(part.key()).or_insert(Candidate {
-            payment: part.payment.clone(),
-            in_ledger: true,
-            in_node: false,
-        });
-        c.payment = part.payment.clone();
-        c.in_ledger = true;
-    }
-    let mut parts: Vec<Candidate> = known.into_values().collect();
-    parts.sort_by_key(|c| c.payment.created_index);
-
-    // As lightningd: an unknown hash first, then an unknown part.
-    if parts.is_empty() {
-        return Err(RpcError::new(
-            codes::PAY_NO_SUCH_PAYMENT,
-            format!("Unknown payment with payment_hash: {hash}"),
-        ));
-    }
-    if let Some((partid, groupid)) = req.part {
-        parts.retain(|c| c.payment.partid == partid && c.payment.groupid == groupid);
-    }
-    // lightningd names the status of the last part it passed over.
-    let Some(other_status) = parts.last().map(|c| c.payment.status) else {
-        return Err(RpcError::new(
-            codes::PAY_NO_SUCH_PAYMENT,
-            "No payment for that payment_hash with that partid and groupid",
-        ));
-    };
-    let other_status = parts
-        .iter()
-        .rev()
-        .map(|c| c.payment.status)
-        .find(|s| *s != req.status)
-        .unwrap_or(other_status);
-    parts.retain(|c| c.payment.status == req.status);
-    if parts.is_empty() {
-        // 208, as lightningd answers (its documentation says 211).
-        return Err(RpcError::new(
-            codes::PAY_NO_SUCH_PAYMENT,
-            format!(
-                "Payment with hash {hash} has {other_status} status but it different from the one provided {}",
-                req.status
-            ),
-        ));
+    // (1) The ledger's parts go first, each with one datastore call that
+    // hands back its record (for the answer). A crash after this leaves
+    // them in the node only: paystate answers them from the node and
+    // imports them again, so nothing terminal is lost and nothing whose
+    // delete was answered comes back.
+    let held = app.ledger.held(&hash, req.part);
+    let mut removed: Vec<Arc<Part>> = Vec::new();
+    for s in held.iter().filter(|s| s.status == req.status) {
+        app.ledger.tombstone(s.key, s.created_index);
+        removed.extend(app.ledger.remove(&s.key).await?);
     }
 
-    // (1) durable intent.
-    let mut marked: Vec<PartKey> = Vec::new();
-    for c in parts.iter().filter(|c| c.in_ledger) {
-        let key = c.payment.key();
-        if let Err(e) = app.ledger.mark_deleting(&key, true).await {
-            unmark(app, &marked).await;
-            return Err(e);
-        }
-        marked.push(key);
-    }
-    // (2) the node's table.
-    for (i, c) in parts.iter().enumerate() {
-        if !c.in_node {
-            continue;
-        }
-        let deleted = app.node.delete_builtin(c.payment.key(), req.status).await;
-        app.ledger.note_node_delete();
-        if deleted.is_ok() {
-            app.ledger
-                .tombstone(c.payment.key(), c.payment.created_index);
-        }
-        if let Err(e) = deleted {
-            // Parts before this one are gone from the node: finish them;
-            // the others stay as they were.
-            let (done, rest): (Vec<_>, Vec<_>) = parts
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.in_ledger)
-                .partition(|(j, _)| *j < i);
-            for (_, c) in done {
-                remove(app, &c.payment.key()).await;
+    // (2) The node's table: one built-in delpay for the whole request,
+    // whose checks (pending parts, statuses) are lightningd's own.
+    let answer = app.node.delpay_builtin(hash, req.status, req.part).await;
+    app.ledger.note_node_delete();
+    let deleted = match answer.and_then(|a| {
+        a.or_else(|e| match nothing_to_delete(&e) {
+            true if !removed.is_empty() => Ok(Vec::new()),
+            _ => Err(e),
+        })
+    }) {
+        Ok(deleted) => deleted,
+        Err(e) => {
+            // Not deleted from the node: those parts may come back (the
+            // node still has them, and catch-up or a waitsendpay imports
+            // them again).
+            for p in &removed {
+                app.ledger.untombstone(&p.key());
             }
-            let rest: Vec<PartKey> = rest.into_iter().map(|(_, c)| c.payment.key()).collect();
-            unmark(app, &rest).await;
-            return Err(e);
+            // The node has none of the hash but the ledger does (the
+            // node's table lost them): answer as lightningd would have.
+            let unknown =
+                e.message.starts_with("Unknown payment") || e.message.starts_with("No payment");
+            return Err(match held.last() {
+                Some(s) if unknown && s.status != req.status => {
+                    mismatch(&hash, s.status, req.status)
+                }
+                _ => e,
+            });
+        }
+    };
+    for p in &deleted {
+        // A notification still in flight must not bring it back.
+        app.ledger.tombstone(p.key(), p.created_index);
+    }
+
+    // The node's listing of what it deleted, and the ledger's of parts the
+    // node no longer had; by created_index, as lightningd lists them.
+    let mut listed: BTreeMap<(u64, PartKey), Value> = deleted
+        .iter()
+        .map(|p| ((p.created_index, p.key()), p.to_json()))
+        .collect();
+    for part in &removed {
+        let p = &part.payment;
+        if !deleted.iter().any(|d| d.key() == p.key()) {
+            listed.insert((p.created_index, p.key()), part.listing());
         }
     }
-    // (3) the ledger.
-    for c in parts.iter().filter(|c| c.in_ledger) {
-        app.ledger
-            .tombstone(c.payment.key(), c.payment.created_index);
-    }
-    for key in &marked {
-        remove(app, key).await;
-    }
-    let listed: Vec<Value> = parts.iter().map(|c| c.payment.to_json()).collect();
-    log::info!("Deleted {} {} part(s) of {hash}", listed.len(), req.status);
+    let listed: Vec<Value> = listed.into_values().collect();
+    log::debug!("Deleted {} {} part(s) of {hash}", listed.len(), req.status);
     Ok(json!({ "payments": listed }))
-}
-
-/// Removing a marked entry cannot be undone by failing: the part is gone
-/// from the node. If the datastore refuses now, start-up finishes it.
-async fn remove<D: Datastore, N: Node>(app: &App<D, N>, key: &PartKey) {
-    if let Err(e) = app.ledger.remove(key).await {
-        log::warn!(
-            "Could not remove {key} from the ledger ({}); start-up will",
-            e.message
-        );
-    }
-}
-
-async fn unmark<D: Datastore, N: Node>(app: &App<D, N>, keys: &[PartKey]) {
-    for key in keys {
-        if let Err(e) = app.ledger.mark_deleting(key, false).await {
-            log::warn!("Could not restore {key} after a failed delete ({}); start-up will finish deleting it", e.message);
-        }
-    }
 }
 
 #[cfg(test)]

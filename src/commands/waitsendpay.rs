@@ -59,6 +59,7 @@ fn timed_out() -> RpcError {
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
+    app.ledger.ensure(&hash).await?;
     let deletes_before = app.ledger.node_deletes();
     let mut node_parts = None;
     let groupid = match req.groupid {

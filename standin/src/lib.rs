@@ -746,6 +746,7 @@ impl Core {
                 "lightning-dir": self.dir.to_string_lossy(), "our_features": {}}),
             ),
             "listsendpays" => self.node.lock().unwrap().table.listsendpays(&params),
+            "wait" => self.node.lock().unwrap().table.wait_now(&params),
             "delpay" => self.node.lock().unwrap().table.delpay(raw, developer),
             "waitsendpay" => self.waitsendpay(raw).await,
             "datastore" => self

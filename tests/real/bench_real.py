@@ -44,18 +44,6 @@ def median_ms(samples):
     return statistics.median(samples) * 1000
 
 
-def longest_call(node):
-    """The longest command lightningd logged as slow ("That's weird")."""
-    worst = 0
-    with open(node.daemon.logfile if hasattr(node.daemon, "logfile") else
-              os.path.join(node.daemon.lightning_dir, "log")) as f:
-        for line in f:
-            m = re.search(r"That's weird: Request (\S+) took (\d+) milli", line)
-            if m:
-                worst = max(worst, int(m.group(2)))
-    return worst
-
-
 def history(node, n):
     """n self-payments, one in three failed; their hashes."""
     return [selfpay(node, wrong_secret=(i % 3 == 0)) for i in range(n)]
@@ -73,8 +61,32 @@ def test_bench(node_factory, plugin_path):
         spent["taken"] += timed(history, taken, 50)
     wait_for(lambda: status(taken)["parts"]["complete"]
              + status(taken)["parts"]["failed"] >= PARTS // 50 * 50)
-    row("making {} self-payments (s)".format(PARTS // 50 * 50),
-        spent["plain"], spent["taken"], "s")
+    made = PARTS // 50 * 50
+    row("making {} self-payments (s)".format(made),
+        spent["plain"], spent["taken"], "s",
+        "{:.2f} ms more a payment".format(
+            (spent["taken"] - spent["plain"]) * 1000 / made))
+
+    # lightningd's floors: what one datastore write and delete cost (a
+    # durable ledger adds at least one write per terminal part, and one
+    # delete per deleted part), and a plugin round trip (any command a
+    # plugin serves) against a built-in answered from memory.
+    floors = {k: [] for k in ("write", "delete", "getinfo", "plugin")}
+    value = "x" * 600
+    for i in range(100):
+        key = ["bench", str(i)]
+        floors["write"].append(timed(plain.rpc.datastore, key=key,
+                                     string=value, mode="must-create"))
+        floors["delete"].append(timed(plain.rpc.deldatastore, key))
+        floors["getinfo"].append(timed(beside.rpc.getinfo))
+        floors["plugin"].append(timed(beside.rpc.call, "paystate-status"))
+    g = median_ms(floors["getinfo"])
+    row("floor: one datastore write, 600 bytes (ms, median)", g,
+        median_ms(floors["write"]), "ms", "vs getinfo")
+    row("floor: one deldatastore (ms, median)", g,
+        median_ms(floors["delete"]), "ms", "vs getinfo")
+    row("floor: a plugin method's round trip (ms, median)", g,
+        median_ms(floors["plugin"]), "ms", "paystate-status vs getinfo")
 
     # Polls (timeout 0) of a complete part, interleaved round by round.
     h_plain, h_taken, h_beside = (selfpay(plain), selfpay(taken),
@@ -152,8 +164,10 @@ def test_bench(node_factory, plugin_path):
     wake(node_factory, plugin_path)
     if BIG:
         big_restart(node_factory, plugin_path)
-    row("longest call lightningd logged as slow (ms)", None,
-        max(longest_call(x) for x in (plain, taken, beside, hist)), "ms")
+    slowest = max((status(x)["slowest_call"] for x in (taken, beside, hist)),
+                  key=lambda s: s["ms"])
+    row("slowest call paystate made (ms)", None, slowest["ms"], "ms",
+        slowest["method"])
     print("\n{:<58} {:>10} {:>10} {:>7}".format("figure", "built-in",
                                                 "paystate", "ratio"))
     print("\n".join(ROWS))
@@ -245,5 +259,13 @@ def big_restart(node_factory, plugin_path):
     wait_for(lambda: sum(status(node)["parts"].values()) >= BIG, timeout=900)
     row("restart with {} parts: answering (s)".format(BIG), None, answering,
         "s", "index complete after {:.1f} s".format(time.perf_counter() - t))
-    row("longest call lightningd logged at {} parts (ms)".format(BIG), None,
-        longest_call(node), "ms")
+    slowest = status(node)["slowest_call"]
+    row("slowest call paystate made at {} parts (ms)".format(BIG), None,
+        slowest["ms"], "ms", slowest["method"])
+    # The node's other commands while the index loads in the background.
+    node.restart()
+    during = [timed(node.rpc.getinfo) for _ in range(200)]
+    wait_for(lambda: status(node)["catchup"]["state"] == "done", timeout=900)
+    after = [timed(node.rpc.getinfo) for _ in range(200)]
+    row("getinfo while the {}-part index loads (ms, median)".format(BIG),
+        median_ms(after), median_ms(during), "ms", "vs after")
