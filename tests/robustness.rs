@@ -134,8 +134,8 @@ async fn datastore_failure_on_delete_is_reported_with_its_code_and_changes_nothi
     ld.succeed(&k, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
     ld.inject(
-        "datastore",
-        Fault::Error(1204, "generation is different".into()),
+        "deldatastore",
+        Fault::Error(1201, "generation is different".into()),
         1,
     );
     let e = ld
@@ -145,12 +145,12 @@ async fn datastore_failure_on_delete_is_reported_with_its_code_and_changes_nothi
         .unwrap_err();
     assert_eq!(
         e,
-        json!({"code": 1204, "message": "generation is different"})
+        json!({"code": 1201, "message": "generation is different"})
     );
     assert!(ld.part(&k).is_some());
     assert_eq!(status(&ld).await["parts"]["complete"], 1);
     // The socket closing mid-call: a plain lightningd error, nothing changed.
-    ld.inject("datastore", Fault::Hangup, 1);
+    ld.inject("deldatastore", Fault::Hangup, 1);
     let e = ld
         .call("delpay", json!([hash(1), "complete"]))
         .await
@@ -169,7 +169,7 @@ async fn datastore_failure_on_delete_is_reported_with_its_code_and_changes_nothi
 }
 
 #[tokio::test]
-async fn node_refusing_the_delete_undoes_the_mark() {
+async fn node_refusing_the_delete_puts_the_record_back() {
     let ld = start().await;
     let k = pending(&ld, &hash(1), 1, 0);
     ld.succeed(&k, &preimage(1)).await;

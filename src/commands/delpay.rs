@@ -63,6 +63,20 @@ pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
     })
 }
 
+/// Puts back the records of parts whose delete did not happen (the node
+/// refused it, or a datastore call failed before the node was asked), so
+/// that the ledger is as it was. Should this fail too, the node still has
+/// the parts: a waitsendpay or the next catch-up imports them again.
+async fn restore<D: Datastore, N: Node>(app: &App<D, N>, removed: &[Arc<Part>]) {
+    for part in removed {
+        let key = part.key();
+        app.ledger.untombstone(&key);
+        if let Err(e) = app.ledger.record(part.clone()).await {
+            log::warn!("Could not restore {key} after a failed delete ({}); it is imported again when asked", e.message);
+        }
+    }
+}
+
 fn no_such_payment(message: String) -> RpcError {
     RpcError::new(codes::PAY_NO_SUCH_PAYMENT, message)
 }
@@ -96,8 +110,17 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let held = app.ledger.held(&hash, req.part);
     let mut removed: Vec<Arc<Part>> = Vec::new();
     for s in held.iter().filter(|s| s.status == req.status) {
-        app.ledger.tombstone(s.key, s.created_index);
-        removed.extend(app.ledger.remove(&s.key).await?);
+        match app.ledger.remove(&s.key).await {
+            Ok(part) => {
+                // A notification still in flight must not bring it back.
+                app.ledger.tombstone(s.key, s.created_index);
+                removed.extend(part);
+            }
+            Err(e) => {
+                restore(app, &removed).await;
+                return Err(e);
+            }
+        }
     }
 
     // (2) The node's table: one built-in delpay for the whole request,
@@ -112,12 +135,8 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     }) {
         Ok(deleted) => deleted,
         Err(e) => {
-            // Not deleted from the node: those parts may come back (the
-            // node still has them, and catch-up or a waitsendpay imports
-            // them again).
-            for p in &removed {
-                app.ledger.untombstone(&p.key());
-            }
+            // Not deleted from the node: nothing was.
+            restore(app, &removed).await;
             // The node has none of the hash but the ledger does (the
             // node's table lost them): answer as lightningd would have.
             let unknown =
