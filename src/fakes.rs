@@ -197,7 +197,8 @@ impl Node for FakeNode {
             return Ok(Err(RpcError::new(codes::PAY_NO_SUCH_PAYMENT, message)));
         }
         let chosen = |p: &Payment| {
-            p.payment_hash == hash && part.is_none_or(|(pi, gi)| p.partid == pi && p.groupid == gi)
+            p.payment_hash == hash
+                && part.map_or(true, |(pi, gi)| p.partid == pi && p.groupid == gi)
         };
         let other = parts
             .iter()

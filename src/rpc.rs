@@ -47,7 +47,7 @@ pub struct CallStats {
 impl CallStats {
     fn record(&self, method: &str, took: std::time::Duration) {
         let mut s = self.slowest.lock().unwrap_or_else(|p| p.into_inner());
-        if s.as_ref().is_none_or(|(_, t)| took > *t) {
+        if !s.as_ref().is_some_and(|(_, t)| took <= *t) {
             *s = Some((method.to_string(), took));
         }
     }

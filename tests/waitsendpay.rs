@@ -210,8 +210,18 @@ async fn blocking_wait_is_released_by_success_and_by_failure() {
     assert_eq!(w1.await.unwrap().unwrap(), success);
     let e = w2.await.unwrap().unwrap_err();
     assert_eq!(code(&e), 204);
-    assert_eq!(e["data"]["status"], "failed");
+    // As lightningd's own waiters get it: the part as it was before failing.
+    assert_eq!(e["data"]["status"], "pending");
+    assert!(e["data"].get("updated_index").is_none());
     assert_eq!(e["data"]["erring_channel"], "1x1x1");
+    // Polled afterwards: failed, with its updated_index.
+    let e = ld
+        .call("waitsendpay", json!([hash(2), 0]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(e["data"]["status"], "failed");
+    assert!(e["data"]["updated_index"].is_u64());
     ld.assert_no_violations();
 }
 
