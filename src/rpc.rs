@@ -16,31 +16,23 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
+use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// Every request paystate sends carries an id starting with this.
 pub const INTERNAL_ID_PREFIX: &str = "paystate-internal:";
 
-/// Calls in flight at once: thousands of concurrent waiters must not queue
-/// thousands of requests at lightningd.
+/// Idle connections kept for reuse.
+const POOL_SIZE: usize = 16;
+
+/// Calls in flight at once (and so connections open): thousands of
+/// concurrent waiters must not open thousands of sockets.
 const MAX_IN_FLIGHT: usize = 64;
 
-/// Answers awaited on a connection, by request id.
-type Pending = HashMap<String, oneshot::Sender<Result<Vec<u8>, RpcError>>>;
-
-/// One connection to lightningd, shared by every call: requests are
-/// written as they come (pipelined) and a reader task hands each answer to
-/// its caller by id. lightningd parses all the requests one read of a
-/// connection brings in one database transaction, so concurrent calls
-/// (autoclean's deletes, a burst of notifications) share commits instead
-/// of paying one each, as they would on a connection per call.
 struct Conn {
-    writer: tokio::sync::Mutex<tokio::net::unix::OwnedWriteHalf>,
-    pending: Arc<Mutex<Option<Pending>>>,
+    stream: UnixStream,
+    buf: Vec<u8>,
 }
 
 /// The slowest call paystate has made to lightningd in this run: its
@@ -69,9 +61,9 @@ impl CallStats {
 }
 
 pub struct Rpc {
-    pub stats: Arc<CallStats>,
+    pub stats: std::sync::Arc<CallStats>,
     path: PathBuf,
-    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    pool: Mutex<Vec<Conn>>,
     next_id: AtomicU64,
     in_flight: tokio::sync::Semaphore,
 }
@@ -106,7 +98,7 @@ impl Rpc {
         Rpc {
             stats: Default::default(),
             path,
-            conn: tokio::sync::Mutex::new(None),
+            pool: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         }
@@ -129,27 +121,29 @@ impl Rpc {
             "{INTERNAL_ID_PREFIX}{}",
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => Conn {
+                stream: UnixStream::connect(&self.path).await.map_err(transport)?,
+                buf: Vec::new(),
+            },
+        };
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         let mut bytes = serde_json::to_vec(&request).expect("a request serializes");
         bytes.extend_from_slice(b"\n\n");
-        let conn = self.connection().await?;
-        // Registered before the request goes out, so no answer is missed.
-        let (tx, rx) = oneshot::channel();
-        match conn.pending.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            Some(p) => p.insert(id.clone(), tx),
-            None => return Err(transport("connection closed")),
-        };
         let sent = std::time::Instant::now();
-        if let Err(e) = conn.writer.lock().await.write_all(&bytes).await {
-            close(&conn.pending, "the request could not be written");
-            return Err(transport(e));
-        }
-        let frame = rx
-            .await
-            .unwrap_or_else(|_| Err(transport("connection closed")))?;
+        conn.stream.write_all(&bytes).await.map_err(transport)?;
+        let frame = read_frame(&mut conn).await?;
         // A waitsendpay or wait may wait by design; the others are work.
         if method != "waitsendpay" && method != "wait" {
             self.stats.record(method, sent.elapsed());
+        }
+        {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < POOL_SIZE {
+                pool.push(conn);
+            }
         }
         let envelope: Envelope<R> = serde_json::from_slice(&frame).map_err(|e| {
             RpcError::lightningd(format!(
@@ -175,26 +169,6 @@ impl Rpc {
                 "lightningd answered {method} with neither result nor error"
             ))),
         }
-    }
-
-    /// The shared connection, opened (again) if there is none or it closed.
-    async fn connection(&self) -> Result<Arc<Conn>, RpcError> {
-        let mut current = self.conn.lock().await;
-        if let Some(c) = current.as_ref() {
-            if c.pending.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
-                return Ok(c.clone());
-            }
-        }
-        let stream = UnixStream::connect(&self.path).await.map_err(transport)?;
-        let (reader, writer) = stream.into_split();
-        let pending: Arc<Mutex<Option<Pending>>> = Arc::new(Mutex::new(Some(HashMap::new())));
-        tokio::spawn(read_answers(reader, pending.clone()));
-        let conn = Arc::new(Conn {
-            writer: tokio::sync::Mutex::new(writer),
-            pending,
-        });
-        *current = Some(conn.clone());
-        Ok(conn)
     }
 
     pub async fn call_raw(
@@ -225,70 +199,24 @@ struct Envelope<R> {
     error: Option<Value>,
 }
 
-/// Ends a connection: every caller still waiting on it gets an error, and
-/// the next call opens a new one.
-fn close(pending: &Mutex<Option<Pending>>, why: &str) {
-    let waiting = pending.lock().unwrap_or_else(|p| p.into_inner()).take();
-    for (_, tx) in waiting.into_iter().flatten() {
-        let _ = tx.send(Err(transport(why)));
-    }
-}
-
-/// Hands each answer on the connection to the call that awaits it.
-async fn read_answers(mut reader: tokio::net::unix::OwnedReadHalf, pending: Arc<Mutex<Option<Pending>>>) {
-    #[derive(Deserialize)]
-    struct Id {
-        #[serde(default)]
-        id: Value,
-    }
-    let mut buf = Vec::new();
-    loop {
-        let frame = match read_frame(&mut reader, &mut buf).await {
-            Ok(f) => f,
-            Err(e) => return close(&pending, &e.message),
-        };
-        // Only the id is decoded here; the caller decodes the rest.
-        let id = serde_json::from_slice::<Id>(&frame).map(|i| i.id);
-        let waiter = match &id {
-            Ok(Value::String(id)) => pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .as_mut()
-                .and_then(|p| p.remove(id)),
-            _ => None,
-        };
-        match waiter {
-            Some(tx) => {
-                let _ = tx.send(Ok(frame));
-            }
-            None => {
-                log::warn!("Dropping an answer from lightningd for no call of ours ({id:?})");
-            }
-        }
-    }
-}
-
 /// Reads one message from the connection and returns its bytes, keeping
-/// what follows in `buf`. lightningd ends every answer with a blank line:
-/// the buffer is checked only once one has arrived, so a large answer is
-/// not re-read for every chunk.
-async fn read_frame(
-    stream: &mut tokio::net::unix::OwnedReadHalf,
-    buf: &mut Vec<u8>,
-) -> Result<Vec<u8>, RpcError> {
+/// what follows. lightningd ends every answer with a blank line: the buffer
+/// is checked only once one has arrived, so a large answer is not re-read
+/// for every chunk.
+async fn read_frame(conn: &mut Conn) -> Result<Vec<u8>, RpcError> {
     let mut scanned = 0;
     loop {
-        while let Some(end) = find_blank_line(buf, scanned) {
-            let mut it = serde_json::Deserializer::from_slice(&buf[..end])
+        while let Some(end) = find_blank_line(&conn.buf, scanned) {
+            let mut it = serde_json::Deserializer::from_slice(&conn.buf[..end])
                 .into_iter::<serde::de::IgnoredAny>();
             match it.next() {
                 Some(Ok(_)) => {
                     let used = it.byte_offset();
-                    let rest = buf.split_off(used);
-                    // The connection keeps a small buffer, whatever size
-                    // the last answer was.
-                    let frame = std::mem::replace(buf, rest);
-                    buf.shrink_to(64 * 1024);
+                    let rest = conn.buf.split_off(used);
+                    // A pooled connection keeps a small buffer, whatever
+                    // size the last answer was.
+                    let frame = std::mem::replace(&mut conn.buf, rest);
+                    conn.buf.shrink_to(64 * 1024);
                     return Ok(frame);
                 }
                 Some(Err(e)) if !e.is_eof() => {
@@ -296,17 +224,21 @@ async fn read_frame(
                 }
                 // Only the blank line that ended the previous answer.
                 None => {
-                    buf.drain(..end);
+                    conn.buf.drain(..end);
                     scanned = 0;
                 }
                 // A blank line inside a value: look further.
                 Some(Err(_)) => scanned = end,
             }
         }
-        scanned = scanned.max(buf.len().saturating_sub(1));
+        scanned = scanned.max(conn.buf.len().saturating_sub(1));
         // Straight into the buffer's spare room: no zeroed scratch chunk.
-        buf.reserve(64 * 1024);
-        let n = stream.read_buf(buf).await.map_err(transport)?;
+        conn.buf.reserve(64 * 1024);
+        let n = conn
+            .stream
+            .read_buf(&mut conn.buf)
+            .await
+            .map_err(transport)?;
         if n == 0 {
             return Err(transport("connection closed"));
         }
