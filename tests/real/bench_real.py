@@ -50,8 +50,13 @@ def history(node, n):
     return [selfpay(node, wrong_secret=(i % 3 == 0)) for i in range(n)]
 
 
+PASSTHROUGH = os.path.join(os.path.dirname(__file__), "plugins",
+                           "passthrough.py")
+
+
 def test_bench(node_factory, plugin_path):
     plain = node_factory.get_node()
+    relay = node_factory.get_node(options={"plugin": PASSTHROUGH})
     taken = paystate_node(node_factory, plugin_path)
     beside = paystate_node(node_factory, plugin_path, takeover=False)
 
@@ -90,12 +95,14 @@ def test_bench(node_factory, plugin_path):
         median_ms(floors["plugin"]), "ms", "paystate-status vs getinfo")
 
     # Polls (timeout 0) of a complete part, interleaved round by round.
-    h_plain, h_taken, h_beside = (selfpay(plain), selfpay(taken),
-                                  selfpay(beside))
+    h_plain, h_taken, h_beside, h_relay = (selfpay(plain), selfpay(taken),
+                                           selfpay(beside), selfpay(relay))
     wait_for(lambda: status(beside)["parts"]["complete"] == 1)
-    polls = {k: [] for k in ("builtin", "takeover", "method", "takeover_g")}
+    polls = {k: [] for k in ("builtin", "takeover", "method", "takeover_g",
+                             "relay")}
     for _ in range(300):
         polls["builtin"].append(timed(plain.rpc.waitsendpay, h_plain, 0))
+        polls["relay"].append(timed(relay.rpc.waitsendpay, h_relay, 0))
         polls["takeover"].append(timed(taken.rpc.waitsendpay, h_taken, 0))
         polls["takeover_g"].append(timed(taken.rpc.waitsendpay, h_taken, 0,
                                          0, 1))
@@ -108,6 +115,8 @@ def test_bench(node_factory, plugin_path):
         median_ms(polls["takeover_g"]), "ms")
     row("poll timeout 0 via paystate-waitsendpay (ms, median)", b,
         median_ms(polls["method"]), "ms")
+    row("floor: poll relayed by a do-nothing hook (ms, median)", b,
+        median_ms(polls["relay"]), "ms")
 
     # One delpay of one part, sequential calls, alternating nodes.
     def parts(node):
@@ -122,11 +131,14 @@ def test_bench(node_factory, plugin_path):
     row("delpay of one part (ms, median of 100)", median_ms(dels["plain"]),
         median_ms(dels["taken"]), "ms")
 
-    # CLN's own autoclean over what is left (>= 500 parts each).
+    # CLN's own autoclean over what is left (>= 500 parts each), and over
+    # as many on a node whose delpay is relayed through a plugin's hook
+    # that lets it through at once (lightningd's cost of a hooked command).
+    history(relay, len(parts(taken)))
     left = (len(parts(plain)), len(parts(taken)))
     time.sleep(2)
     clean = {}
-    for name, node in (("plain", plain), ("taken", taken)):
+    for name, node in (("plain", plain), ("relay", relay), ("taken", taken)):
         t = time.perf_counter()
         node.rpc.call("autoclean-once", ["failedpays", 1])
         node.rpc.call("autoclean-once", ["succeededpays", 1])
@@ -134,6 +146,8 @@ def test_bench(node_factory, plugin_path):
         assert parts(node) == []
     row("autoclean-once failed+succeeded over {} parts (s)".format(left[1]),
         clean["plain"], clean["taken"], "s")
+    row("floor: the same autoclean, delpay relayed by a do-nothing hook (s)",
+        clean["plain"], clean["relay"], "s")
     assert status(taken)["parts"]["complete"] == 0
 
     # Datastore bytes per part.
