@@ -323,3 +323,26 @@ async fn preimages_are_never_logged_above_debug() {
         );
     }
 }
+
+#[tokio::test]
+async fn serves_on_a_lightning_dir_whose_socket_path_does_not_fit() {
+    // As lightningd starts it: in the lightning-dir, `rpc-file` relative.
+    let mut o = options();
+    o.long_dir = true;
+    let ld = lightningd_standin::Lightningd::start(o)
+        .await
+        .expect("plugin starts");
+    assert!(ld.rpc_path().as_os_str().len() > 108, "{:?}", ld.rpc_path());
+    let k = pending(&ld, &hash(1), 1, 0);
+    let done = ld.succeed(&k, &preimage(1)).await;
+    until_ledger_has(&ld, 1).await;
+    let got = ld.call("waitsendpay", json!([hash(1)])).await.unwrap();
+    assert_eq!(got.unwrap(), done);
+    let r = ld
+        .call("delpay", json!([hash(1), "complete"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r["payments"].as_array().unwrap().len(), 1);
+    ld.assert_no_violations();
+}

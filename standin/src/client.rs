@@ -30,6 +30,24 @@ pub fn pyln_text(raw: &str) -> String {
     write(raw, true)
 }
 
+/// A socket path longer than a socket address holds (107 bytes) is reached
+/// through its directory's file descriptor (`/proc/self/fd/N/name`), as
+/// clients of a deep lightning-dir do.
+async fn connect_any_length(path: &Path) -> Result<UnixStream> {
+    if path.as_os_str().len() <= 107 {
+        return Ok(UnixStream::connect(path).await?);
+    }
+    use std::os::fd::AsRawFd;
+    let dir = std::fs::File::open(path.parent().ok_or_else(|| anyhow!("no directory"))?)?;
+    let name = path.file_name().ok_or_else(|| anyhow!("no file name"))?;
+    let short = format!(
+        "/proc/self/fd/{}/{}",
+        dir.as_raw_fd(),
+        name.to_string_lossy()
+    );
+    Ok(UnixStream::connect(short).await?)
+}
+
 pub struct Client {
     stream: UnixStream,
     buf: Vec<u8>,
@@ -40,7 +58,7 @@ pub struct Client {
 impl Client {
     pub async fn connect(path: &Path, name: &str) -> Result<Client> {
         Ok(Client {
-            stream: UnixStream::connect(path).await?,
+            stream: connect_any_length(path).await?,
             buf: Vec::new(),
             next: 1,
             name: name.to_string(),
