@@ -150,25 +150,35 @@ async fn catch_up<D: Datastore, N: Node>(
 /// records, a few milliseconds' work).
 const SMALL_LEDGER: u64 = 2_000;
 
+/// Imports the terminal parts of a page read from the node that the
+/// ledger lacks.
+async fn import_missing<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    page: &[Payment],
+    deletes_before: u64,
+) -> Result<(), RpcError> {
+    for payment in page {
+        app.ledger.ensure(&payment.payment_hash).await?;
+        let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
+        if fresh
+            && import(app, payment.clone(), deletes_before)
+                .await?
+                .is_some()
+        {
+            app.update_catchup(|r| r.imported += 1);
+        }
+    }
+    Ok(())
+}
+
 /// What changed since the last catch-up: the quick pass, first.
 async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
     loop {
         let start = app.ledger.watermark() + 1;
         let deletes_before = app.ledger.node_deletes();
         let page = app.node.updated_since(start, PAGE).await?;
-        let mut top = None;
-        for payment in &page {
-            top = top.max(payment.updated_index);
-            app.ledger.ensure(&payment.payment_hash).await?;
-            let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
-            if fresh
-                && import(app, payment.clone(), deletes_before)
-                    .await?
-                    .is_some()
-            {
-                app.update_catchup(|r| r.imported += 1);
-            }
-        }
+        let top = page.iter().filter_map(|p| p.updated_index).max();
+        import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.scanned += page.len());
         if let Some(top) = top {
             app.ledger.set_watermark(top).await?;
@@ -194,17 +204,7 @@ async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcEr
         let began = std::time::Instant::now();
         let deletes_before = app.ledger.node_deletes();
         let page = app.node.created_since(start, PAGE).await?;
-        for payment in &page {
-            app.ledger.ensure(&payment.payment_hash).await?;
-            let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
-            if fresh
-                && import(app, payment.clone(), deletes_before)
-                    .await?
-                    .is_some()
-            {
-                app.update_catchup(|r| r.imported += 1);
-            }
-        }
+        import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.checked += page.len());
         match page.last() {
             Some(last) if page.len() == PAGE as usize => start = last.created_index + 1,
