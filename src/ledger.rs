@@ -77,7 +77,6 @@ struct State {
     next_waiter: u64,
     /// The catch-up watermark and the generation of its datastore entry.
     watermark: Option<(u64, u64)>,
-    shards_loaded: usize,
     /// Parts deleted in this run, by `created_index`: a notification still
     /// in flight for one of them must not bring it back.
     deleted: HashMap<PartKey, u64>,
@@ -313,7 +312,6 @@ impl<D: Datastore> Ledger<D> {
             }
             st.insert(s.key, Entry::new(&s, false, None));
         }
-        st.shards_loaded += 1;
         Ok(())
     }
 
@@ -349,16 +347,14 @@ impl<D: Datastore> Ledger<D> {
         }
         // The shards with no part at all are loaded too: they are empty.
         for shard in self.shards.iter() {
-            if shard.set(()).is_ok() {
-                self.state().shards_loaded += 1;
-            }
+            let _ = shard.set(());
         }
         Ok(())
     }
 
     /// How many of the index's shards are loaded.
     pub fn shards_loaded(&self) -> usize {
-        self.state().shards_loaded
+        self.shards.iter().filter(|s| s.initialized()).count()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -469,11 +465,6 @@ impl<D: Datastore> Ledger<D> {
     /// loaded: [`Ledger::ensure`]).
     pub fn holds(&self, key: &PartKey) -> bool {
         self.state().parts.contains_key(key)
-    }
-
-    /// Whether a delete of the part is in progress.
-    pub fn is_deleting(&self, key: &PartKey) -> bool {
-        self.state().parts.get(key).is_some_and(|e| e.deleting)
     }
 
     /// The live parts of one hash as the index knows them, in key order.
