@@ -208,7 +208,7 @@ pub fn walk<'a>(
 }
 
 /// `str_to_u64` over a token's text.
-pub fn tok_u64(tok: Tok) -> Option<u64> {
+fn tok_u64(tok: Tok) -> Option<u64> {
     let s = tok.text();
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -217,7 +217,28 @@ pub fn tok_u64(tok: Tok) -> Option<u64> {
 }
 
 /// `param_sha256`: the text hex-decodes to 32 bytes; returned lowercase.
-pub fn tok_sha256(tok: Tok) -> Option<String> {
+pub fn param_sha256(developer: bool, name: &str, tok: Tok) -> Result<String, Fail> {
     let s = tok.text();
-    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+    match s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        true => Ok(s.to_ascii_lowercase()),
+        false => Err(badparam(
+            developer,
+            name,
+            "should be a 32 byte hex value",
+            tok,
+        )),
+    }
+}
+
+/// `param_number`: a u32.
+pub fn param_number(developer: bool, name: &str, tok: Tok) -> Result<u32, Fail> {
+    tok_u64(tok)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| badparam(developer, name, "should be an integer", tok))
+}
+
+/// `param_u64`.
+pub fn param_u64(developer: bool, name: &str, tok: Tok) -> Result<u64, Fail> {
+    tok_u64(tok)
+        .ok_or_else(|| badparam(developer, name, "should be an unsigned 64 bit integer", tok))
 }

@@ -418,28 +418,12 @@ impl Table {
         ];
         let (mut hash, mut timeout, mut partid, mut groupid) = (None, None, 0, None);
         let parsed = params::walk(raw, &SPEC, |i, tok| {
-            let bad = |what| params::badparam(developer, SPEC[i].0, what, tok);
+            let name = SPEC[i].0;
             match i {
-                0 => {
-                    hash = Some(
-                        params::tok_sha256(tok)
-                            .ok_or_else(|| bad("should be a 32 byte hex value"))?,
-                    )
-                }
-                1 => {
-                    let n = params::tok_u64(tok).and_then(|n| u32::try_from(n).ok());
-                    timeout = Some(n.ok_or_else(|| bad("should be an integer"))?)
-                }
-                2 => {
-                    partid = params::tok_u64(tok)
-                        .ok_or_else(|| bad("should be an unsigned 64 bit integer"))?
-                }
-                _ => {
-                    groupid = Some(
-                        params::tok_u64(tok)
-                            .ok_or_else(|| bad("should be an unsigned 64 bit integer"))?,
-                    )
-                }
+                0 => hash = Some(params::param_sha256(developer, name, tok)?),
+                1 => timeout = Some(params::param_number(developer, name, tok)?),
+                2 => partid = params::param_u64(developer, name, tok)?,
+                _ => groupid = Some(params::param_u64(developer, name, tok)?),
             }
             Ok(())
         });
@@ -481,16 +465,11 @@ impl Table {
         ];
         let (mut hash, mut status, mut partid, mut groupid) = (None, None, None, None);
         params::walk(raw, &SPEC, |i, tok| {
-            let bad = |what| params::badparam(developer, SPEC[i].0, what, tok);
-            let u64 =
-                || params::tok_u64(tok).ok_or_else(|| bad("should be an unsigned 64 bit integer"));
+            let name = SPEC[i].0;
+            let bad = |what| params::badparam(developer, name, what, tok);
             match i {
-                0 => {
-                    hash = Some(
-                        params::tok_sha256(tok)
-                            .ok_or_else(|| bad("should be a 32 byte hex value"))?,
-                    )
-                }
+                0 => hash = Some(params::param_sha256(developer, name, tok)?),
+                // `param_payment_status_nopending`.
                 1 => {
                     status = Some(match tok.text() {
                         "complete" => Status::Complete,
@@ -499,8 +478,8 @@ impl Table {
                         _ => return Err(bad("should be an invoice status")),
                     })
                 }
-                2 => partid = Some(u64()?),
-                _ => groupid = Some(u64()?),
+                2 => partid = Some(params::param_u64(developer, name, tok)?),
+                _ => groupid = Some(params::param_u64(developer, name, tok)?),
             }
             Ok(())
         })
