@@ -1,6 +1,7 @@
 //! What every handler shares: the ledger, the node, the options, and the
 //! last catch-up's report.
 
+use crate::handover::Unread;
 use crate::ledger::Ledger;
 use crate::node::Node;
 use crate::params::Mode;
@@ -34,6 +35,8 @@ pub struct App<D, N> {
     pub catchup: Mutex<CatchupReport>,
     /// The slowest call made to lightningd, where the node port tells.
     pub calls: Arc<CallStats>,
+    /// What lightningd has yet to read of paystate's answers.
+    pub unread: Unread,
 }
 
 impl<D: Datastore, N: Node> App<D, N> {
@@ -48,6 +51,7 @@ impl<D: Datastore, N: Node> App<D, N> {
                 ..Default::default()
             }),
             calls: Arc::default(),
+            unread: || None,
         }
     }
 

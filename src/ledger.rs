@@ -594,9 +594,9 @@ impl<D: Datastore> Ledger<D> {
     /// Answers the part's waiters without recording it: a notification's
     /// waiters learn the outcome before the datastore write (which, should
     /// it fail, leaves the part to be imported from the node later), with
-    /// the answer lightningd's own waiters get.
-    pub fn wake(&self, key: &PartKey, answer: impl FnOnce() -> Answer) {
-        deliver(&mut self.state(), key, answer);
+    /// the answer lightningd's own waiters get. Returns how many it woke.
+    pub fn wake(&self, key: &PartKey, answer: impl FnOnce() -> Answer) -> usize {
+        deliver(&mut self.state(), key, answer)
     }
 
     /// Removes a part from the datastore and the index, and returns it as
@@ -699,13 +699,17 @@ fn name_of(e: &store::Entry, is_mark: bool) -> Option<Summary> {
         .ok()
 }
 
-/// Answers a part's waiters, if any (the answer is made only then).
-fn deliver(st: &mut State, key: &PartKey, answer: impl FnOnce() -> Answer) {
-    if let Some(list) = st.waiters.remove(key) {
-        st.waiter_count -= list.len();
-        let answer = Arc::new(answer());
-        for (_, tx) in list {
-            let _ = tx.send(answer.clone());
-        }
+/// Answers a part's waiters, if any (the answer is made only then), and
+/// returns how many.
+fn deliver(st: &mut State, key: &PartKey, answer: impl FnOnce() -> Answer) -> usize {
+    let Some(list) = st.waiters.remove(key) else {
+        return 0;
+    };
+    st.waiter_count -= list.len();
+    let answer = Arc::new(answer());
+    let woken = list.len();
+    for (_, tx) in list {
+        let _ = tx.send(answer.clone());
     }
+    woken
 }

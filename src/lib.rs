@@ -9,13 +9,15 @@
 //! - [`commands`], [`hook`]: the command handlers and the `rpc_command` hook.
 //! - [`catchup`]: start-up catch-up with the node; [`migrate`]: earlier
 //!   datastore layouts.
-//! - [`notifications`]: the `sendpay_success`/`sendpay_failure` handlers.
+//! - [`notifications`]: the `sendpay_success`/`sendpay_failure` handlers;
+//!   [`handover`]: their waiters' answers reach lightningd before their writes.
 
 pub mod app;
 pub mod catchup;
 pub mod commands;
 pub mod domain;
 pub mod error;
+pub mod handover;
 pub mod hook;
 pub mod ledger;
 pub mod migrate;

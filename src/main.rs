@@ -10,7 +10,7 @@ use paystate::ledger::Ledger;
 use paystate::notifications::{self, Topic};
 use paystate::params::Mode;
 use paystate::rpc::{self, Rpc};
-use paystate::{catchup, hook, migrate};
+use paystate::{catchup, handover, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -171,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut app = App::new(ledger, rpc.clone(), takeover, mode);
     app.calls = rpc.stats.clone();
+    app.unread = handover::stdout_unread;
     let _ = shared.app.set(app);
     log::info!(
         "paystate started: takeover {}, {mode:?} mode; the index loads in the background",

@@ -3,6 +3,7 @@
 
 use crate::app::App;
 use crate::domain::Part;
+use crate::handover;
 use crate::ledger::Recorded;
 use crate::node::Node;
 use crate::store::Datastore;
@@ -40,12 +41,15 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
     // The outcome is lightningd's word, final whether or not the write below
     // succeeds: waiters get it now, before any round trip, and in the form
     // lightningd's own waiters get it (for a failure: the payload as sent).
-    app.ledger.wake(&key, || match topic {
+    let woken = app.ledger.wake(&key, || match topic {
         Topic::Success => part.waitsendpay_answer(),
         Topic::Failure => {
             Part::failure_notification_answer(params).map_or_else(|| part.waitsendpay_answer(), Err)
         }
     });
+    if woken > 0 {
+        handover::after_answers(app.unread).await;
+    }
     if topic == Topic::Failure {
         fill_from_node(app, &mut part).await;
     }
