@@ -370,3 +370,38 @@ async fn a_v1_ledger_is_migrated_at_start_up() {
     // The part resolved in the node is caught up beside the migrated one.
     assert_eq!(until_ledger_has(&ld, 2).await["layout_version"], "v2");
 }
+
+#[tokio::test]
+async fn over_a_node_keeping_its_tables_in_sqlite() {
+    // The stand-in as benchmarks run it: datastore and payments in SQLite,
+    // `listdatastore` answered from the rows it reads.
+    let mut o = options();
+    o.sqlite = true;
+    let ld = Lightningd::start(o).await.unwrap();
+    for n in 0..6 {
+        let k = pending(&ld, &hash(n), 1, 0);
+        if n % 3 == 0 {
+            ld.fail(&k, Some(route_failure())).await;
+        } else {
+            ld.succeed(&k, &preimage(n)).await;
+        }
+    }
+    until_ledger_has(&ld, 6).await;
+    ld.call("delpay", json!([hash(1), "complete"]))
+        .await
+        .unwrap()
+        .unwrap();
+    ld.call("delpay", json!([hash(3), "failed"]))
+        .await
+        .unwrap()
+        .unwrap();
+    restart(&ld).await;
+    assert_level_with_node(&ld).await;
+    assert_eq!(ledger_keys(&ld).await.len(), 4);
+    let rows = ld.db_rows().unwrap();
+    assert_eq!(
+        rows,
+        (ld.datastore().entries.len() as u64, ld.parts().len() as u64),
+        "the database holds what the node answers from"
+    );
+}

@@ -1,6 +1,7 @@
 //! lightningd's datastore: a tree of keys where a key holds a value or has
 //! children, never both; every value has a generation.
 
+use crate::db::Db;
 use crate::params::{self, Fail};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -55,6 +56,26 @@ fn entry_json(key: &[String], r: &Record) -> Value {
     v
 }
 
+/// `listdatastore`'s answer from the entries at or under `key`, in key
+/// order: the key's own value, else its immediate children (a value, or
+/// a bare parent key).
+fn fold<'a>(key: &[String], entries: impl Iterator<Item = (&'a Vec<String>, &'a Record)>) -> Value {
+    let mut out: BTreeMap<Vec<String>, Value> = BTreeMap::new();
+    for (k, r) in entries {
+        if k.as_slice() == key {
+            return json!({"datastore": [entry_json(k, r)]});
+        }
+        let child = k[..key.len() + 1].to_vec();
+        let v = if child.len() == k.len() {
+            entry_json(k, r)
+        } else {
+            json!({ "key": child })
+        };
+        out.entry(child).or_insert(v);
+    }
+    json!({"datastore": out.into_values().collect::<Vec<_>>()})
+}
+
 impl Datastore {
     /// Children sort right after their parent, so the first key above
     /// `key` tells (a range look-up, as lightningd's SQL does).
@@ -65,7 +86,7 @@ impl Datastore {
             .is_some_and(|(k, _)| k.starts_with(key))
     }
 
-    pub fn datastore(&mut self, params: &Value) -> Result<Value, Fail> {
+    pub fn datastore(&mut self, params: &Value, db: Option<&Db>) -> Result<Value, Fail> {
         let p = params::collect(
             params,
             &[
@@ -145,37 +166,29 @@ impl Datastore {
             },
         };
         let out = entry_json(&key, &record);
+        if let Some(db) = db {
+            db.put_entry(&key, &record);
+        }
         self.entries.insert(key, record);
         Ok(out)
     }
 
-    pub fn listdatastore(&self, params: &Value) -> Result<Value, Fail> {
+    /// With `db`, answered from the rows lightningd's query reads (every
+    /// row under the key, data included); else from the map.
+    pub fn listdatastore(&self, params: &Value, db: Option<&Db>) -> Result<Value, Fail> {
         let key = optional_key(params)?;
-        if let Some(r) = self.entries.get(&key) {
-            return Ok(json!({"datastore": [entry_json(&key, r)]}));
-        }
-        // Immediate children: a value, or a bare parent key. The keys under
-        // `key` are one contiguous range of the sorted map.
-        let mut out: BTreeMap<Vec<String>, Value> = BTreeMap::new();
-        for (k, r) in self
-            .entries
-            .range(key.clone()..)
-            .take_while(|(k, _)| k.starts_with(&key))
-        {
-            if k.len() > key.len() {
-                let child = k[..key.len() + 1].to_vec();
-                let v = if child.len() == k.len() {
-                    entry_json(k, r)
-                } else {
-                    json!({ "key": child })
-                };
-                out.entry(child).or_insert(v);
-            }
-        }
-        Ok(json!({"datastore": out.into_values().collect::<Vec<_>>()}))
+        Ok(match db {
+            Some(db) => fold(&key, db.entries_under(&key).iter().map(|(k, r)| (k, r))),
+            None => fold(
+                &key,
+                self.entries
+                    .range(key.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&key)),
+            ),
+        })
     }
 
-    pub fn deldatastore(&mut self, params: &Value) -> Result<Value, Fail> {
+    pub fn deldatastore(&mut self, params: &Value, db: Option<&Db>) -> Result<Value, Fail> {
         let p = params::collect(params, &[("key", true), ("generation", false)])?;
         let key = params::key("key", p[0].as_ref().unwrap())?;
         let generation = p[1]
@@ -189,6 +202,9 @@ impl Datastore {
             return Err((1201, "generation is different".into()));
         }
         let out = entry_json(&key, r);
+        if let Some(db) = db {
+            db.delete_entry(&key);
+        }
         self.entries.remove(&key);
         Ok(out)
     }
@@ -209,26 +225,59 @@ impl Datastore {
 mod tests {
     use super::*;
 
+    /// One datastore, with or without the database behind it.
+    struct T<'a> {
+        ds: Datastore,
+        db: Option<&'a Db>,
+    }
+
+    impl T<'_> {
+        fn put(&mut self, p: &Value) -> Result<Value, Fail> {
+            self.ds.datastore(p, self.db)
+        }
+        fn list(&mut self, p: &Value) -> Result<Value, Fail> {
+            self.ds.listdatastore(p, self.db)
+        }
+        fn del(&mut self, p: &Value) -> Result<Value, Fail> {
+            self.ds.deldatastore(p, self.db)
+        }
+    }
+
     #[test]
-    fn modes_generations_and_children() {
-        let mut ds = Datastore::default();
-        let r = ds
-            .datastore(&json!({"key": ["p", "a"], "string": "v1"}))
-            .unwrap();
+    fn in_memory() {
+        modes_generations_and_children(None);
+    }
+
+    #[test]
+    fn in_sqlite() {
+        let dir = std::env::temp_dir().join(format!("standin-ds-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = Db::open(&dir.join("lightningd.sqlite3")).unwrap();
+        modes_generations_and_children(Some(&db));
+        assert_eq!(db.count("datastore"), 1, "rows kept beside the map");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn modes_generations_and_children(db: Option<&Db>) {
+        let mut t = T {
+            ds: Datastore::default(),
+            db,
+        };
+        let r = t.put(&json!({"key": ["p", "a"], "string": "v1"})).unwrap();
         assert_eq!(
             r,
             json!({"key": ["p", "a"], "generation": 0, "hex": "7631", "string": "v1"})
         );
         assert_eq!(
-            ds.datastore(&json!({"key": ["p", "a"], "string": "v2"}))
+            t.put(&json!({"key": ["p", "a"], "string": "v2"}))
                 .unwrap_err()
                 .0,
             1202
         );
-        let r = ds.datastore(&json!({"key": ["p", "a"], "string": "v2", "mode": "must-replace", "generation": 0})).unwrap();
+        let r = t.put(&json!({"key": ["p", "a"], "string": "v2", "mode": "must-replace", "generation": 0})).unwrap();
         assert_eq!(r["generation"], 1);
         assert_eq!(
-            ds.datastore(
+            t.put(
                 &json!({"key": ["p", "a"], "string": "v3", "mode": "must-replace", "generation": 0})
             )
             .unwrap_err()
@@ -236,39 +285,39 @@ mod tests {
             1204
         );
         assert_eq!(
-            ds.datastore(&json!({"key": ["p"], "string": "x"}))
-                .unwrap_err()
-                .0,
+            t.put(&json!({"key": ["p"], "string": "x"})).unwrap_err().0,
             1205
         );
         assert_eq!(
-            ds.datastore(&json!({"key": ["p", "a", "b"], "string": "x"}))
+            t.put(&json!({"key": ["p", "a", "b"], "string": "x"}))
                 .unwrap_err()
                 .0,
             1206
         );
         assert_eq!(
-            ds.datastore(&json!({"key": ["p", "z"], "string": "x", "mode": "must-replace"}))
+            t.put(&json!({"key": ["p", "z"], "string": "x", "mode": "must-replace"}))
                 .unwrap_err()
                 .0,
             1203
         );
-        ds.datastore(&json!({"key": ["p", "q", "deep"], "hex": "00ff"}))
+        t.put(&json!({"key": ["p", "q", "deep"], "hex": "00ff"}))
             .unwrap();
         // Immediate children only: a value, or a bare parent key.
-        let l = ds.listdatastore(&json!({"key": ["p"]})).unwrap();
+        let l = t.list(&json!({"key": ["p"]})).unwrap();
         assert_eq!(l["datastore"][0]["key"], json!(["p", "a"]));
         assert_eq!(l["datastore"][1], json!({"key": ["p", "q"]}));
+        let one = t.list(&json!({"key": ["p", "a"]})).unwrap();
+        assert_eq!(one["datastore"][0]["string"], "v2");
+        assert_eq!(one["datastore"].as_array().unwrap().len(), 1);
+        let root = t.list(&json!({})).unwrap();
+        assert_eq!(root["datastore"], json!([{"key": ["p"]}]));
         assert_eq!(
-            ds.deldatastore(&json!({"key": ["p", "a"], "generation": 0}))
+            t.del(&json!({"key": ["p", "a"], "generation": 0}))
                 .unwrap_err()
                 .0,
             1201
         );
-        ds.deldatastore(&json!({"key": ["p", "a"]})).unwrap();
-        assert_eq!(
-            ds.deldatastore(&json!({"key": ["p", "a"]})).unwrap_err().0,
-            1200
-        );
+        t.del(&json!({"key": ["p", "a"]})).unwrap();
+        assert_eq!(t.del(&json!({"key": ["p", "a"]})).unwrap_err().0, 1200);
     }
 }

@@ -5,10 +5,13 @@
 //! notifications, hooks, method calls), serves the JSON-RPC socket with the
 //! built-in commands paystate uses (payments table, datastore), routes every
 //! call to `waitsendpay`/`delpay` through the plugin's `rpc_command` hook,
-//! and checks what passes against `../shared/cln-schemas`.
+//! and checks what passes against `../shared/cln-schemas`. With
+//! `Options::sqlite` its datastore and payments table are kept in SQLite,
+//! a commit per call, as lightningd keeps them (see `db`).
 
 pub mod client;
 pub mod datastore;
+pub mod db;
 pub mod params;
 pub mod plugin;
 pub mod schema;
@@ -79,6 +82,10 @@ pub struct Options {
     /// A lightning-dir whose socket path is longer than a socket address
     /// holds (108 bytes), as deep home directories and test suites have.
     pub long_dir: bool,
+    /// Keep the datastore and payments table in SQLite, every call one
+    /// committed transaction, as lightningd does: slower, and what
+    /// benchmarks need to price writes and reads as a real node does.
+    pub sqlite: bool,
 }
 
 impl Options {
@@ -91,6 +98,7 @@ impl Options {
             check_schemas: true,
             developer: true,
             long_dir: false,
+            sqlite: false,
         }
     }
 }
@@ -118,6 +126,40 @@ struct ActivePlugin {
 struct Node {
     table: table::Table,
     datastore: datastore::Datastore,
+    db: Option<db::Db>,
+}
+
+impl Node {
+    /// One call's work, in one database transaction (with `sqlite`).
+    fn call<T>(&mut self, f: impl FnOnce(&mut Node) -> T) -> T {
+        if let Some(db) = &self.db {
+            db.begin();
+        }
+        let out = f(self);
+        if let Some(db) = &self.db {
+            db.commit();
+        }
+        out
+    }
+
+    /// Writes the rows of these parts as the table now has them.
+    fn save_parts<'a>(&self, keys: impl IntoIterator<Item = &'a Key>) {
+        if let Some(db) = &self.db {
+            for key in keys {
+                db.put_part(key, self.table.get(key));
+            }
+        }
+    }
+
+    fn datastore_call(&mut self, method: &str, params: &Value) -> Result<Value, params::Fail> {
+        let (ds, db) = (&mut self.datastore, self.db.as_ref());
+        match method {
+            "datastore" => ds.datastore(params, db),
+            "listdatastore" => ds.listdatastore(params, db),
+            "deldatastore" => ds.deldatastore(params, db),
+            _ => ds.datastoreusage(params),
+        }
+    }
 }
 
 struct Core {
@@ -204,11 +246,18 @@ impl Lightningd {
             .filter(|_| opts.check_schemas)
             .map(|d| Schemas::load(&d.join("cln-schemas")));
         let (events, _) = broadcast::channel(65536);
+        let db = opts
+            .sqlite
+            .then(|| db::Db::open(&dir.join("lightningd.sqlite3")))
+            .transpose()?;
         let core = Arc::new(Core {
             base,
             dir,
             opts,
-            node: Mutex::default(),
+            node: Mutex::new(Node {
+                db,
+                ..Node::default()
+            }),
             plugin: Mutex::default(),
             events,
             seq: AtomicU64::new(50),
@@ -400,25 +449,36 @@ impl Lightningd {
 
     /// What `sendpay` does to the table: a pending part. Returns its listing.
     pub fn create_part(&self, spec: NewPart) -> Value {
-        self.core
-            .node
-            .lock()
-            .unwrap()
-            .table
-            .create(spec)
-            .expect("create_part")
+        let key = (spec.payment_hash.clone(), spec.groupid, spec.partid);
+        self.core.node_call(|n| {
+            let listing = n.table.create(spec).expect("create_part");
+            n.save_parts([&key]);
+            listing
+        })
+    }
+
+    /// Many `sendpay`s in one transaction (to prepare a large table).
+    pub fn create_parts(&self, specs: impl IntoIterator<Item = NewPart>) -> Vec<Value> {
+        self.core.node_call(|n| {
+            specs
+                .into_iter()
+                .map(|spec| {
+                    let key = (spec.payment_hash.clone(), spec.groupid, spec.partid);
+                    let listing = n.table.create(spec).expect("create_parts");
+                    n.save_parts([&key]);
+                    listing
+                })
+                .collect()
+        })
     }
 
     /// The part completes: table updated, `sendpay_success` sent.
     pub async fn succeed(&self, key: &Key, preimage: &str) -> Value {
-        let payload = self
-            .core
-            .node
-            .lock()
-            .unwrap()
-            .table
-            .succeed(key, preimage, None)
-            .expect("succeed");
+        let payload = self.core.node_call(|n| {
+            let payload = n.table.succeed(key, preimage, None).expect("succeed");
+            n.save_parts([key]);
+            payload
+        });
         let _ = self.core.events.send((key.clone(), Ok(payload.clone())));
         self.core.notify("sendpay_success", &payload).await;
         payload
@@ -429,14 +489,11 @@ impl Lightningd {
     /// `None` stores no reason (as a very old database would) and sends
     /// no notification.
     pub async fn fail(&self, key: &Key, failure: Option<Failure>) -> Option<Value> {
-        let payload = self
-            .core
-            .node
-            .lock()
-            .unwrap()
-            .table
-            .fail(key, failure)
-            .expect("fail");
+        let payload = self.core.node_call(|n| {
+            let payload = n.table.fail(key, failure).expect("fail");
+            n.save_parts([key]);
+            payload
+        });
         let answer = match &payload {
             Some(p) => p.clone(),
             None => json!({"code": 209, "message": "Payment failure reason unknown"}),
@@ -477,14 +534,31 @@ impl Lightningd {
 
     /// Writes a datastore entry directly (to prepare a large ledger).
     pub fn seed_datastore(&self, key: Vec<String>, value: &str) {
-        let mut node = self.core.node.lock().unwrap();
-        node.datastore.entries.insert(
-            key,
-            datastore::Record {
-                generation: 0,
-                data: value.as_bytes().to_vec(),
-            },
-        );
+        self.seed_datastore_many([(key, value.to_string())]);
+    }
+
+    /// Writes datastore entries directly, in one transaction.
+    pub fn seed_datastore_many(&self, entries: impl IntoIterator<Item = (Vec<String>, String)>) {
+        self.core.node_call(|n| {
+            for (key, value) in entries {
+                let record = datastore::Record {
+                    generation: 0,
+                    data: value.into_bytes(),
+                };
+                if let Some(db) = &n.db {
+                    db.put_entry(&key, &record);
+                }
+                n.datastore.entries.insert(key, record);
+            }
+        })
+    }
+
+    /// Rows in the database's `datastore` and `payments` tables (with
+    /// `Options::sqlite`).
+    pub fn db_rows(&self) -> Option<(u64, u64)> {
+        let node = self.core.node.lock().unwrap();
+        let db = node.db.as_ref()?;
+        Some((db.count("datastore"), db.count("payments")))
     }
 
     /// Makes the next `times` calls to `method` fail with `fault`.
@@ -585,6 +659,11 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
 }
 
 impl Core {
+    /// A built-in's work on the node, as one call (one transaction).
+    fn node_call<T>(&self, f: impl FnOnce(&mut Node) -> T) -> T {
+        self.node.lock().unwrap().call(f)
+    }
+
     fn violation(&self, what: &str, errors: Vec<String>) {
         if !errors.is_empty() {
             self.violations
@@ -745,37 +824,28 @@ impl Core {
                 "network": "regtest", "fees_collected_msat": 0,
                 "lightning-dir": self.dir.to_string_lossy(), "our_features": {}}),
             ),
-            "listsendpays" => self.node.lock().unwrap().table.listsendpays(&params),
-            "wait" => self.node.lock().unwrap().table.wait_now(&params),
-            "delpay" => self.node.lock().unwrap().table.delpay(raw, developer),
+            "listsendpays" => self.node_call(|n| n.table.listsendpays(&params)),
+            "wait" => self.node_call(|n| n.table.wait_now(&params)),
+            "delpay" => self.node_call(|n| {
+                let answer = n.table.delpay(raw, developer)?;
+                let gone: Vec<Key> = answer["payments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        Some((
+                            p["payment_hash"].as_str()?.to_string(),
+                            p["groupid"].as_u64()?,
+                            p["partid"].as_u64().unwrap_or(0),
+                        ))
+                    })
+                    .collect();
+                n.save_parts(&gone);
+                Ok(answer)
+            }),
             "waitsendpay" => self.waitsendpay(raw).await,
-            "datastore" => self
-                .node
-                .lock()
-                .unwrap()
-                .datastore
-                .datastore(&params)
-                .map_err(fail),
-            "listdatastore" => self
-                .node
-                .lock()
-                .unwrap()
-                .datastore
-                .listdatastore(&params)
-                .map_err(fail),
-            "deldatastore" => self
-                .node
-                .lock()
-                .unwrap()
-                .datastore
-                .deldatastore(&params)
-                .map_err(fail),
-            "datastoreusage" => self
-                .node
-                .lock()
-                .unwrap()
-                .datastore
-                .datastoreusage(&params)
+            "datastore" | "listdatastore" | "deldatastore" | "datastoreusage" => self
+                .node_call(|n| n.datastore_call(method, &params))
                 .map_err(fail),
             _ => Err(json!({"code": -32601, "message": format!("Unknown command '{method}'")})),
         }
@@ -784,12 +854,7 @@ impl Core {
     async fn waitsendpay(&self, raw: &str) -> Result<Value, Value> {
         // Subscribe before looking, so a resolution in between is seen.
         let mut events = self.events.subscribe();
-        let waited = self
-            .node
-            .lock()
-            .unwrap()
-            .table
-            .waitsendpay(raw, self.opts.developer);
+        let waited = self.node_call(|n| n.table.waitsendpay(raw, self.opts.developer));
         let (key, timeout) = match waited {
             Wait::Answer(a) => return a,
             Wait::Pending(k, t) => (k, t),
