@@ -161,7 +161,7 @@ async fn import_missing<D: Datastore, N: Node>(
         app.ledger.ensure(&payment.payment_hash).await?;
         let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
         if fresh
-            && import(app, payment.clone(), deletes_before)
+            && paced(import(app, payment.clone(), deletes_before))
                 .await?
                 .is_some()
         {
@@ -176,7 +176,7 @@ async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), R
     loop {
         let start = app.ledger.watermark() + 1;
         let deletes_before = app.ledger.node_deletes();
-        let page = app.node.updated_since(start, PAGE).await?;
+        let page = paced(app.node.updated_since(start, PAGE)).await?;
         let top = page.iter().filter_map(|p| p.updated_index).max();
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.scanned += page.len());
@@ -196,25 +196,33 @@ async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), R
 /// only the node has, older than the watermark perhaps. This pass brings
 /// it back, so that after catch-up the ledger holds every terminal part the
 /// node knows (and any other drift heals too). It runs in the background,
-/// answering goes on meanwhile, and it rests between pages so that a large
-/// table does not crowd out the node's other commands.
+/// answering goes on meanwhile, and it is paced so that a large table
+/// does not crowd out the node's other commands.
 async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
     let mut start = 0;
     loop {
-        let began = std::time::Instant::now();
         let deletes_before = app.ledger.node_deletes();
-        let page = app.node.created_since(start, PAGE).await?;
+        let page = paced(app.node.created_since(start, PAGE)).await?;
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.checked += page.len());
         match page.last() {
             Some(last) if page.len() == PAGE as usize => start = last.created_index + 1,
             _ => return Ok(()),
         }
-        tokio::time::sleep(began.elapsed() * REST).await;
     }
 }
 
-/// Between pages of the whole-table pass, rest this many times as long as
-/// the page took: the pass keeps at most one part in (REST + 1) of the
-/// node's time.
+/// After each of its calls (a page read, a part's import), catch-up rests
+/// this many times as long as the call took: it keeps at most one part in
+/// (REST + 1) of the node's time, however long the history it imports,
+/// and the node's other commands slow by a tenth at most meanwhile.
+/// Answers do not wait for it: a part not yet imported is answered from
+/// the node (and imported then).
 const REST: u32 = 9;
+
+async fn paced<T>(call: impl std::future::Future<Output = T>) -> T {
+    let began = tokio::time::Instant::now();
+    let out = call.await;
+    tokio::time::sleep(began.elapsed() * REST).await;
+    out
+}
