@@ -322,3 +322,33 @@ async fn entries_that_are_not_paystates_are_skipped_at_load() {
     assert!(interrupted.is_empty());
     assert_eq!(ledger.counts(), Default::default());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_notification_writes_only_after_lightningd_took_the_answers() {
+    use crate::notifications::{self, Topic};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    let mut app = app_with(&[], FakeNode::default()).await;
+    // lightningd has not read paystate's stdout until TAKEN.
+    app.unread = || Some(if TAKEN.load(Ordering::SeqCst) { 0 } else { 300 });
+    let app = Arc::new(app);
+    let part = complete(1);
+    let Lookup::Absent(waiter) = app.ledger.lookup_or_wait(part.key()).await.unwrap() else {
+        panic!("not yet recorded")
+    };
+    let payload = json!({ "sendpay_success": part.payment });
+    let handler = tokio::spawn({
+        let app = app.clone();
+        async move { notifications::handle(&app, Topic::Success, &payload).await }
+    });
+    // The waiter's answer comes at once; the write waits for lightningd.
+    assert_eq!(*waiter.wait().await, part.waitsendpay_answer());
+    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    assert!(
+        !app.ledger.holds(&part.key()),
+        "written before the answer was read"
+    );
+    TAKEN.store(true, Ordering::SeqCst);
+    handler.await.unwrap();
+    assert!(app.ledger.holds(&part.key()));
+}

@@ -60,6 +60,9 @@ def test_bench(node_factory, plugin_path):
     relay = node_factory.get_node(options={"plugin": PASSTHROUGH})
     taken = paystate_node(node_factory, plugin_path)
     beside = paystate_node(node_factory, plugin_path, takeover=False)
+    # paystate with takeover off: its hook answers `continue` at once, a
+    # Rust relay (the passthrough plugin is a Python one).
+    hooked = paystate_node(node_factory, plugin_path, takeover=False)
 
     # Making payments, with and without paystate, interleaved in chunks.
     spent = {"plain": 0.0, "taken": 0.0}
@@ -136,10 +139,12 @@ def test_bench(node_factory, plugin_path):
     # as many on a node whose delpay is relayed through a plugin's hook
     # that lets it through at once (lightningd's cost of a hooked command).
     history(relay, len(parts(taken)))
+    history(hooked, len(parts(taken)))
     left = (len(parts(plain)), len(parts(taken)))
     time.sleep(2)
     clean = {}
-    for name, node in (("plain", plain), ("relay", relay), ("taken", taken)):
+    for name, node in (("plain", plain), ("relay", relay), ("hooked", hooked),
+                       ("taken", taken)):
         t = time.perf_counter()
         node.rpc.call("autoclean-once", ["failedpays", 1])
         node.rpc.call("autoclean-once", ["succeededpays", 1])
@@ -148,7 +153,9 @@ def test_bench(node_factory, plugin_path):
     row("autoclean-once failed+succeeded over {} parts (s)".format(left[1]),
         clean["plain"], clean["taken"], "s")
     row("floor: the same autoclean, delpay relayed by a do-nothing hook (s)",
-        clean["plain"], clean["relay"], "s")
+        clean["plain"], clean["relay"], "s", "Python (pyln-client)")
+    row("floor: the same, relayed by paystate's hook, takeover off (s)",
+        clean["plain"], clean["hooked"], "s", "Rust (cln-plugin)")
     assert status(taken)["parts"]["complete"] == 0
 
     # Datastore bytes per part.
