@@ -62,7 +62,10 @@ def wait_recorded(node, complete=None, failed=None):
 
 
 def wait_caught_up(node):
-    wait_for(lambda: status(node)["catchup"]["state"] == "done")
+    # Catch-up is paced (a part's import takes ~2 ms of the node's time,
+    # then rests twenty times as long): allow for a few hundred parts.
+    wait_for(lambda: status(node)["catchup"]["state"] == "done",
+             timeout=300)
 
 
 def rpc_path(node):
