@@ -99,14 +99,16 @@ def test_bench(node_factory, plugin_path):
         median_ms(floors["plugin"]), "ms", "paystate-status vs getinfo")
 
     # Polls (timeout 0) of a complete part, interleaved round by round.
-    h_plain, h_taken, h_beside, h_relay = (selfpay(plain), selfpay(taken),
-                                           selfpay(beside), selfpay(relay))
+    h_plain, h_taken, h_beside, h_relay, h_hooked = (
+        selfpay(plain), selfpay(taken), selfpay(beside), selfpay(relay),
+        selfpay(hooked))
     wait_for(lambda: status(beside)["parts"]["complete"] == 1)
     polls = {k: [] for k in ("builtin", "takeover", "method", "takeover_g",
-                             "relay")}
+                             "relay", "hooked")}
     for _ in range(300):
         polls["builtin"].append(timed(plain.rpc.waitsendpay, h_plain, 0))
         polls["relay"].append(timed(relay.rpc.waitsendpay, h_relay, 0))
+        polls["hooked"].append(timed(hooked.rpc.waitsendpay, h_hooked, 0))
         polls["takeover"].append(timed(taken.rpc.waitsendpay, h_taken, 0))
         polls["takeover_g"].append(timed(taken.rpc.waitsendpay, h_taken, 0,
                                          0, 1))
@@ -120,20 +122,28 @@ def test_bench(node_factory, plugin_path):
     row("poll timeout 0 via paystate-waitsendpay (ms, median)", b,
         median_ms(polls["method"]), "ms")
     row("floor: poll relayed by a do-nothing hook (ms, median)", b,
-        median_ms(polls["relay"]), "ms")
+        median_ms(polls["relay"]), "ms", "Python (pyln-client)")
+    row("floor: poll relayed by paystate's hook, takeover off (ms, median)",
+        b, median_ms(polls["hooked"]), "ms", "Rust (cln-plugin)")
 
     # One delpay of one part, sequential calls, alternating nodes.
     def parts(node):
         return [p for p in node.rpc.listsendpays()["payments"]
                 if p["status"] != "pending"]
-    dels = {"plain": [], "taken": []}
-    for a, b_ in zip(parts(plain)[:100], parts(taken)[:100]):
-        for name, node, p in (("plain", plain, a), ("taken", taken, b_)):
+    history(hooked, 100)
+    dels = {"plain": [], "taken": [], "hooked": []}
+    for a, b_, c in zip(parts(plain)[:100], parts(taken)[:100],
+                        parts(hooked)[:100]):
+        for name, node, p in (("plain", plain, a), ("taken", taken, b_),
+                              ("hooked", hooked, c)):
             dels[name].append(timed(node.rpc.delpay, p["payment_hash"],
                                     p["status"], p.get("partid", 0),
                                     p["groupid"]))
     row("delpay of one part (ms, median of 100)", median_ms(dels["plain"]),
         median_ms(dels["taken"]), "ms")
+    row("floor: that delpay relayed by paystate's hook, takeover off (ms)",
+        median_ms(dels["plain"]), median_ms(dels["hooked"]), "ms",
+        "Rust (cln-plugin)")
 
     # CLN's own autoclean over what is left (>= 500 parts each), and over
     # as many on a node whose delpay is relayed through a plugin's hook
@@ -200,7 +210,11 @@ def first_start(node_factory, plugin_path):
     row("first start over {} parts: caught up (s)".format(PARTS), None,
         took, "s", "{:.0f} parts/s; first answer after {:.0f} ms".format(
             PARTS / took, first_answer * 1000))
-    after = [timed(hist.rpc.getinfo) for _ in range(200)]
+    # The same loop after (a status call, then getinfo), like for like.
+    after = []
+    for _ in range(max(200, len(during))):
+        status(hist)
+        after.append(timed(hist.rpc.getinfo))
     row("getinfo while that history is imported (ms, median)",
         median_ms(after), median_ms(during), "ms",
         "vs after; means {:.2f}x".format(
