@@ -5,7 +5,8 @@ Not a test (nothing here passes or fails on a timing). Run it with
 
     .venv/bin/pytest tests/real/bench_real.py -s -q
 
-PAYSTATE_BENCH_PARTS (default 600) sets the history sizes;
+Plugins log at info, as operators run them (pyln-testing's default is
+trace). PAYSTATE_BENCH_PARTS (default 600) sets the history sizes;
 PAYSTATE_BENCH_BIG (default 0: skipped) the ledger size of the large
 restart, seeded straight into the datastore while the node is stopped.
 """
@@ -20,7 +21,7 @@ import statistics
 import time
 
 from pyln.testing.utils import wait_for
-from test_waitsendpay import held_pair, send_held
+from test_waitsendpay import HOLD, send_held
 from util import paystate_node, rpc_path, selfpay, status
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
@@ -55,14 +56,34 @@ PASSTHROUGH = os.path.join(os.path.dirname(__file__), "plugins",
                            "passthrough.py")
 
 
+def as_operators_run(node):
+    """Starts a node made with start=False with its plugins logging at
+    info, as operators run them: pyln-testing sets cln-plugin's
+    CLN_PLUGIN_LOG to trace, which sends lightningd a log line with every
+    message paystate receives, ahead of its answers on the same pipe."""
+    node.daemon.env["CLN_PLUGIN_LOG"] = "info"
+    node.start()
+    return node
+
+
+def new_node(node_factory, options=None):
+    return as_operators_run(node_factory.get_node(options=options,
+                                                  start=False))
+
+
+def paystate(node_factory, plugin_path, takeover=True):
+    return as_operators_run(paystate_node(node_factory, plugin_path,
+                                          takeover=takeover, start=False))
+
+
 def test_bench(node_factory, plugin_path):
-    plain = node_factory.get_node()
-    relay = node_factory.get_node(options={"plugin": PASSTHROUGH})
-    taken = paystate_node(node_factory, plugin_path)
-    beside = paystate_node(node_factory, plugin_path, takeover=False)
+    plain = new_node(node_factory)
+    relay = new_node(node_factory, options={"plugin": PASSTHROUGH})
+    taken = paystate(node_factory, plugin_path)
+    beside = paystate(node_factory, plugin_path, takeover=False)
     # paystate with takeover off: its hook answers `continue` at once, a
     # Rust relay (the passthrough plugin is a Python one).
-    hooked = paystate_node(node_factory, plugin_path, takeover=False)
+    hooked = paystate(node_factory, plugin_path, takeover=False)
 
     # Making payments, with and without paystate, interleaved in chunks.
     spent = {"plain": 0.0, "taken": 0.0}
@@ -198,7 +219,7 @@ def first_start(node_factory, plugin_path):
     """First start over a history, and restart; the node's other commands
     (getinfo) while the history is imported, against after. Returns the
     node."""
-    hist = node_factory.get_node()
+    hist = new_node(node_factory)
     history(hist, PARTS)
     t = time.perf_counter()
     hist.rpc.plugin_start(plugin_path)
@@ -234,7 +255,9 @@ def wake(node_factory, plugin_path):
     sockets and one thread notes when each answer's first byte arrives
     (Python threads would add the GIL's switching to the gap). The same
     measure on two built-in waiters is the floor beside it."""
-    l1, l2 = held_pair(node_factory, plugin_path)
+    l1 = paystate(node_factory, plugin_path, takeover=False)
+    l2 = new_node(node_factory, options={"plugin": HOLD})
+    node_factory.join_nodes([l1, l2])
     gaps = {"waitsendpay": [], "paystate-waitsendpay": []}
     for i in range(60):
         second = "paystate-waitsendpay" if i % 2 else "waitsendpay"
@@ -312,7 +335,7 @@ def big_restart(node_factory, plugin_path):
     """A ledger of BIG parts written straight into the datastore (as
     paystate writes them: the entries of one real part, copied), then a
     restart: time to answering, and to the index being complete."""
-    node = paystate_node(node_factory, plugin_path)
+    node = paystate(node_factory, plugin_path)
     h = selfpay(node)
     wait_for(lambda: status(node)["parts"]["complete"] == 1)
     index = node.rpc.listsendpays(payment_hash=h)["payments"][0][
