@@ -161,7 +161,7 @@ async fn import_missing<D: Datastore, N: Node>(
         app.ledger.ensure(&payment.payment_hash).await?;
         let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
         if fresh
-            && paced(WRITE_REST, import(app, payment.clone(), deletes_before))
+            && paced(import(app, payment.clone(), deletes_before))
                 .await?
                 .is_some()
         {
@@ -176,7 +176,7 @@ async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), R
     loop {
         let start = app.ledger.watermark() + 1;
         let deletes_before = app.ledger.node_deletes();
-        let page = paced(REST, app.node.updated_since(start, PAGE)).await?;
+        let page = paced(app.node.updated_since(start, PAGE)).await?;
         let top = page.iter().filter_map(|p| p.updated_index).max();
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.scanned += page.len());
@@ -202,7 +202,7 @@ async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcEr
     let mut start = 0;
     loop {
         let deletes_before = app.ledger.node_deletes();
-        let page = paced(REST, app.node.created_since(start, PAGE)).await?;
+        let page = paced(app.node.created_since(start, PAGE)).await?;
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.checked += page.len());
         match page.last() {
@@ -212,24 +212,20 @@ async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcEr
     }
 }
 
-/// After each of its calls, catch-up rests this many times as long as the
-/// call took, so that however long the history, it keeps to a share of
-/// the node's time and the node's other commands slow by a tenth at most
-/// meanwhile. Answers do not wait for it: a part not yet imported is
-/// answered from the node (and imported then). Reads (a page of the
-/// table, a shard of the index) take a tenth of the node's time.
-const REST: u32 = 9;
+/// After each of its calls (a page of the table, a part's import, a
+/// shard of the index), catch-up rests this many times as long as the
+/// call took: however long the history, it keeps to a twentieth of the
+/// node's time. A command that reaches lightningd during one of those
+/// calls waits for it (a write's commit is ~2 ms, four `getinfo`s; a shard
+/// or a page, tens of ms), so at a tenth of the node's time `getinfo` was
+/// 1.13-1.16x slower on average; at a twentieth it stays near 1.05x
+/// (README "Performance"). Answers do not wait for catch-up: a part not
+/// yet imported is answered from the node (and imported then).
+const REST: u32 = 19;
 
-/// A part's import is a datastore write: a commit that holds lightningd's
-/// one thread for ~2 ms, several times a simple command. A command that
-/// arrives meanwhile waits out the rest of it, so imports take only a
-/// twentieth of the node's time: the wait they add stays near a tenth of
-/// such a command (measured on a real node, README "Performance").
-const WRITE_REST: u32 = 19;
-
-async fn paced<T>(rest: u32, call: impl std::future::Future<Output = T>) -> T {
+async fn paced<T>(call: impl std::future::Future<Output = T>) -> T {
     let began = tokio::time::Instant::now();
     let out = call.await;
-    tokio::time::sleep(began.elapsed() * rest).await;
+    tokio::time::sleep(began.elapsed() * REST).await;
     out
 }
