@@ -5,10 +5,6 @@ use common::*;
 use lightningd_standin::Lightningd;
 use serde_json::{json, Value};
 
-async fn delpay(ld: &Lightningd, params: Value) -> Result<Value, Value> {
-    ld.call("delpay", params).await.unwrap()
-}
-
 async fn ledger(ld: &Lightningd, h: &str) -> Vec<Value> {
     let r = ld
         .call("paystate-listsendpays", json!({"payment_hash": h}))

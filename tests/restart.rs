@@ -68,10 +68,7 @@ async fn ledger_is_reloaded_from_the_datastore() {
     ld.stop_plugin().await;
     // Deleted from the node while paystate was down (its own delpay):
     // the ledger keeps answering for it (README, "Ledger and node").
-    ld.call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     ld.start_plugin(false).await.unwrap();
     until_caught_up(&ld).await;
     assert_eq!(
@@ -88,10 +85,7 @@ async fn ledger_is_reloaded_from_the_datastore() {
         .unwrap();
     assert_eq!(r["payment_preimage"], preimage(1));
     // And it can still be deleted.
-    ld.call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     assert_eq!(
         code(
             &ld.call("waitsendpay", json!([hash(1)]))
@@ -168,10 +162,7 @@ async fn deleted_parts_stay_deleted_across_restarts() {
     ld.succeed(&a, &preimage(1)).await;
     ld.succeed(&b, &preimage(1)).await;
     until_ledger_has(&ld, 2).await;
-    ld.call("delpay", json!([h, "complete", 1, 1]))
-        .await
-        .unwrap()
-        .unwrap();
+    delpay(&ld, json!([h, "complete", 1, 1])).await.unwrap();
     for _ in 0..2 {
         restart(&ld).await;
         until_caught_up(&ld).await;
@@ -231,11 +222,7 @@ async fn a_delete_interrupted_by_sigkill_loses_nothing() {
     assert_level_with_node(&ld).await;
     assert_eq!(ledger_keys(&ld).await.len(), 1);
     // A delete now goes through.
-    let r = ld
-        .call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
     assert!(ld.part(&k).is_none() && ledger_keys(&ld).await.is_empty());
 }
@@ -387,14 +374,8 @@ async fn over_a_node_keeping_its_tables_in_sqlite() {
         }
     }
     until_ledger_has(&ld, 6).await;
-    ld.call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
-    ld.call("delpay", json!([hash(3), "failed"]))
-        .await
-        .unwrap()
-        .unwrap();
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
+    delpay(&ld, json!([hash(3), "failed"])).await.unwrap();
     restart(&ld).await;
     assert_level_with_node(&ld).await;
     assert_eq!(ledger_keys(&ld).await.len(), 4);

@@ -138,11 +138,7 @@ async fn datastore_failure_on_delete_is_reported_with_its_code_and_changes_nothi
         Fault::Error(1201, "generation is different".into()),
         1,
     );
-    let e = ld
-        .call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = delpay(&ld, json!([hash(1), "complete"])).await.unwrap_err();
     assert_eq!(
         e,
         json!({"code": 1201, "message": "generation is different"})
@@ -151,19 +147,11 @@ async fn datastore_failure_on_delete_is_reported_with_its_code_and_changes_nothi
     assert_eq!(status(&ld).await["parts"]["complete"], 1);
     // The socket closing mid-call: a plain lightningd error, nothing changed.
     ld.inject("deldatastore", Fault::Hangup, 1);
-    let e = ld
-        .call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = delpay(&ld, json!([hash(1), "complete"])).await.unwrap_err();
     assert_eq!(code(&e), -1, "{e}");
     assert!(ld.part(&k).is_some());
     // Recovers on the next call.
-    let r = ld
-        .call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
     assert!(ld.part(&k).is_none());
 }
@@ -175,11 +163,7 @@ async fn node_refusing_the_delete_puts_the_record_back() {
     ld.succeed(&k, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
     ld.inject("delpay", Fault::Error(-1, "database is locked".into()), 1);
-    let e = ld
-        .call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = delpay(&ld, json!([hash(1), "complete"])).await.unwrap_err();
     assert_eq!(e, json!({"code": -1, "message": "database is locked"}));
     let st = status(&ld).await;
     assert_eq!(

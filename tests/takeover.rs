@@ -76,10 +76,8 @@ async fn takeover_off_leaves_the_builtins_answering() {
     ld.fail(&k, Some(route_failure())).await;
     until_ledger_has(&ld, 1).await;
     // lightningd's own delpay: 208 on a status mismatch.
-    let e = ld
-        .call("delpay", json!({"payment_hash": h, "status": "complete"}))
+    let e = delpay(&ld, json!({"payment_hash": h, "status": "complete"}))
         .await
-        .unwrap()
         .unwrap_err();
     assert_eq!(code(&e), 208);
     // paystate's names still answer, with paystate's contract.
@@ -134,11 +132,7 @@ async fn takeover_on_answers_builtin_names_like_the_paystate_names() {
         // Exactly equal: no `"data": null` on the paystate-* names either.
         assert_eq!(a, b, "{builtin} {params}");
     }
-    let e = ld
-        .call("delpay", json!([h, "complete"]))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let e = delpay(&ld, json!([h, "complete"])).await.unwrap_err();
     assert_eq!(code(&e), 208);
     assert!(ld.part(&k).is_some(), "nothing deleted");
     ld.assert_no_violations();
@@ -302,10 +296,7 @@ async fn preimages_are_never_logged_above_debug() {
         .await
         .unwrap()
         .unwrap();
-    ld.call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     let logs = ld.logs();
     assert!(
         logs.iter().any(|l| l.level == "info"),
@@ -338,11 +329,7 @@ async fn serves_on_a_lightning_dir_whose_socket_path_does_not_fit() {
     until_ledger_has(&ld, 1).await;
     let got = ld.call("waitsendpay", json!([hash(1)])).await.unwrap();
     assert_eq!(got.unwrap(), done);
-    let r = ld
-        .call("delpay", json!([hash(1), "complete"]))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
     ld.assert_no_violations();
 }

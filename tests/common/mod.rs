@@ -122,6 +122,11 @@ pub async fn until_caught_up(ld: &Lightningd) -> Value {
     .await
 }
 
+/// `delpay` by its built-in name: the result or the error object.
+pub async fn delpay(ld: &Lightningd, params: Value) -> Result<Value, Value> {
+    ld.call("delpay", params).await.unwrap()
+}
+
 pub fn code(e: &Value) -> i64 {
     e["code"].as_i64().expect("error code")
 }
