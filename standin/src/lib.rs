@@ -449,12 +449,7 @@ impl Lightningd {
 
     /// What `sendpay` does to the table: a pending part. Returns its listing.
     pub fn create_part(&self, spec: NewPart) -> Value {
-        let key = (spec.payment_hash.clone(), spec.groupid, spec.partid);
-        self.core.node_call(|n| {
-            let listing = n.table.create(spec).expect("create_part");
-            n.save_parts([&key]);
-            listing
-        })
+        self.create_parts([spec]).remove(0)
     }
 
     /// Many `sendpay`s in one transaction (to prepare a large table).
@@ -827,19 +822,7 @@ impl Core {
             "listsendpays" => self.node_call(|n| n.table.listsendpays(&params)),
             "wait" => self.node_call(|n| n.table.wait_now(&params)),
             "delpay" => self.node_call(|n| {
-                let answer = n.table.delpay(raw, developer)?;
-                let gone: Vec<Key> = answer["payments"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|p| {
-                        Some((
-                            p["payment_hash"].as_str()?.to_string(),
-                            p["groupid"].as_u64()?,
-                            p["partid"].as_u64().unwrap_or(0),
-                        ))
-                    })
-                    .collect();
+                let (answer, gone) = n.table.delpay(raw, developer)?;
                 n.save_parts(&gone);
                 Ok(answer)
             }),

@@ -455,8 +455,9 @@ impl Table {
         }
     }
 
-    /// `raw`: the request's `params` as the client wrote them.
-    pub fn delpay(&mut self, raw: &str, developer: bool) -> Result<Value, Value> {
+    /// `raw`: the request's `params` as the client wrote them. Returns the
+    /// answer and the keys of the parts it deleted.
+    pub fn delpay(&mut self, raw: &str, developer: bool) -> Result<(Value, Vec<Key>), Value> {
         const SPEC: [(&str, bool); 4] = [
             ("payment_hash", true),
             ("status", true),
@@ -536,6 +537,6 @@ impl Table {
                 self.parts.remove(&c);
             }
         }
-        Ok(json!({ "payments": listed }))
+        Ok((json!({ "payments": listed }), doomed))
     }
 }
