@@ -237,9 +237,6 @@ pub struct Ledger<D> {
 }
 
 impl<D: Datastore> Ledger<D> {
-    /// Loads the index from the datastore's names (no record is read).
-    /// Returns it with the parts whose delete was interrupted, for the
-    /// caller to finish.
     /// Opens the ledger: the catch-up watermark and the deletes an earlier
     /// version marked and a crash interrupted (returned, for the caller to
     /// finish). The index of parts loads shard by shard afterwards, on
@@ -283,7 +280,8 @@ impl<D: Datastore> Ledger<D> {
         self.ensure_shard(b[0]).await
     }
 
-    async fn ensure_shard(&self, shard: u8) -> Result<(), RpcError> {
+    /// Loads one shard of the index, once (`shard`: a hash's first byte).
+    pub async fn ensure_shard(&self, shard: u8) -> Result<(), RpcError> {
         self.shards[shard as usize]
             .get_or_try_init(|| self.load_shard(shard))
             .await
@@ -315,19 +313,18 @@ impl<D: Datastore> Ledger<D> {
         Ok(())
     }
 
-    /// Loads the whole index (for counts, listings and catch-up), shard by
-    /// shard, resting `rest` times as long as each shard took, so that a
-    /// large ledger's load does not crowd out the node's other commands.
-    pub async fn load_all(&self, rest: u32) -> Result<(), RpcError> {
+    /// Loads the whole index at once (for a listing of every part; the
+    /// background load, paced, is catch-up's).
+    pub async fn load_all(&self) -> Result<(), RpcError> {
         for shard in 0..=u8::MAX {
-            if self.shards[shard as usize].initialized() {
-                continue;
-            }
-            let began = std::time::Instant::now();
             self.ensure_shard(shard).await?;
-            tokio::time::sleep(began.elapsed() * rest).await;
         }
         Ok(())
+    }
+
+    /// Whether one shard of the index is loaded.
+    pub fn shard_loaded(&self, shard: u8) -> bool {
+        self.shards[shard as usize].initialized()
     }
 
     /// Loads the whole index from one listing of the shards' parent and one
@@ -514,7 +511,7 @@ impl<D: Datastore> Ledger<D> {
     ) -> Result<Vec<Arc<Part>>, RpcError> {
         match hash {
             Some(h) => self.ensure(h).await?,
-            None => self.load_all(0).await?,
+            None => self.load_all().await?,
         }
         let mut summaries: Vec<Summary> = match hash {
             Some(h) => self.summaries_of(h),

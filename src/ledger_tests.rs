@@ -217,7 +217,7 @@ async fn load_reads_names_only_and_a_bad_record_fails_only_its_own_reads() {
     let bad = Summary::of(&numbered(1)).record_key();
     ds.entries.lock().unwrap().get_mut(&bad).unwrap().1 = "{not json".into();
     let (again, _) = Ledger::load(ds).await.unwrap();
-    again.load_all(0).await.unwrap();
+    again.load_all().await.unwrap();
     assert_eq!(again.counts().complete, 3, "indexed from the names");
     let e = again.get(&numbered(1).key()).await.unwrap_err();
     assert_eq!(e.code, -1);
@@ -249,7 +249,7 @@ async fn an_answer_loads_only_its_own_shard_of_the_index() {
     );
     assert_eq!(again.shards_loaded(), 1);
     assert_eq!(again.counts().complete, 1, "only that shard's parts");
-    again.load_all(0).await.unwrap();
+    again.load_all().await.unwrap();
     assert_eq!(again.shards_loaded(), crate::ledger::SHARDS);
     assert_eq!(again.counts().complete, 3);
 }
