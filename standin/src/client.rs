@@ -79,11 +79,16 @@ impl Client {
         params: Value,
     ) -> Result<Result<Value, Value>> {
         let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        self.stream
-            .write_all(serde_json::to_string(&req)?.as_bytes())
-            .await?;
+        self.exchange(&id, serde_json::to_string(&req)?.as_bytes())
+            .await
+    }
+
+    /// Sends one request and reads its answer: `Ok(result)` or
+    /// `Err(error object)`.
+    async fn exchange(&mut self, id: &Value, request: &[u8]) -> Result<Result<Value, Value>> {
+        self.stream.write_all(request).await?;
         let resp = self.read().await?;
-        if resp.get("id") != Some(&id) {
+        if resp.get("id") != Some(id) {
             return Err(anyhow!(
                 "answer with id {:?} to request {id}",
                 resp.get("id")
@@ -105,19 +110,7 @@ impl Client {
         let req = format!(
             r#"{{"jsonrpc": "2.0", "id": "{id}", "method": "{method}", "params": {params}}}"#
         );
-        self.stream.write_all(req.as_bytes()).await?;
-        let resp = self.read().await?;
-        if resp.get("id") != Some(&json!(id)) {
-            return Err(anyhow!(
-                "answer with id {:?} to request {id}",
-                resp.get("id")
-            ));
-        }
-        match (resp.get("result"), resp.get("error")) {
-            (Some(r), _) => Ok(Ok(r.clone())),
-            (_, Some(e)) => Ok(Err(e.clone())),
-            _ => Err(anyhow!("neither result nor error: {resp}")),
-        }
+        self.exchange(&json!(id), req.as_bytes()).await
     }
 
     /// Sends a request without waiting (pipelining); see [`Client::recv`].
