@@ -1,7 +1,6 @@
 //! What every handler shares: the ledger, the node, the options, and the
 //! last catch-up's report.
 
-use crate::handover::Unread;
 use crate::ledger::Ledger;
 use crate::node::Node;
 use crate::params::Mode;
@@ -15,6 +14,9 @@ pub struct CatchupReport {
     /// `pending` (not started), `running`, `done` or `failed`.
     pub state: &'static str,
     pub deletes_finished: usize,
+    /// Parts the ledger held and the node no longer had, dropped by
+    /// reconciliation.
+    pub dropped: usize,
     /// Parts read by the quick pass (updated since the watermark).
     pub scanned: usize,
     /// Parts read by the whole-table pass.
@@ -29,14 +31,22 @@ pub struct CatchupReport {
 pub struct App<D, N> {
     pub ledger: Ledger<D>,
     pub node: N,
+    /// Whether the built-in names are answered (takeover asked for, and
+    /// the hook declared).
     pub takeover: bool,
+    /// Whether the `rpc_command` hook is declared (a release with hook
+    /// `filters`).
+    pub hook: bool,
+    /// The release paystate runs in, as lightningd names it.
+    pub release: Option<String>,
     /// How parameter errors show their token (lightningd's mode).
     pub mode: Mode,
     pub catchup: Mutex<CatchupReport>,
     /// The slowest call made to lightningd, where the node port tells.
     pub calls: Arc<CallStats>,
-    /// What lightningd has yet to read of paystate's answers.
-    pub unread: Unread,
+    /// Rung when the ledger may have drifted from the node (deletes the
+    /// feed missed): catch-up reconciles the two.
+    pub resync: tokio::sync::Notify,
 }
 
 impl<D: Datastore, N: Node> App<D, N> {
@@ -45,13 +55,15 @@ impl<D: Datastore, N: Node> App<D, N> {
             ledger,
             node,
             takeover,
+            hook: true,
+            release: None,
             mode,
             catchup: Mutex::new(CatchupReport {
                 state: "pending",
                 ..Default::default()
             }),
             calls: Arc::default(),
-            unread: || None,
+            resync: tokio::sync::Notify::new(),
         }
     }
 

@@ -1,6 +1,10 @@
-//! Start-up work that brings the ledger level with the node: finishing
-//! deletes a crash interrupted, and importing terminal parts the node has
-//! and the ledger lacks (resolved while paystate was not running).
+//! Bringing the ledger level with the node: at start-up, and whenever the
+//! deletes feed missed some. Terminal parts the node has and the ledger
+//! lacks (resolved while paystate was not running, or recorded and lost
+//! in a crash before their write) are imported; parts the ledger holds
+//! and the node no longer has (deleted while paystate was not running, or
+//! by a `delpay` that moved no index, or whose record's delete a crash
+//! lost) are dropped. Deletes an earlier version marked are finished.
 
 use crate::app::App;
 use crate::domain::{Part, PartKey, Payment, Status};
@@ -8,6 +12,7 @@ use crate::error::{codes, RpcError};
 use crate::ledger::Recorded;
 use crate::node::Node;
 use crate::store::Datastore;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Parts read from the node per `listsendpays` page.
@@ -30,7 +35,11 @@ pub async fn import<D: Datastore, N: Node>(
     let key = payment.key();
     app.ledger.ensure(&key.payment_hash).await?;
     let _guard = app.ledger.lock(&key.payment_hash).await;
-    if app.ledger.holds(&key) {
+    if app
+        .ledger
+        .summary(&key)
+        .is_some_and(|s| s.created_index == payment.created_index)
+    {
         return app.ledger.get(&key).await;
     }
     let payment = if app.ledger.node_deletes() == deletes_before {
@@ -48,21 +57,9 @@ pub async fn import<D: Datastore, N: Node>(
             payment,
             failure: None,
         },
-        Status::Failed => match app.node.poll_builtin(key).await? {
-            Err(e) if e.code == codes::PAY_NO_SUCH_PAYMENT => return Ok(None),
-            Err(e) if e.data.is_some() => Part::from_error(&e.to_json()).unwrap_or_else(|why| {
-                log::warn!("Failure details of {key} unreadable ({why}); recording without them");
-                Part {
-                    payment,
-                    failure: None,
-                }
-            }),
-            // 209 (reason not stored), or a node that disagrees: record
-            // the part as the listing shows it, without a reason.
-            _ => Part {
-                payment,
-                failure: None,
-            },
+        Status::Failed => match failed_part(payment, app.node.poll_builtin(key).await?) {
+            Some(p) => p,
+            None => return Ok(None),
         },
     };
     match app.ledger.record(part).await? {
@@ -73,6 +70,28 @@ pub async fn import<D: Datastore, N: Node>(
         }
         Recorded::Duplicate => app.ledger.get(&key).await,
     }
+}
+
+/// A failed part with its failure, from the node's own `waitsendpay`
+/// answer for it (`None`: the node no longer has it).
+fn failed_part(payment: Payment, polled: Result<serde_json::Value, RpcError>) -> Option<Part> {
+    let key = payment.key();
+    Some(match polled {
+        Err(e) if e.code == codes::PAY_NO_SUCH_PAYMENT => return None,
+        Err(e) if e.data.is_some() => Part::from_error(&e.to_json()).unwrap_or_else(|why| {
+            log::warn!("Failure details of {key} unreadable ({why}); recording without them");
+            Part {
+                payment,
+                failure: None,
+            }
+        }),
+        // 209 (reason not stored), or a node that disagrees: record the
+        // part as the listing shows it, without a reason.
+        _ => Part {
+            payment,
+            failure: None,
+        },
+    })
 }
 
 /// Finishes a delete that a crash interrupted in a version of paystate
@@ -106,13 +125,23 @@ pub async fn finish_delete<D: Datastore, N: Node>(
         }
         None => {}
     }
-    app.ledger.remove(&key).await.map(drop)
+    app.ledger.forget(&key, None, None).await.map(drop)
 }
 
-/// The whole start-up catch-up; its outcome goes to the status report.
+/// The whole start-up catch-up, then a reconciliation each time one is
+/// asked for ([`App::resync`]); outcomes go to the status report.
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
     app.update_catchup(|r| r.state = "running");
-    match catch_up(app, interrupted).await {
+    report(app, catch_up(app, interrupted).await);
+    loop {
+        app.resync.notified().await;
+        app.update_catchup(|r| r.state = "running");
+        report(app, whole_table(app).await);
+    }
+}
+
+fn report<D: Datastore, N: Node>(app: &App<D, N>, outcome: Result<(), RpcError>) {
+    match outcome {
         Ok(()) => app.update_catchup(|r| r.state = "done"),
         Err(e) => {
             log::warn!("Catch-up with the node failed: {} ({})", e.message, e.code);
@@ -140,14 +169,14 @@ async fn catch_up<D: Datastore, N: Node>(
         log::info!("Finished the interrupted delete of {key}");
     }
     since_watermark(app).await?;
-    whole_table(app).await?;
-    // The rest of the index (counts, listings): answers did not wait for it.
+    // The rest of the index (counts, listings, reconciliation): answers
+    // did not wait for it.
     for shard in 0..=u8::MAX {
         if !app.ledger.shard_loaded(shard) {
             paced(app.ledger.ensure_shard(shard)).await?;
         }
     }
-    Ok(())
+    whole_table(app).await
 }
 
 /// A node that has made at most this many payment parts has a ledger small
@@ -156,24 +185,57 @@ async fn catch_up<D: Datastore, N: Node>(
 const SMALL_LEDGER: u64 = 2_000;
 
 /// Imports the terminal parts of a page read from the node that the
-/// ledger lacks.
+/// ledger lacks: the failed ones' details from the node's own
+/// `waitsendpay` in batches, then every record queued, then written (one
+/// commit per hundred). Paced as one call.
 async fn import_missing<D: Datastore, N: Node>(
     app: &App<D, N>,
     page: &[Payment],
     deletes_before: u64,
 ) -> Result<(), RpcError> {
-    for payment in page {
-        app.ledger.ensure(&payment.payment_hash).await?;
-        let fresh = payment.status != Status::Pending && !app.ledger.holds(&payment.key());
-        if fresh
-            && paced(import(app, payment.clone(), deletes_before))
-                .await?
-                .is_some()
-        {
-            app.update_catchup(|r| r.imported += 1);
+    paced(async {
+        let mut fresh = Vec::new();
+        for p in page.iter().filter(|p| p.status != Status::Pending) {
+            app.ledger.ensure(&p.payment_hash).await?;
+            let held = app.ledger.summary(&p.key());
+            if held.map_or(true, |s| s.created_index != p.created_index) {
+                fresh.push(p.clone());
+            }
         }
-    }
-    Ok(())
+        let failed: Vec<PartKey> = fresh
+            .iter()
+            .filter(|p| p.status == Status::Failed)
+            .map(Payment::key)
+            .collect();
+        let mut polled = app.node.poll_many(failed).await?.into_iter();
+        let mut imported = 0;
+        for payment in fresh {
+            let part = match payment.status {
+                Status::Failed => {
+                    let answer = polled.next().unwrap_or_else(|| {
+                        Err(RpcError::lightningd("no answer to the poll"))
+                    });
+                    failed_part(payment, answer)
+                }
+                _ => Some(Part {
+                    payment,
+                    failure: None,
+                }),
+            };
+            let Some(part) = part else { continue };
+            // A delete since the page was read: ask the node again.
+            let recorded = if app.ledger.node_deletes() != deletes_before {
+                import(app, part.payment, deletes_before).await?.is_some()
+            } else {
+                app.ledger.record(part).await? == Recorded::New
+            };
+            imported += recorded as usize;
+        }
+        app.ledger.flush().await;
+        app.update_catchup(|r| r.imported += imported);
+        Ok(())
+    })
+    .await
 }
 
 /// What changed since the last catch-up: the quick pass, first.
@@ -186,6 +248,8 @@ async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), R
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.scanned += page.len());
         if let Some(top) = top {
+            // The watermark says the parts below it are in the datastore.
+            app.ledger.flush().await;
             app.ledger.set_watermark(top).await?;
         }
         app.update_catchup(|r| r.updated_index = app.ledger.watermark());
@@ -195,38 +259,86 @@ async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), R
     }
 }
 
-/// One pass over the node's whole table, importing any terminal part the
-/// ledger lacks. A delete takes the ledger's record first and the node's
-/// part second, with no durable mark between: a crash there leaves a part
-/// only the node has, older than the watermark perhaps. This pass brings
-/// it back, so that after catch-up the ledger holds every terminal part the
-/// node knows (and any other drift heals too). It runs in the background,
-/// answering goes on meanwhile, and it is paced so that a large table
-/// does not crowd out the node's other commands.
+/// One pass over the node's whole table: imports any terminal part the
+/// ledger lacks, then drops what the ledger holds and the node no longer
+/// has (the whole index loaded first). Parts created after the pass began
+/// are left alone: the node had them all when their page was read, or
+/// their delete reaches the ledger through the feed. It runs in the
+/// background, answering goes on meanwhile (answers ask the node whether
+/// a part exists), and it is paced so that a large table does not crowd
+/// out the node's other commands.
 async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
+    app.ledger.load_all().await?;
+    let held: HashSet<(PartKey, u64)> = app
+        .ledger
+        .summaries()
+        .into_iter()
+        .map(|s| (s.key, s.created_index))
+        .collect();
+    let created_before = app.node.parts_created().await?;
+    let mut in_node: HashSet<(PartKey, u64)> = HashSet::new();
+    node_table(app, true, |p| {
+        in_node.insert((p.key(), p.created_index));
+    })
+    .await?;
+    for s in app.ledger.summaries() {
+        let gone = !in_node.contains(&(s.key, s.created_index));
+        if gone && s.created_index <= created_before && held.contains(&(s.key, s.created_index)) {
+            let _guard = app.ledger.lock(&s.key.payment_hash).await;
+            // Read again: it may have been recorded again meanwhile.
+            let still = app.node.parts_of(s.key.payment_hash).await?;
+            if !still.iter().any(|p| p.key() == s.key && p.created_index == s.created_index) {
+                app.ledger
+                    .forget(&s.key, Some(s.status), Some(s.created_index))
+                    .await?;
+                app.update_catchup(|r| r.dropped += 1);
+                log::info!("Dropped {} from the ledger: the node no longer has it", s.key);
+            }
+        }
+    }
+    app.ledger.flush().await;
+    Ok(())
+}
+
+/// The node's whole table, a page at a time, handed to `each`; with
+/// `import`, the terminal parts the ledger lacks are imported on the way
+/// (paced).
+pub async fn node_table<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    import: bool,
+    mut each: impl FnMut(Payment),
+) -> Result<(), RpcError> {
     let mut start = 0;
     loop {
         let deletes_before = app.ledger.node_deletes();
-        let page = paced(app.node.created_since(start, PAGE)).await?;
-        import_missing(app, &page, deletes_before).await?;
-        app.update_catchup(|r| r.checked += page.len());
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => start = last.created_index + 1,
-            _ => return Ok(()),
+        let page = match import {
+            true => paced(app.node.created_since(start, PAGE)).await?,
+            false => app.node.created_since(start, PAGE).await?,
+        };
+        if import {
+            import_missing(app, &page, deletes_before).await?;
+            app.update_catchup(|r| r.checked += page.len());
+        }
+        let full = page.len() == PAGE as usize;
+        if let Some(last) = page.last() {
+            start = last.created_index + 1;
+        }
+        page.into_iter().for_each(&mut each);
+        if !full {
+            return Ok(());
         }
     }
 }
 
-/// After each of its calls (a page of the table, a part's import, a
+/// After each of its steps (a page of the table, a page's imports, a
 /// shard of the index), catch-up rests this many times as long as the
-/// call took: however long the history, it keeps to a twentieth of the
+/// step took: however long the history, it keeps to a fifth of the
 /// node's time. A command that reaches lightningd during one of those
-/// calls waits for it (a write's commit is ~2 ms, four `getinfo`s; a shard
-/// or a page, tens of ms), so at a tenth of the node's time `getinfo` was
-/// 1.13-1.16x slower on average; at a twentieth it stays near 1.05x
-/// (README "Performance"). Answers do not wait for catch-up: a part not
-/// yet imported is answered from the node (and imported then).
-const REST: u32 = 19;
+/// steps waits for it, so the busy share is what the node's other
+/// commands may feel; most arrive while paystate rests (their median is
+/// untouched). Answers do not wait for catch-up: a part not yet imported
+/// is answered from the node (and imported then).
+const REST: u32 = 4;
 
 async fn paced<T>(call: impl std::future::Future<Output = T>) -> T {
     let began = tokio::time::Instant::now();

@@ -8,6 +8,7 @@ use std::fmt;
 pub mod codes {
     /// Catch-all: the node could not be reached or answered nonsense.
     pub const LIGHTNINGD: i32 = -1;
+    pub const METHOD_NOT_FOUND: i32 = -32601;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const PAY_IN_PROGRESS: i32 = 200;
     pub const PAY_UNPARSEABLE_ONION: i32 = 202;

@@ -4,7 +4,7 @@
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::node::Node;
-use crate::store::{Datastore, Entry};
+use crate::store::{Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -16,6 +16,8 @@ use std::sync::Mutex;
 pub struct FakeDatastore {
     pub entries: Mutex<BTreeMap<Vec<String>, (u64, String)>>,
     pub fail_next: Mutex<Option<RpcError>>,
+    /// The size of each batch applied, in order.
+    pub batches: Mutex<Vec<usize>>,
 }
 
 impl FakeDatastore {
@@ -117,6 +119,18 @@ impl Datastore for FakeDatastore {
             out.entry(child).or_insert(entry);
         }
         Ok(out.into_values().collect())
+    }
+
+    async fn apply(&self, ops: Vec<Op>) -> Result<Vec<Result<(), RpcError>>, RpcError> {
+        self.batches.lock().unwrap().push(ops.len());
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                Op::Create { key, value } => self.create(key, value).await.map(drop),
+                Op::Delete { key } => self.delete(key, None).await.map(drop),
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -1,31 +1,17 @@
-//! The `rpc_command` hook: how paystate answers lightningd's own
-//! `waitsendpay` and `delpay` names, and its own `paystate-*` names.
+//! The `rpc_command` hook: how paystate answers the built-in names it
+//! takes over ([`commands::COMMANDS`]), on a lightningd whose hook honours
+//! `filters` (paystate declares no hook on one that does not).
 
 use crate::app::App;
-use crate::commands::{delpay, listsendpays, waitsendpay};
+use crate::commands::{self, COMMANDS};
 use crate::node::Node;
 use crate::rpc::INTERNAL_ID_PREFIX;
 use crate::store::Datastore;
 use serde_json::{json, Value};
 
-/// The built-in commands paystate takes over.
-pub const TAKEN_OVER: [&str; 2] = ["waitsendpay", "delpay"];
-
-/// paystate's own methods that can fail, answered here rather than as
-/// plugin methods: cln-plugin writes `"data": null` into every method
-/// error, where lightningd's answers have no `data`. The hook's reply is
-/// passed to the caller as written. The methods stay registered (so
-/// `help` lists them, and a lightningd that skips the hook still reaches
-/// them).
-pub const OWN: [&str; 3] = [
-    "paystate-waitsendpay",
-    "paystate-delpay",
-    "paystate-listsendpays",
-];
-
-/// The hook's `filters`: every name it answers.
+/// The hook's `filters`: the built-in names paystate takes over.
 pub fn filters() -> impl Iterator<Item = &'static str> {
-    TAKEN_OVER.into_iter().chain(OWN)
+    COMMANDS.iter().filter_map(|c| c.takes_over)
 }
 
 /// The reply that lets lightningd run the command itself.
@@ -36,8 +22,8 @@ pub fn continue_reply() -> Value {
 /// Whether a hook call goes on to lightningd untouched: paystate's own
 /// calls to the built-ins (they come back through this hook), the
 /// built-in names with takeover off, and any command paystate does not
-/// answer (lightningd before v25.12 ignores `filters`). Decided without
-/// the ledger, so it answers even while the ledger loads.
+/// take over. Decided without the ledger, so it answers even while the
+/// ledger loads.
 pub fn passes_through(payload: &Value, takeover: bool) -> bool {
     let call = payload.get("rpc_command").unwrap_or(&Value::Null);
     let internal = call
@@ -45,8 +31,7 @@ pub fn passes_through(payload: &Value, takeover: bool) -> bool {
         .and_then(Value::as_str)
         .is_some_and(|id| id.starts_with(INTERNAL_ID_PREFIX));
     let method = call.get("method").and_then(Value::as_str).unwrap_or("");
-    let answered = OWN.contains(&method) || (takeover && TAKEN_OVER.contains(&method));
-    internal || !answered
+    internal || !takeover || !filters().any(|m| m == method)
 }
 
 /// Answers one `rpc_command` hook call. Never fails: whatever it cannot
@@ -57,13 +42,8 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, payload: &Value) -> 
     }
     let call = payload.get("rpc_command").unwrap_or(&Value::Null);
     let params = call.get("params").cloned().unwrap_or(Value::Null);
-    let answer = match call.get("method").and_then(Value::as_str) {
-        Some("waitsendpay" | "paystate-waitsendpay") => waitsendpay::run(app, params).await,
-        Some("delpay" | "paystate-delpay") => delpay::run(app, params).await,
-        Some("paystate-listsendpays") => listsendpays::run(app, &params).await,
-        _ => return continue_reply(),
-    };
-    match answer {
+    let method = call.get("method").and_then(Value::as_str).unwrap_or("");
+    match commands::run(app, method, params).await {
         Ok(result) => json!({"return": {"result": result}}),
         Err(error) => json!({"return": {"error": error.to_json()}}),
     }

@@ -5,29 +5,32 @@
 //! - [`params`]: lightningd-style parameter parsing.
 //! - [`store`], [`node`]: the ports to the node's datastore and payment table;
 //!   [`rpc`] implements both over lightningd's socket.
-//! - [`ledger`]: the in-memory index over the datastore, and the waiters.
-//! - [`commands`], [`hook`]: the command handlers and the `rpc_command` hook.
-//! - [`catchup`]: start-up catch-up with the node; [`migrate`]: earlier
-//!   datastore layouts.
-//! - [`notifications`]: the `sendpay_success`/`sendpay_failure` handlers;
-//!   [`handover`]: their waiters' answers reach lightningd before their writes.
+//! - [`ledger`]: the in-memory index over the datastore, the waiters, and
+//!   the writes behind.
+//! - [`commands`], [`hook`]: the command handlers (one table) and the
+//!   `rpc_command` hook; [`output`]: what paystate writes to lightningd.
+//! - [`notifications`]: `sendpay_success`/`sendpay_failure` recorded;
+//!   [`follow`]: the node's deletes followed.
+//! - [`catchup`]: start-up catch-up and reconciliation with the node;
+//!   [`migrate`]: earlier datastore layouts.
+//! - [`release`]: what the lightningd paystate runs in can do.
 
 pub mod app;
 pub mod catchup;
 pub mod commands;
 pub mod domain;
 pub mod error;
-pub mod handover;
+pub mod follow;
 pub mod hook;
 pub mod ledger;
 pub mod migrate;
 pub mod node;
 pub mod notifications;
+pub mod output;
 pub mod params;
+pub mod release;
 pub mod rpc;
 pub mod store;
 
 #[cfg(test)]
 mod fakes;
-#[cfg(test)]
-mod ledger_tests;

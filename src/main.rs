@@ -2,15 +2,18 @@
 
 use anyhow::Context;
 use cln_plugin::options::{ConfigOption, DefaultBooleanConfigOption};
-use cln_plugin::{Builder, HookBuilder, HookFilter, Plugin};
+use cln_plugin::{Builder, HookBuilder, HookFilter, Plugin, RpcMethodBuilder};
 use paystate::app::App;
-use paystate::commands::{delpay, listsendpays, status, waitsendpay};
+use paystate::commands::{self, COMMANDS};
 use paystate::error::RpcError;
 use paystate::ledger::Ledger;
 use paystate::notifications::{self, Topic};
+use paystate::output::Shaped;
 use paystate::params::Mode;
+use paystate::release::Release;
+use paystate::rpc::deletes::Deletes;
 use paystate::rpc::{self, Rpc};
-use paystate::{catchup, handover, hook, migrate};
+use paystate::{catchup, follow, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +40,7 @@ type State = Arc<Shared>;
 const TAKEOVER: DefaultBooleanConfigOption = ConfigOption::new_bool_with_default(
     "paystate-takeover",
     true,
-    "Answer lightningd's own waitsendpay and delpay (through the rpc_command hook)",
+    "Answer lightningd's own waitsendpay (through the rpc_command hook; from v25.12)",
 );
 
 fn to_anyhow(r: Result<Value, RpcError>) -> Result<Value, anyhow::Error> {
@@ -78,32 +81,21 @@ fn stdio() -> (Input, Output) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let filters = hook::filters()
-        .map(|m| HookFilter::Str(m.to_string()))
-        .collect();
+    let release = Release::from_env();
+    let hooked = release.has_hook_filters();
     let (stdin, stdout) = stdio();
-    let builder = Builder::new(stdin, stdout)
-        .option(TAKEOVER)
-        .rpcmethod(
-            "paystate-waitsendpay",
-            "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(waitsendpay::run(p.state().app().await, params).await) },
-        )
-        .rpcmethod(
-            "paystate-delpay",
-            "Delete complete or failed payment parts from paystate's ledger and the node (delpay)",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(delpay::run(p.state().app().await, params).await) },
-        )
-        .rpcmethod(
-            "paystate-listsendpays",
-            "List the parts in paystate's ledger [payment_hash] [status]",
-            |p: Plugin<State>, params: Value| async move { to_anyhow(listsendpays::run(p.state().app().await, &params).await) },
-        )
-        .rpcmethod(
-            "paystate-status",
-            "Ledger counts, waiters, layout version, takeover and last catch-up",
-            |p: Plugin<State>, _params: Value| async move { Ok(status::run(p.state().app().await)) },
-        )
+    let mut builder = Builder::new(stdin, Shaped::new(stdout)).option(TAKEOVER);
+    for c in COMMANDS.iter() {
+        let name = c.name;
+        builder = builder.rpcmethod_from_builder(
+            RpcMethodBuilder::new(name, move |p: Plugin<State>, params: Value| async move {
+                to_anyhow(commands::run(p.state().app().await, name, params).await)
+            })
+            .description(c.description)
+            .usage(c.usage),
+        );
+    }
+    builder = builder
         .subscribe("sendpay_success", |p: Plugin<State>, params: Value| async move {
             notifications::handle(p.state().app().await, Topic::Success, &params).await;
             Ok(())
@@ -111,8 +103,12 @@ async fn main() -> anyhow::Result<()> {
         .subscribe("sendpay_failure", |p: Plugin<State>, params: Value| async move {
             notifications::handle(p.state().app().await, Topic::Failure, &params).await;
             Ok(())
-        })
-        .hook_from_builder(
+        });
+    if hooked {
+        let filters = hook::filters()
+            .map(|m| HookFilter::Str(m.to_string()))
+            .collect();
+        builder = builder.hook_from_builder(
             HookBuilder::new("rpc_command", |p: Plugin<State>, payload: Value| async move {
                 if hook::passes_through(&payload, p.state().takeover) {
                     return Ok(hook::continue_reply());
@@ -120,13 +116,22 @@ async fn main() -> anyhow::Result<()> {
                 Ok(hook::handle(p.state().app().await, &payload).await)
             })
             .filters(filters),
-        )
-        .dynamic();
-
-    let Some(configured) = builder.configure().await? else {
-        return Ok(()); // lightningd --help
+        );
+    }
+    let configured = match builder.dynamic().configure().await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(()), // lightningd --help
+        // Run by hand, or by reckless to see that it starts: not an error.
+        Err(e) if release.name.is_none() => {
+            eprintln!(
+                "paystate is a Core Lightning plugin ({e}): load it with \
+                 `lightningd --plugin=PATH` or `lightning-cli plugin start PATH`"
+            );
+            return Ok(());
+        }
+        Err(e) => return Err(e),
     };
-    let takeover = configured.option(&TAKEOVER)?;
+    let takeover = configured.option(&TAKEOVER)? && hooked;
     let mode = Mode::from_args(std::env::args());
     let config = configured.configuration();
     let socket = rpc::socket_path(Path::new(&config.rpc_file))
@@ -171,22 +176,49 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut app = App::new(ledger, rpc.clone(), takeover, mode);
     app.calls = rpc.stats.clone();
-    app.unread = handover::stdout_unread;
+    app.hook = hooked;
+    app.release = release.name.clone();
     let _ = shared.app.set(app);
-    log::info!(
-        "paystate started: takeover {}, {mode:?} mode; the index loads in the background",
-        if takeover { "on" } else { "off" }
-    );
+    let release_name = release.name.as_deref().unwrap_or("an unknown release");
+    if hooked {
+        log::info!(
+            "paystate started on {release_name}: takeover {}, {mode:?} mode; the index loads in the background",
+            if takeover { "on" } else { "off" }
+        );
+    } else {
+        log::info!(
+            "paystate started on {release_name}: takeover unavailable (its rpc_command hook has no filters, \
+             and would see every command of the node): the paystate-* names only, {mode:?} mode"
+        );
+    }
 
-    // Catch-up calls the built-in waitsendpay, which passes through our own
-    // hook: served now that init is answered and the loop runs.
+    // The node's deletes, followed from now on; then catch-up, which
+    // reconciles what happened before.
+    let follower = shared.clone();
+    let follow_rpc = rpc.clone();
+    tokio::spawn(async move {
+        let app = follower.app().await;
+        loop {
+            match Deletes::open(follow_rpc.clone()).await {
+                Ok((mut feed, _)) => {
+                    let e = follow::run(app, &mut feed).await;
+                    log::warn!("Lost the node's deletes ({}); reconciling", e.message);
+                }
+                Err(e) => log::warn!("Cannot follow the node's deletes: {}", e.message),
+            }
+            app.resync.notify_one();
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
     let catchup = shared.clone();
     tokio::spawn(async move { catchup::run(catchup.app().await, interrupted).await });
 
     let done = joined.await;
+    // Queued writes go before leaving (what a crash would lose instead
+    // is imported again at the next start).
+    let app = shared.app().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), app.ledger.flush()).await;
     // Leave at once: tearing the runtime down while tasks still log makes
-    // cln-plugin's log writer panic. Nothing is lost by not unwinding:
-    // every datastore write is one atomic call, and start-up finishes or
-    // re-imports whatever was under way.
+    // cln-plugin's log writer panic.
     std::process::exit(if done.is_ok() { 0 } else { 1 })
 }

@@ -61,6 +61,35 @@ pub trait Datastore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<String>, RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
+    /// Several writes, in order, each answered on its own. Over
+    /// lightningd's socket they go together on a `batching` connection,
+    /// so that lightningd commits them at once: one commit for up to 100
+    /// writes instead of one each. The outer error: the node could not be
+    /// reached (then none, some or all of them may have been made).
+    fn apply(
+        &self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Result<Vec<Result<(), RpcError>>, RpcError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(ops.len());
+            for op in ops {
+                out.push(match op {
+                    Op::Create { key, value } => self.create(key, value).await.map(drop),
+                    Op::Delete { key } => self.delete(key, None).await.map(drop),
+                });
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A write the ledger hands to [`Datastore::apply`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// `datastore` in mode `must-create`.
+    Create { key: Vec<String>, value: String },
+    /// `deldatastore`.
+    Delete { key: Vec<String> },
 }
 
 fn prefix(section: &str) -> Vec<String> {
@@ -203,6 +232,12 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {
         (**self).list(key)
+    }
+    fn apply(
+        &self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = Result<Vec<Result<(), RpcError>>, RpcError>> + Send {
+        (**self).apply(ops)
     }
 }
 

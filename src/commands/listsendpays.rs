@@ -1,13 +1,20 @@
 //! `paystate-listsendpays [payment_hash] [status]`: the ledger's parts in
-//! `listsendpays` format, by created_index. Without a hash it reads every
-//! record from the datastore: it is for inspection, not for automation.
+//! `listsendpays` format, by created_index. Each is shown as the node's
+//! table has it now, and only if the node still has it: a part the node
+//! deleted without a word (a `delpay` without `partid` and `groupid`) is
+//! dropped from the ledger when a listing finds it gone. Without a hash
+//! it reads the whole index and the node's whole table, a page at a time:
+//! it is for inspection, not for automation.
 
 use crate::app::App;
+use crate::catchup;
+use crate::domain::{Payment, Status};
 use crate::error::RpcError;
 use crate::node::Node;
 use crate::params::{self, optional, Param};
 use crate::store::Datastore;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 
 const SPEC: [Param; 2] = [optional("payment_hash"), optional("status")];
 
@@ -23,12 +30,37 @@ pub async fn run<D: Datastore, N: Node>(
         }
         Ok(())
     })?;
-    let payments: Vec<Value> = app
-        .ledger
-        .list(hash.as_ref(), status)
-        .await?
-        .iter()
-        .map(|p| p.listing())
+    let (held, rows) = match hash {
+        Some(h) => {
+            app.ledger.ensure(&h).await?;
+            (app.ledger.held(&h, None), app.node.parts_of(h).await?)
+        }
+        None => {
+            app.ledger.load_all().await?;
+            let held = app.ledger.summaries();
+            let mut rows = Vec::new();
+            catchup::node_table(app, false, |p| rows.push(p)).await?;
+            (held, rows)
+        }
+    };
+    let rows: HashMap<_, Payment> = rows
+        .into_iter()
+        .filter(|p| p.status != Status::Pending)
+        .map(|p| ((p.key(), p.created_index), p))
         .collect();
+    let mut listed: Vec<&Payment> = Vec::new();
+    for s in &held {
+        match rows.get(&(s.key, s.created_index)) {
+            Some(row) => listed.push(row),
+            None => {
+                app.ledger
+                    .forget(&s.key, Some(s.status), Some(s.created_index))
+                    .await?;
+            }
+        }
+    }
+    listed.retain(|p| status.map_or(true, |st| p.status == st));
+    listed.sort_by_key(|p| p.created_index);
+    let payments: Vec<Value> = listed.into_iter().map(Payment::to_json).collect();
     Ok(json!({ "payments": payments }))
 }

@@ -1,13 +1,84 @@
-//! The commands paystate answers, one module each. Each parses its params
-//! in lightningd's style and answers with lightningd's result or error.
+//! The commands paystate answers, one module each, and the one table that
+//! serves both the plugin methods and the `rpc_command` hook. Each command
+//! parses its params in lightningd's style and answers with lightningd's
+//! result or error.
 
 pub mod delpay;
 pub mod listsendpays;
 pub mod status;
 pub mod waitsendpay;
 
+use crate::app::App;
 use crate::domain::PartKey;
 use crate::error::{codes, RpcError};
+use crate::node::Node;
+use crate::store::Datastore;
+use serde_json::Value;
+
+pub struct Command {
+    /// paystate's own name for it.
+    pub name: &'static str,
+    /// The built-in it answers for when taken over (through the hook).
+    pub takes_over: Option<&'static str>,
+    pub usage: &'static str,
+    pub description: &'static str,
+}
+
+/// Every command. `delpay` is not taken over: any hook on it forfeits
+/// autoclean's batched commits (lightningd runs a hooked command in a
+/// transaction of its own), and the built-in's answers are lightningd's
+/// own; the ledger follows whatever it deletes.
+pub const COMMANDS: [Command; 4] = [
+    Command {
+        name: "paystate-waitsendpay",
+        takes_over: Some("waitsendpay"),
+        usage: "payment_hash [timeout] [partid] [groupid]",
+        description: "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
+    },
+    Command {
+        name: "paystate-delpay",
+        takes_over: None,
+        usage: "payment_hash status [partid] [groupid]",
+        description: "Delete complete or failed payment parts from the node and paystate's ledger (delpay)",
+    },
+    Command {
+        name: "paystate-listsendpays",
+        takes_over: None,
+        usage: "[payment_hash] [status]",
+        description: "List the terminal parts in paystate's ledger, as the node has them",
+    },
+    Command {
+        name: "paystate-status",
+        takes_over: None,
+        usage: "",
+        description: "Ledger counts, waiters, layout version, takeover and last catch-up",
+    },
+];
+
+/// The command a name calls: paystate's own, or a built-in taken over.
+pub fn named(method: &str) -> Option<&'static Command> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == method || c.takes_over == Some(method))
+}
+
+/// Runs a command of [`COMMANDS`] by its name (or the built-in's).
+pub async fn run<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    match named(method).map(|c| c.name) {
+        Some("paystate-waitsendpay") => waitsendpay::run(app, params).await,
+        Some("paystate-delpay") => delpay::run(app, params).await,
+        Some("paystate-listsendpays") => listsendpays::run(app, &params).await,
+        Some("paystate-status") => Ok(status::run(app)),
+        _ => Err(RpcError::new(
+            codes::METHOD_NOT_FOUND,
+            format!("Unknown command '{method}'"),
+        )),
+    }
+}
 
 pub(crate) fn never_attempted(key: &PartKey) -> RpcError {
     RpcError::new(

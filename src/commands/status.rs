@@ -10,6 +10,8 @@ pub fn run<D: Datastore, N: Node>(app: &App<D, N>) -> Value {
     json!({
         "layout_version": store::LAYOUT_VERSION,
         "takeover": app.takeover,
+        "hook": app.hook,
+        "release": app.release,
         "parts": {"complete": c.complete, "failed": c.failed, "deleting": c.deleting},
         "waiters": app.ledger.waiter_count(),
         "index": {"shards_loaded": app.ledger.shards_loaded(), "shards": crate::ledger::SHARDS},

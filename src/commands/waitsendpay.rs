@@ -3,7 +3,7 @@
 use super::never_attempted;
 use crate::app::App;
 use crate::catchup;
-use crate::domain::{PartKey, Status};
+use crate::domain::{Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::ledger::Lookup;
 use crate::node::Node;
@@ -54,64 +54,93 @@ fn timed_out() -> RpcError {
     RpcError::new(codes::PAY_IN_PROGRESS, "Timed out while waiting")
 }
 
-/// The node calls are boxed: what stays in memory while a caller waits is
-/// the small waiting state, not the largest call's (thousands may wait).
+/// Every answer starts from the node's own row for the part: the node
+/// decides whether the part exists (a `delpay` without `partid` and
+/// `groupid` deletes without telling anyone) and which group is the
+/// latest; the ledger adds what the node's row lacks (why a part failed,
+/// as lightningd reported it) and the waiting. The node calls are boxed:
+/// what stays in memory while a caller waits is the small waiting state,
+/// not the largest call's (thousands may wait).
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
     app.ledger.ensure(&hash).await?;
-    let deletes_before = app.ledger.node_deletes();
-    let mut node_parts = None;
-    let groupid = match req.groupid {
-        Some(g) => g,
-        None => {
-            let parts = Box::pin(app.node.parts_of(hash)).await?;
-            let highest = parts
-                .iter()
-                .map(|p| p.groupid)
-                .max()
-                .or_else(|| app.ledger.highest_groupid(&hash));
-            node_parts = Some(parts);
+    // Twice at most: a part found pending and then recorded before its
+    // waiter was is read from the node again.
+    for round in 0..2 {
+        let deletes_before = app.ledger.node_deletes();
+        let parts = Box::pin(app.node.parts_of(hash)).await?;
+        let groupid = req
+            .groupid
+            .or_else(|| parts.iter().map(|p| p.groupid).max())
             // No part at all: nothing to wait for, whatever the partid.
-            highest.unwrap_or(0)
-        }
-    };
-    let key = PartKey {
-        payment_hash: hash,
-        groupid,
-        partid: req.partid,
-    };
-    // The waiter is registered before the node is asked, so a notification
-    // that lands in between still wakes it.
-    let waiter = match Box::pin(app.ledger.lookup_or_wait(key)).await? {
-        Lookup::Ready(part) => return part.waitsendpay_answer(),
-        Lookup::Deleting => return Err(never_attempted(&key)),
-        Lookup::Absent(w) => w,
-    };
-    let parts = match node_parts {
-        Some(p) => p,
-        None => Box::pin(app.node.parts_of(hash)).await?,
-    };
-    let Some(in_node) = parts.into_iter().find(|p| p.key() == key) else {
-        return Err(never_attempted(&key));
-    };
-    if in_node.status != Status::Pending {
-        // Terminal in the node but not in the ledger: its notification was
-        // missed (paystate was not running). Import it now.
-        drop(waiter);
-        return match Box::pin(catchup::import(app, in_node, deletes_before)).await? {
-            Some(part) => part.waitsendpay_answer(),
-            None => Err(never_attempted(&key)),
+            .unwrap_or(0);
+        let key = PartKey {
+            payment_hash: hash,
+            groupid,
+            partid: req.partid,
         };
+        let Some(row) = parts.into_iter().find(|p| p.key() == key) else {
+            if app.ledger.holds(&key) {
+                // Deleted by a delpay that moved no index: learned now.
+                app.ledger.forget(&key, None, None).await?;
+            }
+            return Err(never_attempted(&key));
+        };
+        if row.status != Status::Pending {
+            return terminal(app, row, deletes_before).await;
+        }
+        // The waiter is registered before the wait, and a part recorded
+        // from now on wakes it.
+        let waiter = match Box::pin(app.ledger.lookup_or_wait(key)).await? {
+            Lookup::Absent(w) => w,
+            Lookup::Ready(part) if round == 1 => return part.waitsendpay_answer(),
+            // Resolved since the node was read: read it again.
+            Lookup::Ready(_) | Lookup::Deleting => continue,
+        };
+        let answer = match req.timeout {
+            Some(0) => return Err(timed_out()),
+            Some(secs) => tokio::time::timeout(Duration::from_secs(secs.into()), waiter.wait())
+                .await
+                .map_err(|_| timed_out())?,
+            None => waiter.wait().await,
+        };
+        return (*answer).clone();
     }
-    let answer = match req.timeout {
-        Some(0) => return Err(timed_out()),
-        Some(secs) => tokio::time::timeout(Duration::from_secs(secs.into()), waiter.wait())
-            .await
-            .map_err(|_| timed_out())?,
-        None => waiter.wait().await,
+    Err(RpcError::lightningd(
+        "the node and the ledger disagree on this part; try again",
+    ))
+}
+
+/// A terminal part's answer: the node's row, with the failure the ledger
+/// holds for it. A part the ledger lacks (resolved while paystate was not
+/// running) is imported now.
+async fn terminal<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    row: Payment,
+    deletes_before: u64,
+) -> Result<Value, RpcError> {
+    let key = row.key();
+    let held = app
+        .ledger
+        .summary(&key)
+        .filter(|s| s.created_index == row.created_index);
+    let part = match held {
+        Some(_) => Box::pin(app.ledger.get(&key)).await?,
+        None => None,
     };
-    (*answer).clone()
+    let part = match part {
+        Some(p) => p,
+        None => match Box::pin(catchup::import(app, row.clone(), deletes_before)).await? {
+            Some(p) => p,
+            None => return Err(never_attempted(&key)),
+        },
+    };
+    Part {
+        payment: row,
+        failure: part.failure.clone(),
+    }
+    .waitsendpay_answer()
 }
 
 #[cfg(test)]

@@ -1,23 +1,28 @@
-//! paystate's client for lightningd's JSON-RPC socket, and the adapters
-//! that make it the ledger's [`Datastore`] and the [`Node`].
+//! paystate's client for lightningd's JSON-RPC socket: single calls on
+//! pooled connections, and batches ([`batch`]). [`ports`] makes it the
+//! ledger's [`Datastore`](crate::store::Datastore) and the
+//! [`Node`](crate::node::Node).
 //!
 //! cln-rpc's client numbers its requests itself; paystate needs ids of its
 //! own (`paystate-internal:N`) so that its calls to the built-in
-//! `waitsendpay`/`delpay`, which come back through its own `rpc_command`
-//! hook, can be recognized there and let through.
+//! `waitsendpay`, which come back through its own `rpc_command` hook, can
+//! be recognized there and let through.
 
-use crate::domain::{PartKey, Payment, Status};
+mod batch;
+pub mod deletes;
+mod ports;
+
+pub use batch::MAX_BATCH;
+
 use crate::error::RpcError;
-use crate::node::Node;
-use crate::store::{Datastore, Entry};
-use cln_rpc::primitives::Sha256;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::path::Path;
 use tokio::net::UnixStream;
 
 /// Every request paystate sends carries an id starting with this.
@@ -30,9 +35,40 @@ const POOL_SIZE: usize = 16;
 /// concurrent waiters must not open thousands of sockets.
 const MAX_IN_FLIGHT: usize = 64;
 
-struct Conn {
+/// One connection to lightningd's socket, with what was read past the
+/// last answer.
+pub struct Conn {
     stream: UnixStream,
     buf: Vec<u8>,
+}
+
+impl Conn {
+    pub async fn open(path: &Path) -> Result<Conn, RpcError> {
+        Ok(Conn {
+            stream: UnixStream::connect(path).await.map_err(transport)?,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Writes requests, already framed.
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), RpcError> {
+        self.stream.write_all(bytes).await.map_err(transport)
+    }
+
+    /// The next answer, decoded.
+    pub async fn answer<R: DeserializeOwned>(&mut self) -> Result<Envelope<R>, RpcError> {
+        let frame = read_frame(self).await?;
+        serde_json::from_slice(&frame)
+            .map_err(|e| RpcError::lightningd(format!("lightningd's answer is unreadable: {e}")))
+    }
+}
+
+/// One request, framed as lightningd reads them.
+pub fn request(id: &str, method: &str, params: &Value) -> Vec<u8> {
+    let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let mut bytes = serde_json::to_vec(&request).expect("a request serializes");
+    bytes.extend_from_slice(b"\n\n");
+    bytes
 }
 
 /// The slowest call paystate has made to lightningd in this run: its
@@ -66,6 +102,8 @@ pub struct Rpc {
     pool: Mutex<Vec<Conn>>,
     next_id: AtomicU64,
     in_flight: tokio::sync::Semaphore,
+    /// The connection batches go on (`batching` enabled), one batch at a time.
+    batches: tokio::sync::Mutex<Option<Conn>>,
 }
 
 /// The longest path a Unix socket address holds (`sun_path`, with its NUL).
@@ -101,7 +139,20 @@ impl Rpc {
             pool: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            batches: tokio::sync::Mutex::new(None),
         }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A fresh id for one of paystate's requests.
+    pub fn next_id(&self) -> String {
+        format!(
+            "{INTERNAL_ID_PREFIX}{}",
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     /// One call: the inner result is lightningd's answer, the outer error a
@@ -117,23 +168,14 @@ impl Rpc {
             .acquire()
             .await
             .map_err(|_| RpcError::lightningd("RPC client closed"))?;
-        let id = format!(
-            "{INTERNAL_ID_PREFIX}{}",
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = self.next_id();
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => Conn {
-                stream: UnixStream::connect(&self.path).await.map_err(transport)?,
-                buf: Vec::new(),
-            },
+            None => Conn::open(&self.path).await?,
         };
-        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let mut bytes = serde_json::to_vec(&request).expect("a request serializes");
-        bytes.extend_from_slice(b"\n\n");
         let sent = std::time::Instant::now();
-        conn.stream.write_all(&bytes).await.map_err(transport)?;
+        conn.send(&request(&id, method, &params)).await?;
         let frame = read_frame(&mut conn).await?;
         // A waitsendpay or wait may wait by design; the others are work.
         if method != "waitsendpay" && method != "wait" {
@@ -156,19 +198,7 @@ impl Rpc {
                 envelope.id
             )));
         }
-        match (envelope.result, envelope.error) {
-            (Some(result), _) => Ok(Ok(result)),
-            (None, Some(err)) => Ok(Err(serde_json::from_value(err.clone()).unwrap_or_else(
-                |_| {
-                    RpcError::lightningd(format!(
-                        "lightningd answered {method} with a malformed error: {err}"
-                    ))
-                },
-            ))),
-            (None, None) => Err(RpcError::lightningd(format!(
-                "lightningd answered {method} with neither result nor error"
-            ))),
-        }
+        envelope.outcome(method)
     }
 
     pub async fn call_raw(
@@ -184,19 +214,33 @@ impl Rpc {
     }
 }
 
-/// What paystate reads of a `datastore` answer (the value it just wrote,
-/// echoed back as hex and string, is skipped unread).
+/// An answer: its id, and its result or error.
 #[derive(Deserialize)]
-struct Written {
-    generation: u64,
-}
-
-#[derive(Deserialize)]
-struct Envelope<R> {
+pub struct Envelope<R> {
     #[serde(default)]
-    id: Value,
+    pub id: Value,
     result: Option<R>,
     error: Option<Value>,
+}
+
+impl<R> Envelope<R> {
+    /// The inner result is lightningd's answer, the outer error an answer
+    /// that is neither.
+    pub fn outcome(self, method: &str) -> Result<Result<R, RpcError>, RpcError> {
+        match (self.result, self.error) {
+            (Some(result), _) => Ok(Ok(result)),
+            (None, Some(err)) => Ok(Err(serde_json::from_value(err.clone()).unwrap_or_else(
+                |_| {
+                    RpcError::lightningd(format!(
+                        "lightningd answered {method} with a malformed error: {err}"
+                    ))
+                },
+            ))),
+            (None, None) => Err(RpcError::lightningd(format!(
+                "lightningd answered {method} with neither result nor error"
+            ))),
+        }
+    }
 }
 
 /// Reads one message from the connection and returns its bytes, keeping
@@ -253,153 +297,3 @@ fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i + 2)
 }
 
-impl Datastore for Rpc {
-    async fn create(&self, key: Vec<String>, value: String) -> Result<u64, RpcError> {
-        let r: Written = self
-            .call_as(
-                "datastore",
-                json!({"key": key, "string": value, "mode": "must-create"}),
-            )
-            .await??;
-        Ok(r.generation)
-    }
-
-    async fn replace(&self, key: Vec<String>, value: String, gen: u64) -> Result<u64, RpcError> {
-        let r: Written = self
-            .call_as(
-                "datastore",
-                json!({"key": key, "string": value, "mode": "must-replace", "generation": gen}),
-            )
-            .await??;
-        Ok(r.generation)
-    }
-
-    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<Option<String>, RpcError> {
-        #[derive(Deserialize)]
-        struct Deleted {
-            #[serde(default)]
-            string: Option<String>,
-        }
-        let params = match gen {
-            Some(g) => json!({"key": key, "generation": g}),
-            None => json!({ "key": key }),
-        };
-        let d: Deleted = self.call_as("deldatastore", params).await??;
-        Ok(d.string)
-    }
-
-    async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
-        #[derive(Deserialize)]
-        struct Listing {
-            datastore: Vec<Listed>,
-        }
-        // `hex` (the value again, twice as long) is skipped unread.
-        #[derive(Deserialize)]
-        struct Listed {
-            key: Vec<String>,
-            #[serde(default)]
-            generation: Option<u64>,
-            #[serde(default)]
-            string: Option<String>,
-        }
-        let listing: Listing = self
-            .call_as("listdatastore", json!({ "key": key }))
-            .await??;
-        Ok(listing
-            .datastore
-            .into_iter()
-            .map(|e| Entry {
-                key: e.key,
-                generation: e.generation,
-                string: e.string,
-            })
-            .collect())
-    }
-}
-
-fn payments(v: Value) -> Result<Vec<Payment>, RpcError> {
-    let Some(Value::Array(items)) = v.get("payments").cloned() else {
-        return Err(RpcError::lightningd(
-            "listsendpays answered without payments",
-        ));
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|p| match serde_json::from_value::<Payment>(p.clone()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                log::warn!("Ignoring unreadable listsendpays entry ({e}): {p}");
-                None
-            }
-        })
-        .collect())
-}
-
-impl Node for Rpc {
-    async fn parts_of(&self, hash: Sha256) -> Result<Vec<Payment>, RpcError> {
-        payments(
-            self.call("listsendpays", json!({"payment_hash": hash}))
-                .await?,
-        )
-    }
-
-    async fn updated_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
-        payments(
-            self.call(
-                "listsendpays",
-                json!({"index": "updated", "start": start, "limit": limit}),
-            )
-            .await?,
-        )
-    }
-
-    async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
-        payments(
-            self.call(
-                "listsendpays",
-                json!({"index": "created", "start": start, "limit": limit}),
-            )
-            .await?,
-        )
-    }
-
-    async fn parts_created(&self) -> Result<u64, RpcError> {
-        #[derive(Deserialize)]
-        struct Waited {
-            #[serde(default)]
-            created: u64,
-        }
-        let w: Waited = self
-            .call_as(
-                "wait",
-                json!({"subsystem": "sendpays", "indexname": "created", "nextvalue": 0}),
-            )
-            .await??;
-        Ok(w.created)
-    }
-
-    async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
-        self.call_raw(
-            "waitsendpay",
-            json!({"payment_hash": key.payment_hash, "partid": key.partid, "groupid": key.groupid, "timeout": 0}),
-        )
-        .await
-    }
-
-    async fn delpay_builtin(
-        &self,
-        hash: Sha256,
-        status: Status,
-        part: Option<(u64, u64)>,
-    ) -> Result<Result<Vec<Payment>, RpcError>, RpcError> {
-        let mut params = json!({"payment_hash": hash, "status": status});
-        if let Some((partid, groupid)) = part {
-            params["partid"] = json!(partid);
-            params["groupid"] = json!(groupid);
-        }
-        Ok(match self.call_raw("delpay", params).await? {
-            Ok(v) => Ok(payments(v)?),
-            Err(e) => Err(e),
-        })
-    }
-}

@@ -1,0 +1,113 @@
+//! The node's deletes as they happen: `wait` on `sendpays`, index
+//! `deleted`, on a connection of its own.
+//!
+//! A `wait` that is pending when the index moves is answered with the
+//! event's details (the part's `payment_hash`, `groupid`, `partid` and
+//! `status`); one whose value is already reached is answered with the
+//! number only (`lightningd/wait.c`). So paystate keeps a window of waits
+//! pending, one for each of the next values, and tops it up as they are
+//! answered: each delete answers exactly one of them, with its details.
+//! Deletes faster than the window is topped up are reported as missed.
+
+use super::{request, Conn, Rpc};
+use crate::domain::{PartKey, Status};
+use crate::error::RpcError;
+use crate::follow::{Deleted, Feed};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Waits kept pending: more than autoclean deletes in one batch (~100).
+const WINDOW: u64 = 512;
+
+/// The window is topped up once this many of its waits are answered, in
+/// one write (lightningd parses the requests of one read together).
+const TOP_UP: u64 = 64;
+
+pub struct Deletes {
+    rpc: Arc<Rpc>,
+    conn: Conn,
+    /// The next value a wait is to be sent for.
+    next: u64,
+    /// Values waited for and not yet answered.
+    pending: u64,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    deleted: Option<u64>,
+    /// The event, on a wait that was pending (v25.05 and later).
+    #[serde(default)]
+    sendpays: Option<Details>,
+    /// The same, as earlier versions put it.
+    #[serde(default)]
+    details: Option<Details>,
+}
+
+#[derive(Deserialize)]
+struct Details {
+    payment_hash: Option<cln_rpc::primitives::Sha256>,
+    groupid: Option<u64>,
+    partid: Option<u64>,
+    status: Option<Status>,
+}
+
+impl Deletes {
+    /// Opens the feed at the node's current `deleted` index; returns it.
+    pub async fn open(rpc: Arc<Rpc>) -> Result<(Deletes, u64), RpcError> {
+        let mut conn = Conn::open(rpc.path()).await?;
+        let id = rpc.next_id();
+        conn.send(&request(&id, "wait", &wait_params(0))).await?;
+        let now: Answer = conn.answer().await?.outcome("wait")??;
+        let current = now.deleted.unwrap_or(0);
+        let mut feed = Deletes {
+            rpc,
+            conn,
+            next: current + 1,
+            pending: 0,
+        };
+        feed.top_up(WINDOW).await?;
+        Ok((feed, current))
+    }
+
+    async fn top_up(&mut self, n: u64) -> Result<(), RpcError> {
+        let mut bytes = Vec::new();
+        for _ in 0..n {
+            let id = self.rpc.next_id();
+            bytes.extend(request(&id, "wait", &wait_params(self.next)));
+            self.next += 1;
+        }
+        self.pending += n;
+        self.conn.send(&bytes).await
+    }
+}
+
+fn wait_params(nextvalue: u64) -> Value {
+    json!({"subsystem": "sendpays", "indexname": "deleted", "nextvalue": nextvalue})
+}
+
+impl Feed for Deletes {
+    async fn next(&mut self) -> Result<Deleted, RpcError> {
+        let answer: Answer = self.conn.answer().await?.outcome("wait")??;
+        self.pending -= 1;
+        if WINDOW - self.pending >= TOP_UP {
+            self.top_up(WINDOW - self.pending).await?;
+        }
+        let index = answer.deleted.unwrap_or(0);
+        let part = answer.sendpays.or(answer.details).and_then(|d| {
+            Some((
+                PartKey {
+                    payment_hash: d.payment_hash?,
+                    groupid: d.groupid?,
+                    partid: d.partid?,
+                },
+                d.status,
+            ))
+        });
+        Ok(match part {
+            Some((key, status)) => Deleted::Part { key, status, index },
+            None => Deleted::Missed { index },
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! The client as the ledger's [`Datastore`] and as the [`Node`].
+
+use super::Rpc;
+use crate::domain::{PartKey, Payment, Status};
+use crate::error::RpcError;
+use crate::node::Node;
+use crate::store::{Datastore, Entry, Op};
+use cln_rpc::primitives::Sha256;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// What paystate reads of a `datastore` answer (the value it just wrote,
+/// echoed back as hex and string, is skipped unread).
+#[derive(Deserialize)]
+struct Written {
+    generation: u64,
+}
+
+impl Datastore for Rpc {
+    async fn create(&self, key: Vec<String>, value: String) -> Result<u64, RpcError> {
+        let r: Written = self
+            .call_as(
+                "datastore",
+                json!({"key": key, "string": value, "mode": "must-create"}),
+            )
+            .await??;
+        Ok(r.generation)
+    }
+
+    async fn replace(&self, key: Vec<String>, value: String, gen: u64) -> Result<u64, RpcError> {
+        let r: Written = self
+            .call_as(
+                "datastore",
+                json!({"key": key, "string": value, "mode": "must-replace", "generation": gen}),
+            )
+            .await??;
+        Ok(r.generation)
+    }
+
+    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<Option<String>, RpcError> {
+        #[derive(Deserialize)]
+        struct Deleted {
+            #[serde(default)]
+            string: Option<String>,
+        }
+        let params = match gen {
+            Some(g) => json!({"key": key, "generation": g}),
+            None => json!({ "key": key }),
+        };
+        let d: Deleted = self.call_as("deldatastore", params).await??;
+        Ok(d.string)
+    }
+
+    async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
+        #[derive(Deserialize)]
+        struct Listing {
+            datastore: Vec<Listed>,
+        }
+        // `hex` (the value again, twice as long) is skipped unread.
+        #[derive(Deserialize)]
+        struct Listed {
+            key: Vec<String>,
+            #[serde(default)]
+            generation: Option<u64>,
+            #[serde(default)]
+            string: Option<String>,
+        }
+        let listing: Listing = self
+            .call_as("listdatastore", json!({ "key": key }))
+            .await??;
+        Ok(listing
+            .datastore
+            .into_iter()
+            .map(|e| Entry {
+                key: e.key,
+                generation: e.generation,
+                string: e.string,
+            })
+            .collect())
+    }
+
+    async fn apply(&self, ops: Vec<Op>) -> Result<Vec<Result<(), RpcError>>, RpcError> {
+        let mut out = Vec::with_capacity(ops.len());
+        for chunk in ops.chunks(super::batch::MAX_BATCH) {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|op| match op {
+                    Op::Create { key, value } => (
+                        "datastore",
+                        json!({"key": key, "string": value, "mode": "must-create"}),
+                    ),
+                    Op::Delete { key } => ("deldatastore", json!({ "key": key })),
+                })
+                .collect();
+            out.extend(self.call_batch(&calls).await?.into_iter().map(|r| r.map(drop)));
+        }
+        Ok(out)
+    }
+}
+
+fn poll_params(key: &PartKey) -> Value {
+    json!({"payment_hash": key.payment_hash, "partid": key.partid, "groupid": key.groupid, "timeout": 0})
+}
+
+fn payments(v: Value) -> Result<Vec<Payment>, RpcError> {
+    let Some(Value::Array(items)) = v.get("payments").cloned() else {
+        return Err(RpcError::lightningd(
+            "listsendpays answered without payments",
+        ));
+    };
+    Ok(items
+        .into_iter()
+        .filter_map(|p| match serde_json::from_value::<Payment>(p.clone()) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                log::warn!("Ignoring unreadable listsendpays entry ({e}): {p}");
+                None
+            }
+        })
+        .collect())
+}
+
+impl Node for Rpc {
+    async fn parts_of(&self, hash: Sha256) -> Result<Vec<Payment>, RpcError> {
+        payments(
+            self.call("listsendpays", json!({"payment_hash": hash}))
+                .await?,
+        )
+    }
+
+    async fn updated_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
+        payments(
+            self.call(
+                "listsendpays",
+                json!({"index": "updated", "start": start, "limit": limit}),
+            )
+            .await?,
+        )
+    }
+
+    async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
+        payments(
+            self.call(
+                "listsendpays",
+                json!({"index": "created", "start": start, "limit": limit}),
+            )
+            .await?,
+        )
+    }
+
+    async fn parts_created(&self) -> Result<u64, RpcError> {
+        #[derive(Deserialize)]
+        struct Waited {
+            #[serde(default)]
+            created: u64,
+        }
+        let w: Waited = self
+            .call_as(
+                "wait",
+                json!({"subsystem": "sendpays", "indexname": "created", "nextvalue": 0}),
+            )
+            .await??;
+        Ok(w.created)
+    }
+
+    async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
+        self.call_raw("waitsendpay", poll_params(&key)).await
+    }
+
+    async fn poll_many(&self, keys: Vec<PartKey>) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(super::MAX_BATCH) {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|k| ("waitsendpay", poll_params(k)))
+                .collect();
+            out.extend(self.call_batch(&calls).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delpay_builtin(
+        &self,
+        hash: Sha256,
+        status: Status,
+        part: Option<(u64, u64)>,
+    ) -> Result<Result<Vec<Payment>, RpcError>, RpcError> {
+        let mut params = json!({"payment_hash": hash, "status": status});
+        if let Some((partid, groupid)) = part {
+            params["partid"] = json!(partid);
+            params["groupid"] = json!(groupid);
+        }
+        Ok(match self.call_raw("delpay", params).await? {
+            Ok(v) => Ok(payments(v)?),
+            Err(e) => Err(e),
+        })
+    }
+}
