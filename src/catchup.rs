@@ -131,13 +131,18 @@ pub async fn finish_delete<D: Datastore, N: Node>(
 /// The whole start-up catch-up, then a reconciliation each time one is
 /// asked for ([`App::resync`]); outcomes go to the status report.
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
-    app.update_catchup(|r| r.state = "running");
-    report(app, catch_up(app, interrupted).await);
+    once(app, interrupted).await;
     loop {
         app.resync.notified().await;
         app.update_catchup(|r| r.state = "running");
         report(app, whole_table(app).await);
     }
+}
+
+/// The start-up catch-up alone.
+pub async fn once<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
+    app.update_catchup(|r| r.state = "running");
+    report(app, catch_up(app, interrupted).await);
 }
 
 fn report<D: Datastore, N: Node>(app: &App<D, N>, outcome: Result<(), RpcError>) {
@@ -212,9 +217,9 @@ async fn import_missing<D: Datastore, N: Node>(
         for payment in fresh {
             let part = match payment.status {
                 Status::Failed => {
-                    let answer = polled.next().unwrap_or_else(|| {
-                        Err(RpcError::lightningd("no answer to the poll"))
-                    });
+                    let answer = polled
+                        .next()
+                        .unwrap_or_else(|| Err(RpcError::lightningd("no answer to the poll")));
                     failed_part(payment, answer)
                 }
                 _ => Some(Part {
@@ -287,12 +292,18 @@ async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcEr
             let _guard = app.ledger.lock(&s.key.payment_hash).await;
             // Read again: it may have been recorded again meanwhile.
             let still = app.node.parts_of(s.key.payment_hash).await?;
-            if !still.iter().any(|p| p.key() == s.key && p.created_index == s.created_index) {
+            if !still
+                .iter()
+                .any(|p| p.key() == s.key && p.created_index == s.created_index)
+            {
                 app.ledger
                     .forget(&s.key, Some(s.status), Some(s.created_index))
                     .await?;
                 app.update_catchup(|r| r.dropped += 1);
-                log::info!("Dropped {} from the ledger: the node no longer has it", s.key);
+                log::info!(
+                    "Dropped {} from the ledger: the node no longer has it",
+                    s.key
+                );
             }
         }
     }

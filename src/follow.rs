@@ -119,7 +119,13 @@ mod tests {
             crate::ledger::Recorded::Deleting
         );
         app.ledger.flush().await;
-        let names: Vec<String> = ds.entries.lock().unwrap().keys().map(|k| k[4].clone()).collect();
+        let names: Vec<String> = ds
+            .entries
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|k| k[4].clone())
+            .collect();
         assert_eq!(names.len(), 1);
         assert!(names[0].starts_with(&kept.key().payment_hash.to_string()));
         // The gap was reported.

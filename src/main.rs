@@ -96,25 +96,34 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     builder = builder
-        .subscribe("sendpay_success", |p: Plugin<State>, params: Value| async move {
-            notifications::handle(p.state().app().await, Topic::Success, &params).await;
-            Ok(())
-        })
-        .subscribe("sendpay_failure", |p: Plugin<State>, params: Value| async move {
-            notifications::handle(p.state().app().await, Topic::Failure, &params).await;
-            Ok(())
-        });
+        .subscribe(
+            "sendpay_success",
+            |p: Plugin<State>, params: Value| async move {
+                notifications::handle(p.state().app().await, Topic::Success, &params).await;
+                Ok(())
+            },
+        )
+        .subscribe(
+            "sendpay_failure",
+            |p: Plugin<State>, params: Value| async move {
+                notifications::handle(p.state().app().await, Topic::Failure, &params).await;
+                Ok(())
+            },
+        );
     if hooked {
         let filters = hook::filters()
             .map(|m| HookFilter::Str(m.to_string()))
             .collect();
         builder = builder.hook_from_builder(
-            HookBuilder::new("rpc_command", |p: Plugin<State>, payload: Value| async move {
-                if hook::passes_through(&payload, p.state().takeover) {
-                    return Ok(hook::continue_reply());
-                }
-                Ok(hook::handle(p.state().app().await, &payload).await)
-            })
+            HookBuilder::new(
+                "rpc_command",
+                |p: Plugin<State>, payload: Value| async move {
+                    if hook::passes_through(&payload, p.state().takeover) {
+                        return Ok(hook::continue_reply());
+                    }
+                    Ok(hook::handle(p.state().app().await, &payload).await)
+                },
+            )
             .filters(filters),
         );
     }

@@ -1,4 +1,5 @@
-//! delpay end to end, by its built-in name (through the rpc_command hook).
+//! delpay end to end, by its built-in name: lightningd's own (paystate
+//! takes it not over), the ledger following every delete.
 
 mod common;
 use common::*;
@@ -119,10 +120,9 @@ async fn deletes_every_part_of_a_hash_from_ledger_and_node() {
         .unwrap()
         .unwrap_err();
     assert_eq!(code(&e), 208);
-    assert!(
-        ld.datastore().entries.keys().all(|k| k[2] != "parts"),
-        "no ledger entry left"
-    );
+    // No record left (written behind: with the next batch).
+    until_datastore_matches_node(&ld).await;
+    assert!(datastore_keys(&ld).is_empty());
     ld.assert_no_violations();
 }
 
@@ -256,4 +256,129 @@ async fn a_notification_arriving_after_its_delete_does_not_bring_it_back() {
     let again = pending(&ld, &hash(1), 1, 0);
     ld.succeed(&again, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
+}
+
+/// Parts `1..=n` of one hash, complete (every third failed), recorded.
+async fn settled_parts(ld: &Lightningd, h: &str, n: u64) -> Vec<lightningd_standin::table::Key> {
+    let keys: Vec<_> = (1..=n).map(|p| pending(ld, h, 1, p)).collect();
+    for (i, k) in keys.iter().enumerate() {
+        match i % 3 {
+            0 => drop(ld.fail(k, Some(route_failure())).await),
+            _ => drop(ld.succeed(k, &preimage(1)).await),
+        }
+    }
+    until_ledger_has(ld, n as usize).await;
+    keys
+}
+
+/// paystate's answer for a deleted part: 208, whichever way it went.
+async fn gone(ld: &Lightningd, k: &lightningd_standin::table::Key) {
+    let e = ld
+        .call(
+            "paystate-waitsendpay",
+            json!({"payment_hash": k.0, "partid": k.2, "groupid": k.1, "timeout": 0}),
+        )
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(code(&e), 208, "{k:?}: {e}");
+}
+
+#[tokio::test]
+async fn every_way_of_deleting_is_followed_with_takeover_on_and_off() {
+    for takeover in [true, false] {
+        let ld = start_with(takeover).await;
+        let h = hash(7);
+        let keys = settled_parts(&ld, &h, 9).await;
+        let status_of =
+            |k: &lightningd_standin::table::Key| ld.part(k).unwrap().status.as_str().to_string();
+        // The built-in, one part (the index moves: the feed tells).
+        let one = &keys[1];
+        delpay(&ld, json!([h, status_of(one), one.2, one.1]))
+            .await
+            .unwrap();
+        // paystate-delpay, one part.
+        let two = &keys[2];
+        ld.call("paystate-delpay", json!([h, status_of(two), two.2, two.1]))
+            .await
+            .unwrap()
+            .unwrap();
+        // An autoclean-like batch on a batching connection.
+        let mut c = ld.client().await.unwrap();
+        c.call("batching", json!({"enable": true}))
+            .await
+            .unwrap()
+            .unwrap();
+        let batch: Vec<(&str, Value)> = keys[4..7]
+            .iter()
+            .map(|k| ("delpay", json!([h, status_of(k), k.2, k.1])))
+            .collect();
+        for a in c.call_many(&batch).await.unwrap() {
+            a.unwrap();
+        }
+        for k in [one, two].into_iter().chain(&keys[4..7]) {
+            gone(&ld, k).await;
+        }
+        until_datastore_matches_node(&ld).await;
+        // The built-in without partid and groupid moves no index: learned
+        // when an answer asks the node, never answered from the ledger.
+        delpay(&ld, json!([h, "failed"])).await.unwrap();
+        for k in keys.iter().step_by(3) {
+            gone(&ld, k).await;
+        }
+        assert!(ledger(&ld, &h)
+            .await
+            .iter()
+            .all(|p| p["status"] == "complete"));
+        until_datastore_matches_node(&ld).await;
+        // paystate-delpay without them: the ledger forgets at once.
+        ld.call("paystate-delpay", json!([h, "complete"]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(ledger(&ld, &h).await.is_empty());
+        until_datastore_matches_node(&ld).await;
+        assert!(datastore_keys(&ld).is_empty(), "takeover {takeover}");
+        ld.assert_no_violations();
+    }
+}
+
+/// lightningd commits a batching connection's read once; a hooked delpay
+/// would run in a transaction of its own. With paystate loaded, a batch of
+/// a hundred deletes keeps its one commit, and the ledger's own deletes
+/// go in a few batches of their own.
+#[tokio::test]
+async fn an_autoclean_batch_keeps_its_one_commit() {
+    let ld = start().await;
+    let h = hash(8);
+    let keys = settled_parts(&ld, &h, 100).await;
+    until_datastore_matches_node(&ld).await;
+    let mut c = ld.client().await.unwrap();
+    c.call("batching", json!({"enable": true}))
+        .await
+        .unwrap()
+        .unwrap();
+    let batch: Vec<(&str, Value)> = keys
+        .iter()
+        .map(|k| {
+            let status = ld.part(k).unwrap().status.as_str().to_string();
+            ("delpay", json!([h, status, k.2, k.1]))
+        })
+        .collect();
+    let before = ld.commits();
+    for a in c.call_many(&batch).await.unwrap() {
+        a.unwrap();
+    }
+    let autoclean = ld.commits() - before;
+    until_datastore_matches_node(&ld).await;
+    let total = ld.commits() - before;
+    assert!(ld.parts().is_empty());
+    // One for the batch (reads of 64 KiB may split it in two), and the
+    // ledger's hundred record deletes in one or two batches.
+    assert!(autoclean <= 2, "the deletes took {autoclean} commits");
+    assert!(
+        total <= autoclean + 3,
+        "the ledger's deletes took {} commits",
+        total - autoclean
+    );
 }

@@ -33,13 +33,15 @@ pub const COMMANDS: [Command; 4] = [
         name: "paystate-waitsendpay",
         takes_over: Some("waitsendpay"),
         usage: "payment_hash [timeout] [partid] [groupid]",
-        description: "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
+        description:
+            "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
     },
     Command {
         name: "paystate-delpay",
         takes_over: None,
         usage: "payment_hash status [partid] [groupid]",
-        description: "Delete complete or failed payment parts from the node and paystate's ledger (delpay)",
+        description:
+            "Delete complete or failed payment parts from the node and paystate's ledger (delpay)",
     },
     Command {
         name: "paystate-listsendpays",
@@ -69,9 +71,10 @@ pub async fn run<D: Datastore, N: Node>(
     params: Value,
 ) -> Result<Value, RpcError> {
     match named(method).map(|c| c.name) {
-        Some("paystate-waitsendpay") => waitsendpay::run(app, params).await,
-        Some("paystate-delpay") => delpay::run(app, params).await,
-        Some("paystate-listsendpays") => listsendpays::run(app, &params).await,
+        // Boxed: a waiting call holds only its own command's state.
+        Some("paystate-waitsendpay") => Box::pin(waitsendpay::run(app, params)).await,
+        Some("paystate-delpay") => Box::pin(delpay::run(app, params)).await,
+        Some("paystate-listsendpays") => Box::pin(listsendpays::run(app, &params)).await,
         Some("paystate-status") => Ok(status::run(app)),
         _ => Err(RpcError::new(
             codes::METHOD_NOT_FOUND,

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::catchup;
 use crate::domain::{Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
-use crate::ledger::Lookup;
+use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
 use crate::params::{self, optional, required, Mode, Param};
 use crate::store::Datastore;
@@ -64,7 +64,7 @@ fn timed_out() -> RpcError {
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
-    app.ledger.ensure(&hash).await?;
+    Box::pin(app.ledger.ensure(&hash)).await?;
     // Twice at most: a part found pending and then recorded before its
     // waiter was is read from the node again.
     for round in 0..2 {
@@ -83,12 +83,12 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         let Some(row) = parts.into_iter().find(|p| p.key() == key) else {
             if app.ledger.holds(&key) {
                 // Deleted by a delpay that moved no index: learned now.
-                app.ledger.forget(&key, None, None).await?;
+                Box::pin(app.ledger.forget(&key, None, None)).await?;
             }
             return Err(never_attempted(&key));
         };
         if row.status != Status::Pending {
-            return terminal(app, row, deletes_before).await;
+            return Box::pin(terminal(app, row, deletes_before)).await;
         }
         // The waiter is registered before the wait, and a part recorded
         // from now on wakes it.
@@ -98,18 +98,23 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
             // Resolved since the node was read: read it again.
             Lookup::Ready(_) | Lookup::Deleting => continue,
         };
-        let answer = match req.timeout {
-            Some(0) => return Err(timed_out()),
-            Some(secs) => tokio::time::timeout(Duration::from_secs(secs.into()), waiter.wait())
-                .await
-                .map_err(|_| timed_out())?,
-            None => waiter.wait().await,
-        };
-        return (*answer).clone();
+        return Box::pin(wait_for(waiter, req.timeout)).await;
     }
     Err(RpcError::lightningd(
         "the node and the ledger disagree on this part; try again",
     ))
+}
+
+/// The answer the waiter is given, or 200 after `timeout` seconds.
+async fn wait_for(waiter: Waiter, timeout: Option<u32>) -> Result<Value, RpcError> {
+    let answer = match timeout {
+        Some(0) => return Err(timed_out()),
+        Some(secs) => tokio::time::timeout(Duration::from_secs(secs.into()), waiter.wait())
+            .await
+            .map_err(|_| timed_out())?,
+        None => waiter.wait().await,
+    };
+    (*answer).clone()
 }
 
 /// A terminal part's answer: the node's row, with the failure the ledger

@@ -310,7 +310,12 @@ impl<D: Datastore> Ledger<D> {
                 None => None,
             };
             if let Some(old) = older {
-                self.writer.queue(Op::Delete { key: old.record_key() }, None);
+                self.writer.queue(
+                    Op::Delete {
+                        key: old.record_key(),
+                    },
+                    None,
+                );
             }
             st.index
                 .insert(key, Entry::unwritten(&summary, part.clone()));
@@ -364,7 +369,11 @@ impl<D: Datastore> Ledger<D> {
     ) -> Result<bool, RpcError> {
         self.ensure(&key.payment_hash).await?;
         let mut st = self.state();
-        let held = st.index.parts.get(key).map(|e| (e.summary(*key), e.deleting));
+        let held = st
+            .index
+            .parts
+            .get(key)
+            .map(|e| (e.summary(*key), e.deleting));
         let Some((summary, marked)) = held.filter(|(s, _)| {
             status.map_or(true, |w| s.status == w)
                 && created_index.map_or(true, |c| s.created_index == c)
@@ -376,9 +385,19 @@ impl<D: Datastore> Ledger<D> {
         st.index.remove(key);
         st.tombstones.add(*key, Some(summary.created_index));
         drop(st);
-        self.writer.queue(Op::Delete { key: summary.record_key() }, None);
+        self.writer.queue(
+            Op::Delete {
+                key: summary.record_key(),
+            },
+            None,
+        );
         if marked {
-            self.writer.queue(Op::Delete { key: summary.deleting_key() }, None);
+            self.writer.queue(
+                Op::Delete {
+                    key: summary.deleting_key(),
+                },
+                None,
+            );
         }
         Ok(true)
     }

@@ -52,6 +52,8 @@ async fn record_is_durable_idempotent_and_wakes_waiters() {
         ledger.record(part.clone()).await.unwrap(),
         Recorded::Duplicate
     );
+    assert!(ds.entries.lock().unwrap().is_empty(), "written behind");
+    ledger.flush().await;
     let stored = ds
         .entries
         .lock()
@@ -83,12 +85,15 @@ async fn an_entry_written_by_an_earlier_run_is_adopted() {
     let (first, _) = Ledger::load(ds.clone()).await.unwrap();
     let (second, _) = Ledger::load(ds.clone()).await.unwrap();
     first.record(complete(1)).await.unwrap();
-    // `second` never saw it: must-create refuses, and it adopts the copy.
+    first.flush().await;
+    // `second` never saw it: its shard's listing shows it.
     assert_eq!(
         second.record(complete(1)).await.unwrap(),
         Recorded::Duplicate
     );
+    second.flush().await;
     assert!(second.get(&complete(1).key()).await.unwrap().is_some());
+    assert_eq!(ds.entries.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -96,28 +101,39 @@ async fn a_refused_write_changes_nothing() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     *ds.fail_next.lock().unwrap() = Some(RpcError::new(-1, "disk full"));
-    assert_eq!(
-        ledger.record(complete(1)).await.unwrap_err().message,
-        "disk full"
-    );
+    // In memory at once (answers need it); dropped when its write fails,
+    // to be imported from the node when asked for.
+    assert_eq!(ledger.record(complete(1)).await.unwrap(), Recorded::New);
+    assert!(ledger.holds(&complete(1).key()));
+    ledger.flush().await;
     assert!(ledger.get(&complete(1).key()).await.unwrap().is_none());
     assert!(ds.entries.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
-async fn delete_marks_before_the_node_and_removes_after() {
+async fn delpay_answers_the_nodes_delete_and_the_ledger_forgets() {
     let node = FakeNode::default();
     node.parts
         .lock()
         .unwrap()
         .push(payment(1, Status::Complete));
-    let app = app_with(&[complete(1)], node).await;
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    ledger.record(complete(1)).await.unwrap();
+    ledger.flush().await;
+    let app = App::new(ledger, Arc::new(node), true, Mode::Developer);
     let hash = complete(1).payment.payment_hash.to_string();
     let r = delpay::run(&app, json!([hash, "complete"])).await.unwrap();
     assert_eq!(r["payments"][0], complete(1).listing());
     assert_eq!(*app.node.deletes.lock().unwrap(), vec![complete(1).key()]);
-    assert!(app.ledger.list(None, None).await.unwrap().is_empty());
-    assert_eq!(app.ledger.counts().deleting, 0);
+    assert!(!app.ledger.holds(&complete(1).key()));
+    app.ledger.flush().await;
+    assert!(ds.entries.lock().unwrap().is_empty());
+    // Late news of it changes nothing.
+    assert_eq!(
+        app.ledger.record(complete(1)).await.unwrap(),
+        Recorded::Deleting
+    );
 }
 
 #[tokio::test]
@@ -125,6 +141,7 @@ async fn a_delete_marked_by_an_earlier_version_is_interrupted_at_load() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     ledger.record(complete(1)).await.unwrap();
+    ledger.flush().await;
     mark_as_earlier_versions_did(&ds, &complete(1));
     // "Crash": a new ledger from the same datastore.
     let (reloaded, interrupted) = Ledger::load(ds).await.unwrap();
@@ -159,7 +176,7 @@ async fn catch_up_imports_failures_with_details_and_advances_the_watermark() {
         .unwrap()
         .extend([payment(1, Status::Complete), payment(2, Status::Failed)]);
     let app = app_with(&[], node).await;
-    crate::catchup::run(&app, vec![]).await;
+    crate::catchup::once(&app, vec![]).await;
     let report = app.catchup_report();
     assert_eq!(
         (report.state, report.imported, report.updated_index),
@@ -214,6 +231,7 @@ async fn load_reads_names_only_and_a_bad_record_fails_only_its_own_reads() {
     for i in 0..3 {
         ledger.record(numbered(i)).await.unwrap();
     }
+    ledger.flush().await;
     let bad = Summary::of(&numbered(1)).record_key();
     ds.entries.lock().unwrap().get_mut(&bad).unwrap().1 = "{not json".into();
     let (again, _) = Ledger::load(ds).await.unwrap();
@@ -241,6 +259,7 @@ async fn an_answer_loads_only_its_own_shard_of_the_index() {
     for i in ids {
         ledger.record(numbered(i)).await.unwrap();
     }
+    ledger.flush().await;
     let (again, _) = Ledger::load(ds).await.unwrap();
     assert_eq!(again.shards_loaded(), 0, "nothing listed at open");
     assert_eq!(
@@ -263,6 +282,7 @@ async fn parts_beyond_the_cache_are_read_back_from_the_datastore() {
     for i in 0..n {
         ledger.record(numbered(i)).await.unwrap();
     }
+    ledger.flush().await;
     // The first parts were evicted; removing their records from under the
     // ledger shows that a read goes to the datastore.
     let first = Summary::of(&numbered(0)).record_key();
@@ -277,11 +297,8 @@ async fn parts_beyond_the_cache_are_read_back_from_the_datastore() {
         panic!("recorded")
     };
     assert_eq!(*p, numbered(1));
-    let all = ledger.list(None, None).await.unwrap();
+    let all = ledger.read_all(ledger.summaries()).await.unwrap();
     assert_eq!(all.len(), n as usize);
-    assert!(all
-        .windows(2)
-        .all(|w| w[0].payment.created_index < w[1].payment.created_index));
 }
 
 #[tokio::test]
@@ -290,6 +307,7 @@ async fn a_delete_interrupted_after_its_record_went_is_finished_from_its_mark() 
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     let part = complete(3);
     ledger.record(part.clone()).await.unwrap();
+    ledger.flush().await;
     mark_as_earlier_versions_did(&ds, &part);
     // "Crash" between the record's delete and the mark's.
     ds.entries
@@ -299,7 +317,8 @@ async fn a_delete_interrupted_after_its_record_went_is_finished_from_its_mark() 
     let (reloaded, interrupted) = Ledger::load(ds.clone()).await.unwrap();
     assert_eq!(interrupted, vec![part.key()]);
     assert_eq!(reloaded.counts().deleting, 1);
-    reloaded.remove(&part.key()).await.unwrap();
+    reloaded.forget(&part.key(), None, None).await.unwrap();
+    reloaded.flush().await;
     assert!(ds.entries.lock().unwrap().is_empty(), "nothing left behind");
     assert!(!reloaded.holds(&part.key()));
 }
@@ -324,31 +343,31 @@ async fn entries_that_are_not_paystates_are_skipped_at_load() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_notification_writes_only_after_lightningd_took_the_answers() {
+async fn a_notification_answers_at_once_and_writes_with_the_next_batch() {
     use crate::notifications::{self, Topic};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static TAKEN: AtomicBool = AtomicBool::new(false);
-    let mut app = app_with(&[], FakeNode::default()).await;
-    // lightningd has not read paystate's stdout until TAKEN.
-    app.unread = || Some(if TAKEN.load(Ordering::SeqCst) { 0 } else { 300 });
-    let app = Arc::new(app);
-    let part = complete(1);
-    let Lookup::Absent(waiter) = app.ledger.lookup_or_wait(part.key()).await.unwrap() else {
-        panic!("not yet recorded")
-    };
-    let payload = json!({ "sendpay_success": part.payment });
-    let handler = tokio::spawn({
-        let app = app.clone();
-        async move { notifications::handle(&app, Topic::Success, &payload).await }
-    });
-    // The waiter's answer comes at once; the write waits for lightningd.
-    assert_eq!(*waiter.wait().await, part.waitsendpay_answer());
-    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    assert!(
-        !app.ledger.holds(&part.key()),
-        "written before the answer was read"
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    let app = App::new(ledger, Arc::new(FakeNode::default()), true, Mode::Developer);
+    let parts: Vec<Part> = (1..=3).map(complete).collect();
+    let mut waiters = Vec::new();
+    for p in &parts {
+        let Lookup::Absent(w) = app.ledger.lookup_or_wait(p.key()).await.unwrap() else {
+            panic!("not yet recorded")
+        };
+        waiters.push(w);
+    }
+    for p in &parts {
+        let payload = json!({ "sendpay_success": p.payment });
+        notifications::handle(&app, Topic::Success, &payload).await;
+    }
+    for (w, p) in waiters.into_iter().zip(&parts) {
+        assert_eq!(*w.wait().await, p.waitsendpay_answer());
+    }
+    assert!(ds.batches.lock().unwrap().is_empty(), "nothing written yet");
+    tokio::time::sleep(crate::ledger::FLUSH_AFTER * 2).await;
+    assert_eq!(
+        *ds.batches.lock().unwrap(),
+        vec![3],
+        "one batch for all three"
     );
-    TAKEN.store(true, Ordering::SeqCst);
-    handler.await.unwrap();
-    assert!(app.ledger.holds(&part.key()));
 }

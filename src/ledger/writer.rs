@@ -151,10 +151,16 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         for n in 0..3 {
             let seen = seen.clone();
-            w.queue(create(n), Some(Box::new(move |r| seen.lock().unwrap().push((n, r)))));
+            w.queue(
+                create(n),
+                Some(Box::new(move |r| seen.lock().unwrap().push((n, r)))),
+            );
         }
         tokio::time::sleep(FLUSH_AFTER / 2).await;
-        assert!(ds.entries.lock().unwrap().is_empty(), "written before the batch closed");
+        assert!(
+            ds.entries.lock().unwrap().is_empty(),
+            "written before the batch closed"
+        );
         tokio::time::sleep(FLUSH_AFTER).await;
         assert_eq!(ds.entries.lock().unwrap().len(), 3);
         assert_eq!(ds.batches.lock().unwrap().as_slice(), [3]);
@@ -168,7 +174,12 @@ mod tests {
         for n in 0..(MAX_QUEUED + 5) {
             w.queue(create(n), None);
         }
-        w.queue(Op::Delete { key: vec!["k".into(), "0".into()] }, None);
+        w.queue(
+            Op::Delete {
+                key: vec!["k".into(), "0".into()],
+            },
+            None,
+        );
         let t = tokio::time::Instant::now();
         w.flush().await;
         assert!(t.elapsed() < FLUSH_AFTER);

@@ -44,7 +44,10 @@ impl Rpc {
         // A lightningd without `batching` still serves the batch, with a
         // commit per request.
         if let Err(e) = conn.answer::<Value>().await?.outcome("batching")? {
-            log::debug!("lightningd refused batching ({}); batches commit per call", e.message);
+            log::debug!(
+                "lightningd refused batching ({}); batches commit per call",
+                e.message
+            );
         }
         Ok(conn)
     }
@@ -75,7 +78,13 @@ async fn exchange(
         out[i] = Some(envelope.outcome(calls[i].0)?);
     }
     if let Some((method, _)) = calls.first() {
-        rpc.stats.record(&format!("{method} (batch of {})", calls.len()), began.elapsed());
+        rpc.stats.record(
+            &format!("{method} (batch of {})", calls.len()),
+            began.elapsed(),
+        );
     }
-    Ok(out.into_iter().map(|o| o.expect("every slot answered")).collect())
+    Ok(out
+        .into_iter()
+        .map(|o| o.expect("every slot answered"))
+        .collect())
 }

@@ -18,11 +18,11 @@ use crate::error::RpcError;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use std::path::Path;
 use tokio::net::UnixStream;
 
 /// Every request paystate sends carries an id starting with this.
@@ -296,4 +296,3 @@ fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
         .position(|w| w == b"\n\n")
         .map(|i| from + i + 2)
 }
-

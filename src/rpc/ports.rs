@@ -92,7 +92,12 @@ impl Datastore for Rpc {
                     Op::Delete { key } => ("deldatastore", json!({ "key": key })),
                 })
                 .collect();
-            out.extend(self.call_batch(&calls).await?.into_iter().map(|r| r.map(drop)));
+            out.extend(
+                self.call_batch(&calls)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.map(drop)),
+            );
         }
         Ok(out)
     }
@@ -167,7 +172,10 @@ impl Node for Rpc {
         self.call_raw("waitsendpay", poll_params(&key)).await
     }
 
-    async fn poll_many(&self, keys: Vec<PartKey>) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+    async fn poll_many(
+        &self,
+        keys: Vec<PartKey>,
+    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(super::MAX_BATCH) {
             let calls: Vec<(&str, Value)> = chunk

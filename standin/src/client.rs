@@ -122,6 +122,44 @@ impl Client {
         Ok(())
     }
 
+    /// Sends the calls in one write (lightningd reads them at once: on a
+    /// connection with `batching` enabled, in one transaction, as
+    /// autoclean sends its deletes) and returns their answers in order.
+    pub async fn call_many(
+        &mut self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, Value>>> {
+        let mut bytes = Vec::new();
+        let mut ids = Vec::new();
+        for (method, params) in calls {
+            let id = json!(format!("{}:{method}#{}", self.name, self.next));
+            self.next += 1;
+            let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+            bytes.extend(serde_json::to_vec(&req)?);
+            ids.push(id);
+        }
+        self.stream.write_all(&bytes).await?;
+        let mut answers: std::collections::HashMap<String, Result<Value, Value>> =
+            Default::default();
+        while answers.len() < ids.len() {
+            let resp = self.read().await?;
+            let id = resp.get("id").map(|i| i.to_string()).unwrap_or_default();
+            let answer = match (resp.get("result"), resp.get("error")) {
+                (Some(r), _) => Ok(r.clone()),
+                (_, Some(e)) => Err(e.clone()),
+                _ => return Err(anyhow!("neither result nor error: {resp}")),
+            };
+            answers.insert(id, answer);
+        }
+        ids.iter()
+            .map(|id| {
+                answers
+                    .remove(&id.to_string())
+                    .ok_or_else(|| anyhow!("no answer to {id}"))
+            })
+            .collect()
+    }
+
     /// The next response on this connection, whichever request it answers.
     pub async fn recv(&mut self) -> Result<Value> {
         self.read().await

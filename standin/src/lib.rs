@@ -9,6 +9,8 @@
 //! `Options::sqlite` its datastore and payments table are kept in SQLite,
 //! a commit per call, as lightningd keeps them (see `db`).
 
+mod batching;
+pub use plugin::STANDIN_VERSION;
 pub mod client;
 pub mod datastore;
 pub mod db;
@@ -16,8 +18,10 @@ pub mod params;
 pub mod plugin;
 pub mod schema;
 pub mod table;
+mod waits;
 
 use anyhow::{anyhow, bail, Context, Result};
+use batching::{Batch, Commits};
 use client::Client;
 use plugin::{LogLine, PluginProc};
 use schema::Schemas;
@@ -130,13 +134,21 @@ struct Node {
 }
 
 impl Node {
-    /// One call's work, in one database transaction (with `sqlite`).
-    fn call<T>(&mut self, f: impl FnOnce(&mut Node) -> T) -> T {
-        if let Some(db) = &self.db {
+    /// One call's work: in the open batch's transaction (`batched`), or
+    /// in one of its own (with `sqlite`, a real one), counted.
+    fn call<T>(&mut self, commits: &Commits, batched: bool, f: impl FnOnce(&mut Node) -> T) -> T {
+        if batched {
+            return f(self);
+        }
+        commits.single();
+        // A batch is open: its transaction is the one open (lightningd
+        // serves one read at a time, the stand-in's tasks interleave).
+        let own = !batching::in_batch(commits);
+        if let Some(db) = self.db.as_ref().filter(|_| own) {
             db.begin();
         }
         let out = f(self);
-        if let Some(db) = &self.db {
+        if let Some(db) = self.db.as_ref().filter(|_| own) {
             db.commit();
         }
         out
@@ -171,6 +183,9 @@ struct Core {
     plugin: Mutex<Option<Arc<ActivePlugin>>>,
     /// Resolutions, for the built-in `waitsendpay` waiting on a part.
     events: broadcast::Sender<(Key, Result<Value, Value>)>,
+    /// Moves of the `sendpays` indexes, for pending `wait`s.
+    index_moves: broadcast::Sender<table::IndexEvent>,
+    commits: Arc<Commits>,
     seq: AtomicU64,
     schemas: Option<Schemas>,
     violations: Mutex<Vec<String>>,
@@ -246,6 +261,7 @@ impl Lightningd {
             .filter(|_| opts.check_schemas)
             .map(|d| Schemas::load(&d.join("cln-schemas")));
         let (events, _) = broadcast::channel(65536);
+        let (index_moves, _) = broadcast::channel(65536);
         let db = opts
             .sqlite
             .then(|| db::Db::open(&dir.join("lightningd.sqlite3")))
@@ -260,6 +276,8 @@ impl Lightningd {
             }),
             plugin: Mutex::default(),
             events,
+            index_moves,
+            commits: Arc::default(),
             seq: AtomicU64::new(50),
             schemas,
             violations: Mutex::default(),
@@ -467,6 +485,24 @@ impl Lightningd {
         })
     }
 
+    /// Parts complete while no plugin hears of it (resolved while the
+    /// plugin was away): table updated, no notification. Returns their
+    /// listings.
+    pub fn settle_quietly(&self, keys: &[Key], preimage: impl Fn(&Key) -> String) -> Vec<Value> {
+        self.core.node_call(|n| {
+            let listings = keys
+                .iter()
+                .map(|k| {
+                    n.table
+                        .succeed(k, &preimage(k), None)
+                        .expect("settle_quietly")
+                })
+                .collect();
+            n.save_parts(keys);
+            listings
+        })
+    }
+
     /// The part completes: table updated, `sendpay_success` sent.
     pub async fn succeed(&self, key: &Key, preimage: &str) -> Value {
         let payload = self.core.node_call(|n| {
@@ -548,6 +584,12 @@ impl Lightningd {
         })
     }
 
+    /// Database transactions committed so far: one per call, one per read
+    /// of a batching connection, one per hooked command.
+    pub fn commits(&self) -> u64 {
+        self.core.commits.count()
+    }
+
     /// Rows in the database's `datastore` and `payments` tables (with
     /// `Options::sqlite`).
     pub fn db_rows(&self) -> Option<(u64, u64)> {
@@ -608,7 +650,12 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
     let mut buf: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; 65536];
     let (hang_tx, mut hang_rx) = tokio::sync::mpsc::channel::<()>(1);
+    let mut batching = false;
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
+        // The requests of one read share a transaction on a batching
+        // connection.
+        let batch = batching.then(|| core.open_batch());
         loop {
             let mut it = serde_json::Deserializer::from_slice(&buf).into_iter::<Value>();
             match it.next() {
@@ -616,11 +663,17 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
                     let used = it.byte_offset();
                     let raw = raw_params(&buf[..used]);
                     buf.drain(..used);
+                    if req.get("method").and_then(Value::as_str) == Some("batching") {
+                        batching = req["params"]["enable"].as_bool().unwrap_or(false);
+                    }
                     let (core, wr, hang) = (core.clone(), wr.clone(), hang_tx.clone());
-                    // Requests on one connection run concurrently, as in lightningd.
-                    tokio::spawn(async move {
+                    let batch = batch.clone();
+                    // Requests on one connection run concurrently, as in
+                    // lightningd, and end with it (a pending `wait` too).
+                    while tasks.try_join_next().is_some() {}
+                    tasks.spawn(async move {
                         let id = req.get("id").cloned().unwrap_or(Value::Null);
-                        match core.dispatch(req, raw).await {
+                        match core.dispatch(req, raw, batch).await {
                             Reply::Answer(r) => {
                                 let msg = match r {
                                     Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
@@ -640,6 +693,7 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
                 _ => break,
             }
         }
+        drop(batch);
         tokio::select! {
             r = rd.read(&mut chunk) => match r {
                 Ok(0) | Err(_) => return,
@@ -654,9 +708,57 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
 }
 
 impl Core {
-    /// A built-in's work on the node, as one call (one transaction).
+    /// A built-in's work on the node, as one call (one transaction); the
+    /// index moves it made are announced to pending `wait`s.
     fn node_call<T>(&self, f: impl FnOnce(&mut Node) -> T) -> T {
-        self.node.lock().unwrap().call(f)
+        self.node_call_in(None, f)
+    }
+
+    /// [`Core::node_call`] as part of a batch, if given (then let go).
+    fn node_call_in<T>(&self, batch: Option<Arc<Batch>>, f: impl FnOnce(&mut Node) -> T) -> T {
+        let out = {
+            let mut n = self.node.lock().unwrap();
+            let out = n.call(&self.commits, batch.is_some(), f);
+            for e in n.table.events.drain(..) {
+                let _ = self.index_moves.send(e);
+            }
+            out
+        };
+        // The last of a batch commits it, which takes the node's lock.
+        drop(batch);
+        out
+    }
+
+    /// Opens the shared transaction of one read on a batching connection.
+    fn open_batch(self: &Arc<Self>) -> Arc<Batch> {
+        let core = Arc::downgrade(self);
+        Arc::new(Batch::open(self.commits.clone(), move |begin| {
+            let Some(core) = core.upgrade() else { return };
+            let n = core.node.lock().unwrap();
+            if let Some(db) = &n.db {
+                match begin {
+                    true => db.begin(),
+                    false => db.commit(),
+                }
+            }
+        }))
+    }
+
+    async fn wait(&self, params: &Value) -> Result<Value, Value> {
+        let req = waits::parse(params)?;
+        let rx = {
+            let n = self.node.lock().unwrap();
+            let now = n.table.index_value(req.index).unwrap_or(0);
+            if now >= req.nextvalue {
+                return Ok(waits::reached(req.index, now));
+            }
+            self.index_moves.subscribe()
+        };
+        let current = || {
+            let n = self.node.lock().unwrap();
+            n.table.index_value(req.index).unwrap_or(0)
+        };
+        Ok(waits::pending(&req, rx, current).await)
     }
 
     fn violation(&self, what: &str, errors: Vec<String>) {
@@ -701,7 +803,12 @@ impl Core {
         (!list.is_empty()).then(|| list.remove(0))
     }
 
-    async fn dispatch(self: &Arc<Self>, req: Value, raw: Option<String>) -> Reply {
+    async fn dispatch(
+        self: &Arc<Self>,
+        req: Value,
+        raw: Option<String>,
+        batch: Option<Arc<Batch>>,
+    ) -> Reply {
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let Some(method) = req.get("method").and_then(Value::as_str).map(str::to_owned) else {
             return Reply::Answer(Err(json!({"code": -32600, "message": "Expected method"})));
@@ -726,7 +833,7 @@ impl Core {
                 None => {}
             }
         }
-        let answer = self.route(&id, &method, params, raw).await;
+        let answer = self.route(&id, &method, params, raw, batch).await;
         match &answer {
             Ok(r) => {
                 let name = method.strip_prefix("paystate-").unwrap_or(&method);
@@ -743,6 +850,7 @@ impl Core {
         method: &str,
         mut params: Value,
         mut raw: Option<String>,
+        mut batch: Option<Arc<Batch>>,
     ) -> Result<Value, Value> {
         let mut method = method.to_string();
         if let Some(p) = self.active() {
@@ -751,6 +859,8 @@ impl Core {
                 None => false,
             };
             if hooked {
+                // Run later, from the plugin's answer: its own transaction.
+                batch = None;
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 let hook_id = format!("{}/cln:rpc_command#{seq}", id_text(id));
                 let payload = json!({"rpc_command": {"jsonrpc": "2.0", "id": id, "method": method, "params": params}});
@@ -798,7 +908,7 @@ impl Core {
             }
         }
         let raw = raw.unwrap_or_else(|| params.to_string());
-        self.builtin(&method, params, &raw).await
+        self.builtin(&method, params, &raw, batch).await
     }
 
     /// `raw`: `params` as the client wrote them, which lightningd's own
@@ -808,6 +918,7 @@ impl Core {
         method: &str,
         params: Value,
         raw: &str,
+        batch: Option<Arc<Batch>>,
     ) -> Result<Value, Value> {
         let developer = self.opts.developer;
         let fail = |(c, m): params::Fail| json!({"code": c, "message": m});
@@ -815,29 +926,34 @@ impl Core {
             "getinfo" => Ok(
                 json!({"id": NODE_ID, "alias": "STANDIN", "color": "038194", "num_peers": 0,
                 "num_pending_channels": 0, "num_active_channels": 0, "num_inactive_channels": 0,
-                "address": [], "binding": [], "version": "v26.06-standin", "blockheight": 101,
+                "address": [], "binding": [], "version": STANDIN_VERSION, "blockheight": 101,
                 "network": "regtest", "fees_collected_msat": 0,
                 "lightning-dir": self.dir.to_string_lossy(), "our_features": {}}),
             ),
-            "listsendpays" => self.node_call(|n| n.table.listsendpays(&params)),
-            "wait" => self.node_call(|n| n.table.wait_now(&params)),
-            "delpay" => self.node_call(|n| {
+            "listsendpays" => self.node_call_in(batch, |n| n.table.listsendpays(&params)),
+            "batching" => Ok(json!({})),
+            "wait" => {
+                // A pending wait holds no transaction open.
+                drop(batch);
+                self.wait(&params).await
+            }
+            "delpay" => self.node_call_in(batch, |n| {
                 let (answer, gone) = n.table.delpay(raw, developer)?;
                 n.save_parts(&gone);
                 Ok(answer)
             }),
-            "waitsendpay" => self.waitsendpay(raw).await,
+            "waitsendpay" => self.waitsendpay(raw, batch).await,
             "datastore" | "listdatastore" | "deldatastore" | "datastoreusage" => self
-                .node_call(|n| n.datastore_call(method, &params))
+                .node_call_in(batch, |n| n.datastore_call(method, &params))
                 .map_err(fail),
             _ => Err(json!({"code": -32601, "message": format!("Unknown command '{method}'")})),
         }
     }
 
-    async fn waitsendpay(&self, raw: &str) -> Result<Value, Value> {
+    async fn waitsendpay(&self, raw: &str, batch: Option<Arc<Batch>>) -> Result<Value, Value> {
         // Subscribe before looking, so a resolution in between is seen.
         let mut events = self.events.subscribe();
-        let waited = self.node_call(|n| n.table.waitsendpay(raw, self.opts.developer));
+        let waited = self.node_call_in(batch, |n| n.table.waitsendpay(raw, self.opts.developer));
         let (key, timeout) = match waited {
             Wait::Answer(a) => return a,
             Wait::Pending(k, t) => (k, t),

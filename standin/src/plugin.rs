@@ -11,6 +11,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{oneshot, watch};
 
+/// The release the stand-in plays (its `getinfo` and `LIGHTNINGD_VERSION`).
+pub const STANDIN_VERSION: &str = "v26.06-standin";
+
 /// A log line the plugin sent (`log` notification).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogLine {
@@ -44,6 +47,9 @@ impl PluginProc {
         if developer {
             cmd.arg("--developer");
         }
+        // lightningd names its release to every plugin; a test may name
+        // another (in `env`).
+        cmd.env("LIGHTNINGD_VERSION", STANDIN_VERSION);
         cmd.current_dir(dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -151,3 +151,42 @@ pub async fn ledger_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
         })
         .collect()
 }
+
+/// The parts whose records are in the datastore: the ledger itself, read
+/// from under the plugin (what a crash leaves is what is there).
+pub fn datastore_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
+    ld.datastore()
+        .entries
+        .keys()
+        .filter(|k| k.len() == 6 && k[2] == "parts" && k[5] == "record")
+        .map(|k| {
+            let s = paystate::store::Summary::parse(&k[4]).expect("a part's name");
+            (s.key.payment_hash.to_string(), s.key.groupid, s.key.partid)
+        })
+        .collect()
+}
+
+/// The node's terminal parts, by key.
+pub fn node_terminal_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
+    ld.parts()
+        .into_iter()
+        .filter(|p| p.status != lightningd_standin::table::Status::Pending)
+        .map(|p| p.key())
+        .collect()
+}
+
+/// Waits until the datastore holds exactly the node's terminal parts
+/// (records are written behind, in batches).
+pub async fn until_datastore_matches_node(ld: &Lightningd) {
+    for _ in 0..1000 {
+        if datastore_keys(ld) == node_terminal_keys(ld) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        datastore_keys(ld),
+        node_terminal_keys(ld),
+        "the datastore's records never matched the node's terminal parts"
+    );
+}
