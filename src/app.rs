@@ -44,9 +44,6 @@ pub struct App<D, N> {
     pub catchup: Mutex<CatchupReport>,
     /// The slowest call made to lightningd, where the node port tells.
     pub calls: Arc<CallStats>,
-    /// Rung when the ledger may have drifted from the node (deletes the
-    /// feed missed): catch-up reconciles the two.
-    pub resync: tokio::sync::Notify,
 }
 
 impl<D: Datastore, N: Node> App<D, N> {
@@ -63,7 +60,6 @@ impl<D: Datastore, N: Node> App<D, N> {
                 ..Default::default()
             }),
             calls: Arc::default(),
-            resync: tokio::sync::Notify::new(),
         }
     }
 

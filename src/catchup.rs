@@ -128,12 +128,20 @@ pub async fn finish_delete<D: Datastore, N: Node>(
     app.ledger.forget(&key, None, None).await.map(drop)
 }
 
+/// How often the ledger is reconciled with the node's table when nothing
+/// asks for it sooner: a `delpay` without `partid` and `groupid` moves no
+/// index, so only a look at the table (or an answer about its hash) shows
+/// what it deleted. A pass reads the table a page at a time, paced: at
+/// 100,000 parts a few seconds of lightningd's time, every ten minutes.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The whole start-up catch-up, then a reconciliation each time one is
-/// asked for ([`App::resync`]); outcomes go to the status report.
+/// asked for (deletes the feed missed) and every [`RECONCILE_EVERY`];
+/// outcomes go to the status report.
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
     once(app, interrupted).await;
     loop {
-        app.resync.notified().await;
+        let _ = tokio::time::timeout(RECONCILE_EVERY, app.ledger.drift()).await;
         app.update_catchup(|r| r.state = "running");
         report(app, whole_table(app).await);
     }

@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Err(e) => log::warn!("Cannot follow the node's deletes: {}", e.message),
             }
-            app.resync.notify_one();
+            app.ledger.drifted();
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     });
@@ -225,8 +225,9 @@ async fn main() -> anyhow::Result<()> {
     let done = joined.await;
     // Queued writes go before leaving (what a crash would lose instead
     // is imported again at the next start).
-    let app = shared.app().await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), app.ledger.flush()).await;
+    if let Some(app) = shared.app.get() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), app.ledger.flush()).await;
+    }
     // Leave at once: tearing the runtime down while tasks still log makes
     // cln-plugin's log writer panic.
     std::process::exit(if done.is_ok() { 0 } else { 1 })

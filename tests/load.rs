@@ -33,31 +33,33 @@ fn rss_kib(pid: u32) -> u64 {
 /// Seeded parts' hashes start here, clear of the waiters'.
 const SEEDED: u64 = 1 << 32;
 
-/// A complete part as a notification would have recorded it.
-fn seeded_part(i: u64) -> Part {
-    let v = json!({"created_index": SEEDED + i, "id": SEEDED + i, "payment_hash": hash(SEEDED + i),
-        "groupid": 1, "updated_index": SEEDED + i, "amount_sent_msat": 1000, "created_at": 1,
-        "completed_at": 1, "status": "complete", "payment_preimage": preimage(i)});
-    Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap()
-}
-
-/// The plugin started over a ledger of `parts` recorded parts.
-async fn start_over_ledger(parts: u64) -> Lightningd {
+/// The plugin started over `parts` complete parts the node has and the
+/// ledger holds (as notifications would have recorded them); they are
+/// returned in order.
+async fn start_over_ledger(parts: u64) -> (Lightningd, Vec<Part>) {
     let ld = Lightningd::new(options()).await.unwrap();
-    for i in 0..parts {
-        let part = seeded_part(i);
-        ld.seed_datastore(Summary::of(&part).record_key(), &store::encode(&part));
-    }
+    let keys: Vec<_> = (0..parts).map(|i| key(&hash(SEEDED + i), 1, 0)).collect();
+    ld.create_parts(keys.iter().map(|k| spec(&k.0, k.1, k.2)));
+    let listings = ld.settle_quietly(&keys, |k| preimage(k.0.len() as u64));
+    let seeded: Vec<Part> = listings
+        .into_iter()
+        .map(|v| Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap())
+        .collect();
+    ld.seed_datastore_many(
+        seeded
+            .iter()
+            .map(|p| (Summary::of(p).record_key(), store::encode(p))),
+    );
     ld.start_plugin(true).await.unwrap();
     until_ledger_has(&ld, parts as usize).await;
-    ld
+    (ld, seeded)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_waiter_is_answered_exactly_once() {
     let n = env("PAYSTATE_LOAD_WAITERS", 2000);
     let parts = env("PAYSTATE_LOAD_PARTS", 20_000) as u64;
-    let ld = start_over_ledger(parts).await;
+    let (ld, seeded) = start_over_ledger(parts).await;
     let conns = 20;
     let mut clients = Vec::new();
     for _ in 0..conns {
@@ -111,14 +113,14 @@ async fn every_waiter_is_answered_exactly_once() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(r, seeded_part(i).listing());
+        assert_eq!(r, seeded[i as usize].listing());
     }
     let r = ld
         .call("paystate-listsendpays", json!([hash(SEEDED + 1)]))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(r["payments"], json!([seeded_part(1).listing()]));
+    assert_eq!(r["payments"], json!([seeded[1].listing()]));
     assert!(
         t.elapsed() < Duration::from_secs(20),
         "other commands took {:?}",

@@ -7,30 +7,17 @@ use common::*;
 use lightningd_standin::table::Status;
 use lightningd_standin::{Fault, Lightningd};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 type Key = (String, u64, u64);
 
-fn node_terminal_keys(ld: &Lightningd) -> BTreeSet<Key> {
-    ld.parts()
-        .iter()
-        .filter(|p| p.status != Status::Pending)
-        .map(|p| p.key())
-        .collect()
-}
-
-/// After catch-up, the ledger holds exactly the node's terminal parts, and
-/// answers for each what the node's own waitsendpay would.
+/// After catch-up, the ledger (its records in the datastore) holds exactly
+/// the node's terminal parts, and answers for each what the node's own
+/// waitsendpay would.
 async fn assert_level_with_node(ld: &Lightningd) {
     until_caught_up(ld).await;
-    // Notifications are handled asynchronously: give them a moment.
-    for _ in 0..200 {
-        if ledger_keys(ld).await == node_terminal_keys(ld) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Notifications are handled asynchronously, records written behind.
+    until_datastore_matches_node(ld).await;
     assert_eq!(ledger_keys(ld).await, node_terminal_keys(ld));
     for p in ld.parts().iter().filter(|p| p.status != Status::Pending) {
         let got = ld
@@ -54,38 +41,23 @@ async fn restart(ld: &Lightningd) {
 }
 
 #[tokio::test]
-async fn ledger_is_reloaded_from_the_datastore() {
+async fn ledger_is_reloaded_and_follows_deletes_made_while_down() {
     let ld = start().await;
     let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
     ld.succeed(&a, &preimage(1)).await;
     ld.fail(&b, Some(route_failure())).await;
     until_ledger_has(&ld, 2).await;
-    let before = ld
-        .call("paystate-listsendpays", json!({}))
+    until_datastore_matches_node(&ld).await;
+    let failed = ld
+        .call("paystate-waitsendpay", json!([hash(2)]))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap_err();
     ld.stop_plugin().await;
-    // Deleted from the node while paystate was down (its own delpay):
-    // the ledger keeps answering for it (README, "Ledger and node").
+    // Deleted from the node while paystate was down: the ledger follows
+    // the node (reconciled at start-up), as it holds the node's parts.
     delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     ld.start_plugin(false).await.unwrap();
-    until_caught_up(&ld).await;
-    assert_eq!(
-        ld.call("paystate-listsendpays", json!({}))
-            .await
-            .unwrap()
-            .unwrap(),
-        before
-    );
-    let r = ld
-        .call("waitsendpay", json!([hash(1)]))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(r["payment_preimage"], preimage(1));
-    // And it can still be deleted.
-    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
     assert_eq!(
         code(
             &ld.call("waitsendpay", json!([hash(1)]))
@@ -93,7 +65,20 @@ async fn ledger_is_reloaded_from_the_datastore() {
                 .unwrap()
                 .unwrap_err()
         ),
-        208
+        208,
+        "never answered from the record the node no longer backs"
+    );
+    assert_level_with_node(&ld).await;
+    assert_eq!(datastore_keys(&ld).len(), 1);
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["dropped"], 1);
+    // The other comes back from the datastore, failure and all.
+    assert_eq!(
+        ld.call("paystate-waitsendpay", json!([hash(2)]))
+            .await
+            .unwrap()
+            .unwrap_err(),
+        failed
     );
 }
 
@@ -188,8 +173,9 @@ async fn a_delete_interrupted_by_sigkill_loses_nothing() {
     let k = pending(&ld, &hash(1), 1, 0);
     ld.succeed(&k, &preimage(1)).await;
     until_ledger_has(&ld, 1).await;
-    // The node never answers paystate's delpay: the ledger's record is
-    // gone, the node's part not yet, when the plugin is killed.
+    until_datastore_matches_node(&ld).await;
+    // The node never answers paystate's delpay: the ledger keeps the
+    // record until the node's answer, and the plugin is killed meanwhile.
     ld.inject("delpay", Fault::Stall, 1);
     let mut c = ld.client().await.unwrap();
     let call = tokio::spawn(async move {
@@ -203,9 +189,10 @@ async fn a_delete_interrupted_by_sigkill_loses_nothing() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(
-        ledger_keys(&ld).await.is_empty(),
-        "the ledger's record went first"
+    assert_eq!(
+        datastore_keys(&ld).len(),
+        1,
+        "the record waits for the node"
     );
     ld.kill_plugin().await;
     assert_eq!(
@@ -216,15 +203,20 @@ async fn a_delete_interrupted_by_sigkill_loses_nothing() {
     assert!(ld.part(&k).is_some(), "the node still has it");
     ld.clear_faults();
     ld.start_plugin(false).await.unwrap();
-    // The delete did not happen: after catch-up the ledger holds the part
-    // again (it is older than the watermark: the whole-table pass finds it),
-    // and answers it as the node does.
+    // The delete did not happen: the ledger holds the part, and answers it
+    // as the node does.
     assert_level_with_node(&ld).await;
     assert_eq!(ledger_keys(&ld).await.len(), 1);
     // A delete now goes through.
-    let r = delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
+    let r = ld
+        .call("paystate-delpay", json!([hash(1), "complete"]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
-    assert!(ld.part(&k).is_none() && ledger_keys(&ld).await.is_empty());
+    assert!(ld.part(&k).is_none());
+    until_datastore_matches_node(&ld).await;
+    assert!(datastore_keys(&ld).is_empty());
 }
 
 /// A small deterministic generator: test runs are repeatable.

@@ -3,7 +3,7 @@
 use super::never_attempted;
 use crate::app::App;
 use crate::catchup;
-use crate::domain::{Part, PartKey, Payment, Status};
+use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
@@ -117,9 +117,13 @@ async fn wait_for(waiter: Waiter, timeout: Option<u32>) -> Result<Value, RpcErro
     (*answer).clone()
 }
 
-/// A terminal part's answer: the node's row, with the failure the ledger
-/// holds for it. A part the ledger lacks (resolved while paystate was not
-/// running) is imported now.
+/// A terminal part's answer. A complete part's is the node's row. A
+/// failed part's is the node's own stored error: lightningd's releases
+/// differ in what they keep of a failure (v26.06 and earlier store no
+/// `raw_message`, later ones do), and a poll answers what the node kept,
+/// where a waiter released by the failure got the notification's form.
+/// A part the ledger lacks (resolved while paystate was not running) is
+/// imported now.
 async fn terminal<D: Datastore, N: Node>(
     app: &App<D, N>,
     row: Payment,
@@ -129,23 +133,18 @@ async fn terminal<D: Datastore, N: Node>(
     let held = app
         .ledger
         .summary(&key)
-        .filter(|s| s.created_index == row.created_index);
-    let part = match held {
-        Some(_) => Box::pin(app.ledger.get(&key)).await?,
-        None => None,
-    };
-    let part = match part {
-        Some(p) => p,
-        None => match Box::pin(catchup::import(app, row.clone(), deletes_before)).await? {
-            Some(p) => p,
-            None => return Err(never_attempted(&key)),
-        },
-    };
-    Part {
-        payment: row,
-        failure: part.failure.clone(),
+        .is_some_and(|s| s.created_index == row.created_index);
+    if !held
+        && Box::pin(catchup::import(app, row.clone(), deletes_before))
+            .await?
+            .is_none()
+    {
+        return Err(never_attempted(&key));
     }
-    .waitsendpay_answer()
+    match row.status {
+        Status::Failed => Box::pin(app.node.poll_builtin(key)).await?,
+        _ => Ok(row.to_json()),
+    }
 }
 
 #[cfg(test)]

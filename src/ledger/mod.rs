@@ -63,6 +63,33 @@ pub enum Lookup {
     Absent(Waiter),
 }
 
+/// How often a record's failed delete is tried again before it is left
+/// to the next start-up's reconciliation.
+const DELETE_TRIES: u32 = 10;
+
+fn delete_behind(writer: Writer, key: Vec<String>, tried: u32) {
+    let again = writer.clone();
+    writer.queue(
+        Op::Delete { key: key.clone() },
+        Some(Box::new(move |outcome| match outcome {
+            Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => {
+                log::warn!(
+                    "Could not delete the record {key:?}: {} ({}); trying again",
+                    e.message,
+                    e.code
+                );
+                if tried + 1 < DELETE_TRIES {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        delete_behind(again, key, tried + 1);
+                    });
+                }
+            }
+            _ => {}
+        })),
+    );
+}
+
 /// The outcome of recording a part.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Recorded {
@@ -91,6 +118,9 @@ pub struct Ledger<D> {
     /// Which shards of the index are loaded (by the hash's first byte).
     shards: Vec<tokio::sync::OnceCell<()>>,
     writer: Writer,
+    /// Rung when the ledger may have drifted from the node (deletes the
+    /// feed missed, a record's delete that failed): catch-up reconciles.
+    drift: Arc<tokio::sync::Notify>,
 }
 
 impl<D: Datastore> Ledger<D> {
@@ -126,6 +156,7 @@ impl<D: Datastore> Ledger<D> {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             node_deletes: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| tokio::sync::OnceCell::new()).collect(),
+            drift: Arc::default(),
         };
         Ok((ledger, interrupted))
     }
@@ -310,12 +341,7 @@ impl<D: Datastore> Ledger<D> {
                 None => None,
             };
             if let Some(old) = older {
-                self.writer.queue(
-                    Op::Delete {
-                        key: old.record_key(),
-                    },
-                    None,
-                );
+                self.queue_delete(old.record_key());
             }
             st.index
                 .insert(key, Entry::unwritten(&summary, part.clone()));
@@ -385,21 +411,28 @@ impl<D: Datastore> Ledger<D> {
         st.index.remove(key);
         st.tombstones.add(*key, Some(summary.created_index));
         drop(st);
-        self.writer.queue(
-            Op::Delete {
-                key: summary.record_key(),
-            },
-            None,
-        );
+        self.queue_delete(summary.record_key());
         if marked {
-            self.writer.queue(
-                Op::Delete {
-                    key: summary.deleting_key(),
-                },
-                None,
-            );
+            self.queue_delete(summary.deleting_key());
         }
         Ok(true)
+    }
+
+    /// A record's delete, written behind; should it fail, it is tried
+    /// again a second later (no answer shows the record meanwhile: answers
+    /// ask the node whether a part exists).
+    fn queue_delete(&self, key: Vec<String>) {
+        delete_behind(self.writer.clone(), key, 0);
+    }
+
+    /// Asks for a reconciliation with the node.
+    pub fn drifted(&self) {
+        self.drift.notify_one()
+    }
+
+    /// Resolves when a reconciliation is asked for.
+    pub async fn drift(&self) {
+        self.drift.notified().await
     }
 
     /// Returns once every write queued so far is applied.

@@ -34,6 +34,7 @@ enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+#[derive(Clone)]
 pub(super) struct Writer {
     tx: mpsc::UnboundedSender<Msg>,
 }

@@ -21,7 +21,7 @@ pub mod table;
 mod waits;
 
 use anyhow::{anyhow, bail, Context, Result};
-use batching::{Batch, Commits};
+use batching::{Batch, Commits, Order, Turn};
 use client::Client;
 use plugin::{LogLine, PluginProc};
 use schema::Schemas;
@@ -652,6 +652,8 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
     let (hang_tx, mut hang_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut batching = false;
     let mut tasks = tokio::task::JoinSet::new();
+    let order = Arc::new(Order::default());
+    let mut received = 0u64;
     loop {
         // The requests of one read share a transaction on a batching
         // connection.
@@ -668,12 +670,15 @@ async fn serve(core: Arc<Core>, stream: UnixStream) {
                     }
                     let (core, wr, hang) = (core.clone(), wr.clone(), hang_tx.clone());
                     let batch = batch.clone();
+                    let turn = Turn::new(order.clone(), received);
+                    received += 1;
                     // Requests on one connection run concurrently, as in
                     // lightningd, and end with it (a pending `wait` too).
                     while tasks.try_join_next().is_some() {}
                     tasks.spawn(async move {
                         let id = req.get("id").cloned().unwrap_or(Value::Null);
-                        match core.dispatch(req, raw, batch).await {
+                        turn.wait().await;
+                        match core.dispatch(req, raw, batch, turn).await {
                             Reply::Answer(r) => {
                                 let msg = match r {
                                     Ok(v) => json!({"jsonrpc": "2.0", "id": id, "result": v}),
@@ -744,7 +749,7 @@ impl Core {
         }))
     }
 
-    async fn wait(&self, params: &Value) -> Result<Value, Value> {
+    async fn wait(&self, params: &Value, turn: Option<Turn>) -> Result<Value, Value> {
         let req = waits::parse(params)?;
         let rx = {
             let n = self.node.lock().unwrap();
@@ -754,6 +759,7 @@ impl Core {
             }
             self.index_moves.subscribe()
         };
+        drop(turn);
         let current = || {
             let n = self.node.lock().unwrap();
             n.table.index_value(req.index).unwrap_or(0)
@@ -808,6 +814,7 @@ impl Core {
         req: Value,
         raw: Option<String>,
         batch: Option<Arc<Batch>>,
+        turn: Turn,
     ) -> Reply {
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let Some(method) = req.get("method").and_then(Value::as_str).map(str::to_owned) else {
@@ -826,14 +833,17 @@ impl Core {
             );
             match self.take_fault(&method) {
                 Some(Fault::Hangup) => return Reply::Hangup,
-                Some(Fault::Stall) => std::future::pending::<()>().await,
+                Some(Fault::Stall) => {
+                    drop(turn);
+                    return std::future::pending::<Reply>().await;
+                }
                 Some(Fault::Error(code, message)) => {
                     return Reply::Answer(Err(json!({"code": code, "message": message})))
                 }
                 None => {}
             }
         }
-        let answer = self.route(&id, &method, params, raw, batch).await;
+        let answer = self.route(&id, &method, params, raw, batch, turn).await;
         match &answer {
             Ok(r) => {
                 let name = method.strip_prefix("paystate-").unwrap_or(&method);
@@ -851,7 +861,10 @@ impl Core {
         mut params: Value,
         mut raw: Option<String>,
         mut batch: Option<Arc<Batch>>,
+        turn: Turn,
     ) -> Result<Value, Value> {
+        // Until the request waits on something, it keeps its turn.
+        let mut turn = Some(turn);
         let mut method = method.to_string();
         if let Some(p) = self.active() {
             let hooked = match &p.hook_filters {
@@ -861,6 +874,7 @@ impl Core {
             if hooked {
                 // Run later, from the plugin's answer: its own transaction.
                 batch = None;
+                turn = None;
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 let hook_id = format!("{}/cln:rpc_command#{seq}", id_text(id));
                 let payload = json!({"rpc_command": {"jsonrpc": "2.0", "id": id, "method": method, "params": params}});
@@ -893,6 +907,7 @@ impl Core {
                 }
             }
             if p.methods.contains(&method) {
+                drop(turn.take());
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 let call_id = format!("{}/cln:{method}#{seq}", id_text(id));
                 return match p.proc.request(&call_id, &method, params).await {
@@ -908,7 +923,7 @@ impl Core {
             }
         }
         let raw = raw.unwrap_or_else(|| params.to_string());
-        self.builtin(&method, params, &raw, batch).await
+        self.builtin(&method, params, &raw, batch, turn).await
     }
 
     /// `raw`: `params` as the client wrote them, which lightningd's own
@@ -919,6 +934,7 @@ impl Core {
         params: Value,
         raw: &str,
         batch: Option<Arc<Batch>>,
+        turn: Option<Turn>,
     ) -> Result<Value, Value> {
         let developer = self.opts.developer;
         let fail = |(c, m): params::Fail| json!({"code": c, "message": m});
@@ -933,16 +949,16 @@ impl Core {
             "listsendpays" => self.node_call_in(batch, |n| n.table.listsendpays(&params)),
             "batching" => Ok(json!({})),
             "wait" => {
-                // A pending wait holds no transaction open.
+                // A pending wait holds no transaction open, nor its turn.
                 drop(batch);
-                self.wait(&params).await
+                self.wait(&params, turn).await
             }
             "delpay" => self.node_call_in(batch, |n| {
                 let (answer, gone) = n.table.delpay(raw, developer)?;
                 n.save_parts(&gone);
                 Ok(answer)
             }),
-            "waitsendpay" => self.waitsendpay(raw, batch).await,
+            "waitsendpay" => self.waitsendpay(raw, batch, turn).await,
             "datastore" | "listdatastore" | "deldatastore" | "datastoreusage" => self
                 .node_call_in(batch, |n| n.datastore_call(method, &params))
                 .map_err(fail),
@@ -950,10 +966,16 @@ impl Core {
         }
     }
 
-    async fn waitsendpay(&self, raw: &str, batch: Option<Arc<Batch>>) -> Result<Value, Value> {
+    async fn waitsendpay(
+        &self,
+        raw: &str,
+        batch: Option<Arc<Batch>>,
+        turn: Option<Turn>,
+    ) -> Result<Value, Value> {
         // Subscribe before looking, so a resolution in between is seen.
         let mut events = self.events.subscribe();
         let waited = self.node_call_in(batch, |n| n.table.waitsendpay(raw, self.opts.developer));
+        drop(turn);
         let (key, timeout) = match waited {
             Wait::Answer(a) => return a,
             Wait::Pending(k, t) => (k, t),

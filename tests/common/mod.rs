@@ -87,7 +87,7 @@ pub fn destination_failure() -> PartFailure {
 }
 
 /// Polls `paystate-status` until `done` holds (or fails the test).
-async fn until_status(ld: &Lightningd, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn until_status(ld: &Lightningd, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..500 {
         let st = ld
             .call("paystate-status", json!({}))

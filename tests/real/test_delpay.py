@@ -1,12 +1,16 @@
-"""delpay through paystate (the built-in name, taken over) against what
-lightningd's own delpay answers: the deleted parts exactly as
-`listsendpays` showed them, the same errors, and nothing else touched."""
+"""Deletes: the built-in `delpay` stays lightningd's (paystate hooks no
+delete), `paystate-delpay` answers as it does, and whatever deletes a part
+(either name, with or without partid and groupid, autoclean), with
+takeover on and off, paystate answers it 208 at once and its ledger
+records follow."""
 import time
 
+import pytest
 from pyln.testing.utils import only_one, wait_for
 from test_waitsendpay import held_pair, send_held
-from util import (answer, call, invoice, paystate_node, selfpay, status,
-                  wait_caught_up, wait_recorded)
+from util import (answer, call, invoice, ledger_records, node_terminal,
+                  paystate_node, selfpay, status, wait_caught_up,
+                  wait_ledger_is_node, wait_recorded)
 
 
 def mixed(node):
@@ -40,6 +44,7 @@ def test_delpay_whole_hash_and_single_part(node_factory, plugin_path):
     assert r == {"payments": [before[1]]}
     assert listed(l1, h) == []
     assert l1.rpc.call("paystate-listsendpays", [h])["payments"] == []
+    wait_ledger_is_node(l1)
     assert status(l1)["parts"] == {"complete": 1, "failed": 0, "deleting": 0}
     # Gone for waitsendpay too, as for lightningd.
     kind, err = call(l1, "waitsendpay", [h, 0, 0, 2])
@@ -81,18 +86,68 @@ def test_pending_part_is_never_deleted(node_factory, plugin_path):
     assert l1.rpc.delpay(h, "complete")["payments"][0]["status"] == "complete"
 
 
-def test_autoclean_deletes_hundreds_through_the_takeover(node_factory,
-                                                         plugin_path):
-    l1 = paystate_node(node_factory, plugin_path)
+@pytest.mark.parametrize("takeover", [True, False])
+def test_autoclean_deletes_hundreds_and_the_ledger_follows(node_factory,
+                                                           plugin_path,
+                                                           takeover):
+    l1 = paystate_node(node_factory, plugin_path, takeover=takeover)
     for i in range(300):
         selfpay(l1, wrong_secret=(i % 3 == 0))
     wait_recorded(l1, complete=200, failed=100)
     wait_caught_up(l1)
-    time.sleep(2)
+    wait_ledger_is_node(l1)
+    time.sleep(2)  # autoclean-once deletes what is older than 1 s
     done = l1.rpc.call("autoclean-once", ["failedpays", 1])
     assert done["autoclean"]["failedpays"]["cleaned"] == 100
     done = l1.rpc.call("autoclean-once", ["succeededpays", 1])
     assert done["autoclean"]["succeededpays"]["cleaned"] == 200
     assert l1.rpc.listsendpays()["payments"] == []
-    assert status(l1)["parts"] == {"complete": 0, "failed": 0, "deleting": 0}
     assert l1.rpc.call("paystate-listsendpays")["payments"] == []
+    wait_ledger_is_node(l1)
+    assert ledger_records(l1) == set()
+    assert status(l1)["parts"] == {"complete": 0, "failed": 0, "deleting": 0}
+
+
+def gone(node, p):
+    """paystate answers a deleted part 208, by either name."""
+    params = {"payment_hash": p["payment_hash"], "timeout": 0,
+              "partid": p.get("partid", 0), "groupid": p["groupid"]}
+    for method in ("paystate-waitsendpay", "waitsendpay"):
+        kind, err = call(node, method, params)
+        assert (kind, err["code"]) == ("error", 208), (method, p, err)
+    assert node.rpc.call("paystate-listsendpays",
+                         [p["payment_hash"]])["payments"] == []
+
+
+@pytest.mark.parametrize("takeover", [True, False])
+def test_every_way_of_deleting_is_followed(node_factory, plugin_path,
+                                           takeover):
+    l1 = paystate_node(node_factory, plugin_path, takeover=takeover)
+    hashes = [selfpay(l1, wrong_secret=(i % 2 == 0)) for i in range(8)]
+    wait_recorded(l1, complete=4, failed=4)
+    wait_ledger_is_node(l1)
+    parts = [only_one(listed(l1, h)) for h in hashes]
+
+    def args(p):
+        return [p["payment_hash"], p["status"], p.get("partid", 0),
+                p["groupid"]]
+    # The built-in, one part: lightningd moves its `deleted` index.
+    l1.rpc.delpay(*args(parts[0]))
+    # The built-in, a whole hash: no index moves; answers ask the node.
+    l1.rpc.delpay(*args(parts[1])[:2])
+    # paystate's name, one part and a whole hash.
+    l1.rpc.call("paystate-delpay", args(parts[2]))
+    l1.rpc.call("paystate-delpay", args(parts[3])[:2])
+    for p in parts[:4]:
+        gone(l1, p)
+    # autoclean, over the rest (older than 1 s).
+    time.sleep(2)
+    l1.rpc.call("autoclean-once", ["failedpays", 1])
+    l1.rpc.call("autoclean-once", ["succeededpays", 1])
+    for p in parts[4:]:
+        gone(l1, p)
+    assert node_terminal(l1) == set()
+    # The records go with the next batch of writes, but for the whole
+    # hash the built-in deleted without a word: the listing above found
+    # it gone.
+    wait_ledger_is_node(l1)

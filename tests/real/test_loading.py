@@ -1,7 +1,11 @@
 """Loading paystate: at start-up, from a config file, started and stopped
 while the node runs; its methods in `help`."""
 import os
+import shutil
+import subprocess
 
+import pytest
+from pyln.testing.utils import wait_for
 from util import (paystate_node, rpc_path, selfpay, status, wait_caught_up,
                   wait_recorded)
 
@@ -9,6 +13,7 @@ OWN = ["paystate-waitsendpay", "paystate-delpay", "paystate-listsendpays",
        "paystate-status"]
 
 
+@pytest.mark.takeover
 def test_plugin_option_loads_and_help_lists_methods(node_factory, plugin_path):
     l1 = paystate_node(node_factory, plugin_path)
     commands = [c["command"] for c in l1.rpc.help()["help"]]
@@ -64,3 +69,31 @@ def test_long_lightning_dir(node_factory, plugin_path):
     assert l1.rpc.waitsendpay(h)["status"] == "complete"
     assert l1.rpc.delpay(h, "complete")["payments"][0]["payment_hash"] == h
     assert not l1.daemon.is_in_log("plugin-paystate: Killing plugin")
+
+
+def test_reckless_installs_from_a_local_source(node_factory, tmp_path):
+    """CLN's plugin manager builds paystate with cargo, runs the binary
+    alone (it must exit 0 or keep running), and starts it."""
+    reckless = shutil.which("reckless")
+    if reckless is None:
+        pytest.skip("reckless (tools/reckless of a Core Lightning build) "
+                    "is not on PATH")
+    l1 = node_factory.get_node()
+    # reckless adds its include to the node's config file (pyln-testing
+    # passes options on the command line and writes none).
+    open(os.path.join(l1.daemon.lightning_dir, "regtest", "config"),
+         "a").close()
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..",
+                                        ".."))
+    # reckless names a plugin after its folder.
+    src = tmp_path / "paystate"
+    shutil.copytree(root, src, ignore=shutil.ignore_patterns(
+        "target", ".venv", ".git", "fuzz", "__pycache__"))
+    done = subprocess.run(
+        [reckless, "-v", "-l", l1.daemon.lightning_dir, "--network",
+         "regtest", "install", str(src)],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=1800)
+    assert done.returncode == 0, done.stdout + done.stderr
+    wait_for(lambda: "paystate-status" in str(l1.rpc.help()))
+    assert status(l1)["catchup"]["state"] in ("running", "done")

@@ -4,9 +4,9 @@ slot), in developer mode and in production mode (restarted without
 --developer and dev-* options, as operators run lightningd)."""
 import json
 import random
-import socket
 
-from util import call, paystate_node, rpc_path, selfpay, wait_recorded
+from util import (call, paystate_node, raw_read, raw_send, raw_socket,
+                  selfpay, wait_recorded)
 
 UNKNOWN = "ee" * 32
 WAIT = ["payment_hash", "timeout", "partid", "groupid"]
@@ -44,14 +44,12 @@ def random_params(rng, names, hashes):
 def raw_call(node, method, params_text):
     """One call with the params exactly as written (pyln-client would drop
     a named None); the answer's result or error object."""
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(rpc_path(node))
-        s.sendall(('{"jsonrpc": "2.0", "id": "raw", "method": "%s", '
-                   '"params": %s}' % (method, params_text)).encode())
-        buf = b""
-        while not buf.endswith(b"\n\n"):
-            buf += s.recv(65536)
-    resp = json.loads(buf)
+    s = raw_socket(node)
+    try:
+        raw_send(s, method, params_text)
+        resp = raw_read(s)
+    finally:
+        s.close()
     return ("result", resp["result"]) if "result" in resp else \
         ("error", resp["error"])
 

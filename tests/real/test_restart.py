@@ -3,9 +3,11 @@ answers, nothing lost, nothing deleted brought back."""
 import os
 import signal
 import threading
+import time
 
 from pyln.testing.utils import wait_for
-from util import (call, paystate_node, selfpay, status, wait_caught_up,
+from util import (call, ledger_records, node_terminal, paystate_node,
+                  selfpay, status, wait_caught_up, wait_ledger_is_node,
                   wait_recorded)
 
 
@@ -80,6 +82,7 @@ def test_sigkill_during_payments_and_deletes(node_factory, plugin_path):
     l1.rpc.plugin_start(plugin_path)
     wait_caught_up(l1)
     # Nothing lost, nothing deleted brought back.
+    wait_ledger_is_node(l1)
     assert ledger_keys(l1) == terminal_keys(l1)
     for h in deleted:
         assert l1.rpc.listsendpays(payment_hash=h)["payments"] == []
@@ -99,3 +102,81 @@ def test_first_start_on_a_node_with_history(node_factory, plugin_path):
     assert status(l1)["parts"] == {"complete": 80, "failed": 40,
                                    "deleting": 0}
     assert ledger_keys(l1) == terminal_keys(l1)
+
+
+def autoclean_in_background(node):
+    """autoclean-once over failed then complete parts, in a thread."""
+    done = []
+
+    def run():
+        for what in ("failedpays", "succeededpays"):
+            try:
+                node.rpc.call("autoclean-once", [what, 1])
+            except Exception as e:  # the node may be killed meanwhile
+                done.append(e)
+                return
+        done.append("ok")
+    t = threading.Thread(target=run)
+    t.start()
+    return t, done
+
+
+def test_plugin_sigkill_during_autoclean(node_factory, plugin_path):
+    l1 = paystate_node(node_factory, plugin_path)
+    for i in range(300):
+        selfpay(l1, wrong_secret=(i % 3 == 0))
+    wait_recorded(l1, complete=200, failed=100)
+    wait_ledger_is_node(l1)
+    time.sleep(2)  # autoclean-once deletes what is older than 1 s
+    t, done = autoclean_in_background(l1)
+    wait_for(lambda: len(node_terminal(l1)) < 250)
+    os.kill(plugin_pid(l1), signal.SIGKILL)
+    t.join()
+    assert done == ["ok"]
+    l1.rpc.plugin_start(plugin_path)
+    wait_caught_up(l1)
+    # Whatever autoclean deleted while paystate was down left the ledger.
+    wait_ledger_is_node(l1)
+    assert ledger_records(l1) == set()
+
+
+def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
+                                                          plugin_path):
+    l1 = paystate_node(node_factory, plugin_path, may_fail=True,
+                       allow_broken_log=True)
+    for i in range(200):
+        selfpay(l1, wrong_secret=(i % 3 == 0))
+    wait_ledger_is_node(l1)
+    time.sleep(2)  # autoclean-once deletes what is older than 1 s
+    paid = []
+
+    def stream():
+        try:
+            for i in range(300):
+                paid.append(selfpay(l1, wrong_secret=(i % 4 == 0)))
+        except Exception:  # the node is killed under it
+            pass
+    payer = threading.Thread(target=stream)
+    payer.start()
+    wait_for(lambda: len(paid) > 20)
+    t, done = autoclean_in_background(l1)
+    wait_for(lambda: len(paid) > 60 or done)
+    l1.daemon.proc.kill()
+    payer.join()
+    t.join()
+    l1.daemon.wait()
+    l1.start()
+    wait_caught_up(l1)
+    # Whatever the node kept, the ledger holds; nothing else.
+    wait_ledger_is_node(l1)
+    assert len(ledger_records(l1)) > 0
+    # And answers as the node's table says.
+    for h in paid[:10]:
+        rows = l1.rpc.listsendpays(payment_hash=h)["payments"]
+        kind, got = call(l1, "paystate-waitsendpay", [h, 0])
+        if not rows:
+            assert (kind, got["code"]) == ("error", 208)
+        elif rows[0]["status"] == "complete":
+            assert (kind, got) == ("result", rows[0])
+        else:
+            assert kind == "error" and got["data"]["status"] == "failed"

@@ -1,8 +1,10 @@
 """Helpers shared by the real-node tests."""
+import json
 import os
 import secrets
 
 from pyln.client import RpcError
+from pyln.client.lightning import UnixSocket
 from pyln.testing.utils import wait_for
 
 AMOUNT = 10000
@@ -70,3 +72,53 @@ def wait_caught_up(node):
 
 def rpc_path(node):
     return os.path.join(node.daemon.lightning_dir, "regtest", "lightning-rpc")
+
+
+def raw_socket(node):
+    """A connection to the node's RPC socket, however long its path (a
+    socket address holds 107 bytes): pyln-client's way, through
+    /proc/self/fd when the path does not fit."""
+    return UnixSocket(rpc_path(node))
+
+
+def raw_send(sock, method, params_text, id="raw"):
+    sock.sendall(('{"jsonrpc": "2.0", "id": %s, "method": "%s", '
+                  '"params": %s}' % (json.dumps(id), method, params_text)
+                  ).encode())
+
+
+def raw_read(sock):
+    """One answer (lightningd ends each with a blank line)."""
+    buf = b""
+    while not buf.endswith(b"\n\n"):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed"
+        buf += chunk
+    return json.loads(buf)
+
+
+def ledger_records(node):
+    """The parts whose records are in the datastore: paystate's ledger as
+    a crash leaves it, read from under the plugin. One listing per shard,
+    as paystate reads it."""
+    out = set()
+    parts = ["paystate", "v2", "parts"]
+    for shard in node.rpc.listdatastore(parts)["datastore"]:
+        for e in node.rpc.listdatastore(shard["key"])["datastore"]:
+            h, groupid, partid, _, status = e["key"][-1].split("-")
+            out.add((h, int(groupid), int(partid), status))
+    return out
+
+
+def node_terminal(node):
+    """The node's terminal parts, as ledger_records names them."""
+    return {(p["payment_hash"], p["groupid"], p.get("partid", 0),
+             p["status"])
+            for p in node.rpc.listsendpays()["payments"]
+            if p["status"] != "pending"}
+
+
+def wait_ledger_is_node(node):
+    """Until the ledger's records are exactly the node's terminal parts
+    (records are written behind, in batches)."""
+    wait_for(lambda: ledger_records(node) == node_terminal(node))
