@@ -22,9 +22,10 @@ pub const PAGE: u32 = 1000;
 /// (or is deleting it). `deletes_before` is [`Ledger::node_deletes`] read
 /// before the node was: if a delete happened since, the part is read again
 /// (under the hash's lock), so a part just deleted is not brought back.
-/// A failed part's details are not in `listsendpays`: the node's own
-/// `waitsendpay` with `timeout: 0` gives them. Returns the part as the
-/// ledger now holds it, or `None` if it is not to be answered.
+/// A failed part is recorded without its failure's details (they are not
+/// in `listsendpays`, and answers take a failed part's error from the
+/// node, which keeps it as long as it keeps the part). Returns the part as
+/// the ledger now holds it, or `None` if it is not to be answered.
 ///
 /// [`Ledger::node_deletes`]: crate::ledger::Ledger::node_deletes
 pub async fn import<D: Datastore, N: Node>(
@@ -51,16 +52,12 @@ pub async fn import<D: Datastore, N: Node>(
             None => return Ok(None),
         }
     };
-    let part = match payment.status {
-        Status::Pending => return Ok(None),
-        Status::Complete => Part {
-            payment,
-            failure: None,
-        },
-        Status::Failed => match failed_part(payment, app.node.poll_builtin(key).await?) {
-            Some(p) => p,
-            None => return Ok(None),
-        },
+    if payment.status == Status::Pending {
+        return Ok(None);
+    }
+    let part = Part {
+        payment,
+        failure: None,
     };
     match app.ledger.record(part).await? {
         Recorded::Deleting => Ok(None),
@@ -70,28 +67,6 @@ pub async fn import<D: Datastore, N: Node>(
         }
         Recorded::Duplicate => app.ledger.get(&key).await,
     }
-}
-
-/// A failed part with its failure, from the node's own `waitsendpay`
-/// answer for it (`None`: the node no longer has it).
-fn failed_part(payment: Payment, polled: Result<serde_json::Value, RpcError>) -> Option<Part> {
-    let key = payment.key();
-    Some(match polled {
-        Err(e) if e.code == codes::PAY_NO_SUCH_PAYMENT => return None,
-        Err(e) if e.data.is_some() => Part::from_error(&e.to_json()).unwrap_or_else(|why| {
-            log::warn!("Failure details of {key} unreadable ({why}); recording without them");
-            Part {
-                payment,
-                failure: None,
-            }
-        }),
-        // 209 (reason not stored), or a node that disagrees: record the
-        // part as the listing shows it, without a reason.
-        _ => Part {
-            payment,
-            failure: None,
-        },
-    })
 }
 
 /// Finishes a delete that a crash interrupted in a version of paystate
@@ -198,9 +173,8 @@ async fn catch_up<D: Datastore, N: Node>(
 const SMALL_LEDGER: u64 = 2_000;
 
 /// Imports the terminal parts of a page read from the node that the
-/// ledger lacks: the failed ones' details from the node's own
-/// `waitsendpay` in batches, then every record queued, then written (one
-/// commit per hundred). Paced as one call.
+/// ledger lacks: every record queued, then written (one commit per
+/// hundred). Paced as one call.
 async fn import_missing<D: Datastore, N: Node>(
     app: &App<D, N>,
     page: &[Payment],
@@ -215,31 +189,16 @@ async fn import_missing<D: Datastore, N: Node>(
                 fresh.push(p.clone());
             }
         }
-        let failed: Vec<PartKey> = fresh
-            .iter()
-            .filter(|p| p.status == Status::Failed)
-            .map(Payment::key)
-            .collect();
-        let mut polled = app.node.poll_many(failed).await?.into_iter();
         let mut imported = 0;
         for payment in fresh {
-            let part = match payment.status {
-                Status::Failed => {
-                    let answer = polled
-                        .next()
-                        .unwrap_or_else(|| Err(RpcError::lightningd("no answer to the poll")));
-                    failed_part(payment, answer)
-                }
-                _ => Some(Part {
-                    payment,
-                    failure: None,
-                }),
-            };
-            let Some(part) = part else { continue };
             // A delete since the page was read: ask the node again.
             let recorded = if app.ledger.node_deletes() != deletes_before {
-                import(app, part.payment, deletes_before).await?.is_some()
+                import(app, payment, deletes_before).await?.is_some()
             } else {
+                let part = Part {
+                    payment,
+                    failure: None,
+                };
                 app.ledger.record(part).await? == Recorded::New
             };
             imported += recorded as usize;
@@ -351,13 +310,13 @@ pub async fn node_table<D: Datastore, N: Node>(
 
 /// After each of its steps (a page of the table, a page's imports, a
 /// shard of the index), catch-up rests this many times as long as the
-/// step took: however long the history, it keeps to a fifth of the
+/// step took: however long the history, it keeps to a quarter of the
 /// node's time. A command that reaches lightningd during one of those
 /// steps waits for it, so the busy share is what the node's other
 /// commands may feel; most arrive while paystate rests (their median is
 /// untouched). Answers do not wait for catch-up: a part not yet imported
 /// is answered from the node (and imported then).
-const REST: u32 = 4;
+const REST: u32 = 3;
 
 async fn paced<T>(call: impl std::future::Future<Output = T>) -> T {
     let began = tokio::time::Instant::now();

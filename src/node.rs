@@ -42,21 +42,6 @@ pub trait Node: Send + Sync + 'static {
         key: PartKey,
     ) -> impl Future<Output = Result<Result<Value, RpcError>, RpcError>> + Send;
 
-    /// [`Node::poll_builtin`] of several parts at once (in batches): their
-    /// answers in order. The outer error: the node could not be reached.
-    fn poll_many(
-        &self,
-        keys: Vec<PartKey>,
-    ) -> impl Future<Output = Result<Vec<Result<Value, RpcError>>, RpcError>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(keys.len());
-            for k in keys {
-                out.push(self.poll_builtin(k).await?);
-            }
-            Ok(out)
-        }
-    }
-
     /// The node's built-in `delpay` (of one part, given `(partid,
     /// groupid)`): the parts it deleted, or its error as it gave it. The
     /// outer error is a failure to reach the node at all.
@@ -97,12 +82,6 @@ impl<T: Node> Node for std::sync::Arc<T> {
         key: PartKey,
     ) -> impl Future<Output = Result<Result<Value, RpcError>, RpcError>> + Send {
         (**self).poll_builtin(key)
-    }
-    fn poll_many(
-        &self,
-        keys: Vec<PartKey>,
-    ) -> impl Future<Output = Result<Vec<Result<Value, RpcError>>, RpcError>> + Send {
-        (**self).poll_many(keys)
     }
     fn delpay_builtin(
         &self,

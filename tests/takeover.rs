@@ -147,12 +147,18 @@ async fn the_callers_id_is_kept_whatever_its_type() {
 #[tokio::test]
 async fn paystates_own_calls_pass_through_its_hook_without_deadlock() {
     let ld = Lightningd::new(options()).await.unwrap();
-    // A failed part resolved before start: catch-up calls the built-in
-    // waitsendpay for its details, through paystate's own hook.
     let k = pending(&ld, &hash(1), 1, 0);
     ld.fail(&k, Some(destination_failure())).await;
     ld.start_plugin(true).await.unwrap();
     until_caught_up(&ld).await;
+    // A failed part's error is the node's own: paystate asks the built-in
+    // waitsendpay, which comes back through paystate's own hook.
+    let e = ld
+        .call("waitsendpay", json!({"payment_hash": hash(1)}))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(code(&e), 203);
     let done = pending(&ld, &hash(2), 1, 0);
     ld.succeed(&done, &preimage(2)).await;
     until_ledger_has(&ld, 2).await;
@@ -185,12 +191,6 @@ async fn paystates_own_calls_pass_through_its_hook_without_deadlock() {
         internal_hooks, 1,
         "the waitsendpay came back through the hook and was continued"
     );
-    let e = ld
-        .call("waitsendpay", json!({"payment_hash": hash(1)}))
-        .await
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(code(&e), 203);
 }
 
 #[tokio::test]

@@ -65,9 +65,9 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
     Box::pin(app.ledger.ensure(&hash)).await?;
-    // Twice at most: a part found pending and then recorded before its
-    // waiter was is read from the node again.
-    for round in 0..2 {
+    // A part found pending and recorded before its waiter was is read from
+    // the node again; a stale attempt the ledger held is dropped first.
+    for round in 0..3 {
         let deletes_before = app.ledger.node_deletes();
         let parts = Box::pin(app.node.parts_of(hash)).await?;
         let groupid = req
@@ -94,7 +94,14 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         // from now on wakes it.
         let waiter = match Box::pin(app.ledger.lookup_or_wait(key)).await? {
             Lookup::Absent(w) => w,
-            Lookup::Ready(part) if round == 1 => return part.waitsendpay_answer(),
+            // An earlier attempt of the part, which the node deleted
+            // without a word (the node's row is a new attempt).
+            Lookup::Ready(part) if part.payment.created_index != row.created_index => {
+                let stale = Some(part.payment.created_index);
+                Box::pin(app.ledger.forget(&key, None, stale)).await?;
+                continue;
+            }
+            Lookup::Ready(part) if round == 2 => return part.waitsendpay_answer(),
             // Resolved since the node was read: read it again.
             Lookup::Ready(_) | Lookup::Deleting => continue,
         };

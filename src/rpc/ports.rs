@@ -172,21 +172,6 @@ impl Node for Rpc {
         self.call_raw("waitsendpay", poll_params(&key)).await
     }
 
-    async fn poll_many(
-        &self,
-        keys: Vec<PartKey>,
-    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(super::MAX_BATCH) {
-            let calls: Vec<(&str, Value)> = chunk
-                .iter()
-                .map(|k| ("waitsendpay", poll_params(k)))
-                .collect();
-            out.extend(self.call_batch(&calls).await?);
-        }
-        Ok(out)
-    }
-
     async fn delpay_builtin(
         &self,
         hash: Sha256,
