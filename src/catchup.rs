@@ -15,8 +15,10 @@ use crate::store::Datastore;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Parts read from the node per `listsendpays` page.
-pub const PAGE: u32 = 1000;
+/// Parts read from the node per `listsendpays` page: a page of 1,000
+/// kept lightningd busy for 84 ms on a real node (at 100,000 parts);
+/// no call of paystate's is to take more than 50.
+pub const PAGE: u32 = 400;
 
 /// Imports one part the node reports, unless the ledger holds it already
 /// (or is deleting it). `deletes_before` is [`Ledger::node_deletes`] read

@@ -99,12 +99,12 @@ def raw_read(sock):
 
 def ledger_records(node):
     """The parts whose records are in the datastore: paystate's ledger as
-    a crash leaves it, read from under the plugin. One listing per shard,
-    as paystate reads it."""
+    a crash leaves it, read from under the plugin, one shard at a time
+    (listing the shards' parent would have lightningd read every record)."""
     out = set()
-    parts = ["paystate", "v2", "parts"]
-    for shard in node.rpc.listdatastore(parts)["datastore"]:
-        for e in node.rpc.listdatastore(shard["key"])["datastore"]:
+    for shard in range(256):
+        key = ["paystate", "v2", "parts", "{:02x}".format(shard)]
+        for e in node.rpc.listdatastore(key)["datastore"]:
             h, groupid, partid, _, status = e["key"][-1].split("-")
             out.add((h, int(groupid), int(partid), status))
     return out
