@@ -336,6 +336,53 @@ async fn main() {
         ld.stop_plugin().await;
     }
 
+    if wanted("autoclean") {
+        // autoclean's way: a batching connection, a hundred one-part
+        // deletes per write. With paystate loaded and without, the same
+        // table; the commits as lightningd would make them.
+        let n = scale(2000) as u64;
+        let mut figures = Vec::new();
+        for with_paystate in [false, true] {
+            let ld = match with_paystate {
+                true => start().await,
+                false => Lightningd::new(options()).await.unwrap(),
+            };
+            for i in 0..n {
+                ld.create_part(spec(i));
+                ld.succeed(&key(i), &preimage(i)).await;
+            }
+            if with_paystate {
+                until(&ld, |s| s["parts"]["complete"].as_u64() == Some(n)).await;
+            }
+            let mut c = ld.client().await.unwrap();
+            c.call("batching", json!({"enable": true}))
+                .await
+                .unwrap()
+                .unwrap();
+            let (commits, t) = (ld.commits(), Instant::now());
+            for page in (0..n).collect::<Vec<_>>().chunks(100) {
+                let calls: Vec<(&str, Value)> = page
+                    .iter()
+                    .map(|i| ("delpay", json!([hash(*i), "complete", 0, 1])))
+                    .collect();
+                for a in c.call_many(&calls).await.unwrap() {
+                    a.unwrap();
+                }
+            }
+            let took = t.elapsed();
+            if with_paystate {
+                until(&ld, |s| s["parts"]["complete"].as_u64() == Some(0)).await;
+            }
+            figures.push((took, ld.commits() - commits));
+        }
+        let ((plain, plain_commits), (with, with_commits)) = (figures[0], figures[1]);
+        row(
+            &format!("autoclean-like batched deletes of {n} parts"),
+            format!("{:.2}× without paystate", with.as_secs_f64() / plain.as_secs_f64()),
+            format!("commits {plain_commits} without, {with_commits} with (the ledger's batches included)"),
+        );
+    }
+
     if wanted("delpay") {
         let ld = start().await;
         let mut c = ld.client().await.unwrap();
