@@ -4,7 +4,7 @@
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::node::Node;
-use crate::store::{Datastore, Entry, Op};
+use crate::store::{self, Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -123,14 +123,7 @@ impl Datastore for FakeDatastore {
 
     async fn apply(&self, ops: Vec<Op>) -> Result<Vec<Result<(), RpcError>>, RpcError> {
         self.batches.lock().unwrap().push(ops.len());
-        let mut out = Vec::with_capacity(ops.len());
-        for op in ops {
-            out.push(match op {
-                Op::Create { key, value } => self.create(key, value).await.map(drop),
-                Op::Delete { key } => self.delete(key, None).await.map(drop),
-            });
-        }
-        Ok(out)
+        store::apply_one_by_one(self, ops).await
     }
 }
 

@@ -70,17 +70,24 @@ pub trait Datastore: Send + Sync + 'static {
         &self,
         ops: Vec<Op>,
     ) -> impl Future<Output = Result<Vec<Result<(), RpcError>>, RpcError>> + Send {
-        async move {
-            let mut out = Vec::with_capacity(ops.len());
-            for op in ops {
-                out.push(match op {
-                    Op::Create { key, value } => self.create(key, value).await.map(drop),
-                    Op::Delete { key } => self.delete(key, None).await.map(drop),
-                });
-            }
-            Ok(out)
-        }
+        apply_one_by_one(self, ops)
     }
+}
+
+/// [`Datastore::apply`] as a store without batches does it: each write on
+/// its own, in order.
+pub async fn apply_one_by_one<D: Datastore + ?Sized>(
+    store: &D,
+    ops: Vec<Op>,
+) -> Result<Vec<Result<(), RpcError>>, RpcError> {
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        out.push(match op {
+            Op::Create { key, value } => store.create(key, value).await.map(drop),
+            Op::Delete { key } => store.delete(key, None).await.map(drop),
+        });
+    }
+    Ok(out)
 }
 
 /// A write the ledger hands to [`Datastore::apply`].
