@@ -17,13 +17,9 @@ pub struct CatchupReport {
     /// Parts the ledger held and the node no longer had, dropped by
     /// reconciliation.
     pub dropped: usize,
-    /// Parts read by the quick pass (updated since the watermark).
-    pub scanned: usize,
     /// Parts read by the whole-table pass.
     pub checked: usize,
     pub imported: usize,
-    /// The watermark: parts updated up to here are in the ledger.
-    pub updated_index: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

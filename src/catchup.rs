@@ -158,9 +158,11 @@ async fn catch_up<D: Datastore, N: Node>(
         app.update_catchup(|r| r.deletes_finished += 1);
         log::info!("Finished the interrupted delete of {key}");
     }
-    since_watermark(app).await?;
     // The rest of the index (counts, listings, reconciliation): answers
-    // did not wait for it.
+    // do not wait for it. Then one pass over the node's table by
+    // created_index finds what resolved while paystate was away. (Reading
+    // only what was updated since the last catch-up, `index=updated`, is
+    // a scan of the whole table in lightningd: 102 ms at 100,000 parts.)
     for shard in 0..=u8::MAX {
         if !app.ledger.shard_loaded(shard) {
             paced(app.ledger.ensure_shard(shard)).await?;
@@ -210,27 +212,6 @@ async fn import_missing<D: Datastore, N: Node>(
         Ok(())
     })
     .await
-}
-
-/// What changed since the last catch-up: the quick pass, first.
-async fn since_watermark<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
-    loop {
-        let start = app.ledger.watermark() + 1;
-        let deletes_before = app.ledger.node_deletes();
-        let page = paced(app.node.updated_since(start, PAGE)).await?;
-        let top = page.iter().filter_map(|p| p.updated_index).max();
-        import_missing(app, &page, deletes_before).await?;
-        app.update_catchup(|r| r.scanned += page.len());
-        if let Some(top) = top {
-            // The watermark says the parts below it are in the datastore.
-            app.ledger.flush().await;
-            app.ledger.set_watermark(top).await?;
-        }
-        app.update_catchup(|r| r.updated_index = app.ledger.watermark());
-        if page.len() < PAGE as usize || top.is_none() {
-            return Ok(());
-        }
-    }
 }
 
 /// One pass over the node's whole table: imports any terminal part the

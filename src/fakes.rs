@@ -43,30 +43,6 @@ impl Datastore for FakeDatastore {
         Ok(0)
     }
 
-    async fn replace(
-        &self,
-        key: Vec<String>,
-        value: String,
-        generation: u64,
-    ) -> Result<u64, RpcError> {
-        self.fault()?;
-        let mut e = self.entries.lock().unwrap();
-        match e.get_mut(&key) {
-            None => Err(RpcError::new(
-                codes::DATASTORE_UPDATE_DOES_NOT_EXIST,
-                "Key does not exist",
-            )),
-            Some((g, _)) if *g != generation => Err(RpcError::new(
-                codes::DATASTORE_UPDATE_WRONG_GENERATION,
-                "generation is different",
-            )),
-            Some(slot) => {
-                *slot = (generation + 1, value);
-                Ok(generation + 1)
-            }
-        }
-    }
-
     async fn delete(
         &self,
         key: Vec<String>,
@@ -144,20 +120,6 @@ impl Node for FakeNode {
             .filter(|p| p.payment_hash == hash)
             .cloned()
             .collect())
-    }
-
-    async fn updated_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
-        let mut v: Vec<Payment> = self
-            .parts
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p.updated_index.is_some_and(|u| u >= start))
-            .cloned()
-            .collect();
-        v.sort_by_key(|p| p.updated_index);
-        v.truncate(limit as usize);
-        Ok(v)
     }
 
     async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {

@@ -76,10 +76,8 @@ pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
             moved += 1;
         }
     }
+    // v1's catch-up watermark: no longer read (see `Ledger::load`).
     if let Some(e) = ds.list(v1("catchup")).await?.pop() {
-        if let Some(s) = e.string.filter(|_| e.generation.is_some()) {
-            create(ds, store::catchup_key(), s).await?;
-        }
         delete(ds, e.key).await?;
     }
     if moved > 0 {
@@ -134,7 +132,6 @@ mod tests {
             vec![going.key()],
             "a delete under way stays under way"
         );
-        assert_eq!(ledger.watermark(), 9);
         let part = ledger.get(&done.key()).await.unwrap().unwrap();
         assert_eq!(part.payment, done);
     }

@@ -13,14 +13,6 @@ pub trait Node: Send + Sync + 'static {
     fn parts_of(&self, hash: Sha256)
         -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
 
-    /// Parts whose `updated_index` is at least `start`, at most `limit` of
-    /// them, in updated order (`listsendpays index=updated`).
-    fn updated_since(
-        &self,
-        start: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
-
     /// Parts whose `created_index` is at least `start`, at most `limit` of
     /// them, in created order (`listsendpays index=created`).
     fn created_since(
@@ -59,13 +51,6 @@ impl<T: Node> Node for std::sync::Arc<T> {
         hash: Sha256,
     ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
         (**self).parts_of(hash)
-    }
-    fn updated_since(
-        &self,
-        start: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
-        (**self).updated_since(start, limit)
     }
     fn created_since(
         &self,

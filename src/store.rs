@@ -11,13 +11,12 @@
 //!   hash's first two hex digits: 256 shards, so no listing is huge.
 //! - `["paystate", "v2", "deleting", "<name>"]`: a delete of that part is in
 //!   progress (the part is gone for every answer; start-up finishes it).
-//! - `["paystate", "v2", "catchup"]`: JSON `{"updated_index": N}`, the
-//!   node's `updated_index` up to which catch-up has imported.
+//! - `["paystate", "v2", "catchup"]`: written by versions before 0.5 (a
+//!   catch-up watermark); deleted at start-up.
 
 use crate::domain::{Part, PartKey, Status};
 use crate::error::RpcError;
 use cln_rpc::primitives::Sha256;
-use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::str::FromStr;
 
@@ -44,13 +43,6 @@ pub trait Datastore: Send + Sync + 'static {
         &self,
         key: Vec<String>,
         value: String,
-    ) -> impl Future<Output = Result<u64, RpcError>> + Send;
-    /// `datastore` in mode `must-replace` at `generation`; returns the new generation.
-    fn replace(
-        &self,
-        key: Vec<String>,
-        value: String,
-        generation: u64,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send;
     /// `deldatastore`, at `generation` if given; returns the value it held
     /// (where it is text), as lightningd's answer carries it.
@@ -208,11 +200,6 @@ pub fn decode(s: &str) -> Result<Part, String> {
     serde_json::from_str(s).map_err(|e| e.to_string())
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct Watermark {
-    pub updated_index: u64,
-}
-
 /// Shared handles delegate, so one client can serve as datastore and node.
 impl<T: Datastore> Datastore for std::sync::Arc<T> {
     fn create(
@@ -221,14 +208,6 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
         value: String,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).create(key, value)
-    }
-    fn replace(
-        &self,
-        key: Vec<String>,
-        value: String,
-        generation: u64,
-    ) -> impl Future<Output = Result<u64, RpcError>> + Send {
-        (**self).replace(key, value, generation)
     }
     fn delete(
         &self,

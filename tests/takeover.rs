@@ -304,11 +304,16 @@ async fn preimages_are_never_logged_above_debug() {
         .unwrap()
         .unwrap();
     delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
+    // Log lines are notifications: they may arrive after the answers.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ld.logs().iter().any(|l| l.level == "info") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "logging reaches lightningd"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let logs = ld.logs();
-    assert!(
-        logs.iter().any(|l| l.level == "info"),
-        "logging reaches lightningd"
-    );
     for l in logs
         .iter()
         .filter(|l| l.level != "debug" && l.level != "trace")

@@ -2,7 +2,8 @@
 //! `listsendpays` format, by created_index. Each is shown as the node's
 //! table has it now, and only if the node still has it: a part the node
 //! deleted without a word (a `delpay` without `partid` and `groupid`) is
-//! dropped from the ledger when a listing finds it gone. Without a hash
+//! dropped from the ledger when a listing finds it gone, and a terminal
+//! part catch-up has not imported yet is imported. Without a hash
 //! it reads the whole index and the node's whole table, a page at a time:
 //! it is for inspection, not for automation.
 
@@ -30,6 +31,7 @@ pub async fn run<D: Datastore, N: Node>(
         }
         Ok(())
     })?;
+    let deletes_before = app.ledger.node_deletes();
     let (held, rows) = match hash {
         Some(h) => {
             app.ledger.ensure(&h).await?;
@@ -43,14 +45,14 @@ pub async fn run<D: Datastore, N: Node>(
             (held, rows)
         }
     };
-    let rows: HashMap<_, Payment> = rows
+    let mut rows: HashMap<_, Payment> = rows
         .into_iter()
         .filter(|p| p.status != Status::Pending)
         .map(|p| ((p.key(), p.created_index), p))
         .collect();
-    let mut listed: Vec<&Payment> = Vec::new();
+    let mut listed: Vec<Payment> = Vec::new();
     for s in &held {
-        match rows.get(&(s.key, s.created_index)) {
+        match rows.remove(&(s.key, s.created_index)) {
             Some(row) => listed.push(row),
             None => {
                 app.ledger
@@ -59,8 +61,16 @@ pub async fn run<D: Datastore, N: Node>(
             }
         }
     }
+    // Terminal parts the ledger has not imported yet (resolved while
+    // paystate was away, and catch-up has not reached them): imported now,
+    // so a listing is the node's terminal parts from the first answer on.
+    for row in rows.into_values() {
+        if let Some(part) = catchup::import(app, row, deletes_before).await? {
+            listed.push(part.payment.clone());
+        }
+    }
     listed.retain(|p| status.map_or(true, |st| p.status == st));
     listed.sort_by_key(|p| p.created_index);
-    let payments: Vec<Value> = listed.into_iter().map(Payment::to_json).collect();
+    let payments: Vec<Value> = listed.iter().map(Payment::to_json).collect();
     Ok(json!({ "payments": payments }))
 }

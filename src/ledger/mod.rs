@@ -28,7 +28,7 @@ pub use writer::FLUSH_AFTER;
 
 use crate::domain::{Answer, Part, PartKey, Status};
 use crate::error::{codes, RpcError};
-use crate::store::{self, Datastore, Op, Summary, Watermark};
+use crate::store::{self, Datastore, Op, Summary};
 use cln_rpc::primitives::Sha256;
 use index::{Entry, Index};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,8 +47,6 @@ struct State {
     index: Index,
     waiters: Waiters,
     tombstones: Tombstones,
-    /// The catch-up watermark and the generation of its datastore entry.
-    watermark: Option<(u64, u64)>,
 }
 
 pub use waiters::Waiter;
@@ -124,8 +122,7 @@ pub struct Ledger<D> {
 }
 
 impl<D: Datastore> Ledger<D> {
-    /// Opens the ledger: the catch-up watermark and the deletes an earlier
-    /// version marked and a crash interrupted (returned, for the caller to
+    /// Opens the ledger: the deletes an earlier version marked and a crash interrupted (returned, for the caller to
     /// finish). The index of parts loads shard by shard afterwards.
     pub async fn load(store: D) -> Result<(Self, Vec<PartKey>), RpcError> {
         let mut st = State::default();
@@ -137,15 +134,11 @@ impl<D: Datastore> Ledger<D> {
             st.index.insert(s.key, Entry::stored(&s, true));
             interrupted.push(s.key);
         }
-        if let Some(e) = store.list(store::catchup_key()).await?.into_iter().next() {
-            match (
-                e.string.as_deref().map(serde_json::from_str::<Watermark>),
-                e.generation,
-            ) {
-                (Some(Ok(w)), Some(g)) => st.watermark = Some((w.updated_index, g)),
-                _ => {
-                    log::warn!("Ignoring unreadable catch-up watermark; catching up from the start")
-                }
+        // The catch-up watermark of versions that read the node's table by
+        // `updated_index` (a table scan in lightningd): no longer read.
+        for e in store.list(store::catchup_key()).await? {
+            if let Err(err) = store.delete(e.key, e.generation).await {
+                log::debug!("Old catch-up watermark stays: {}", err.message);
             }
         }
         let store = Arc::new(store);
@@ -438,23 +431,5 @@ impl<D: Datastore> Ledger<D> {
     /// Returns once every write queued so far is applied.
     pub async fn flush(&self) {
         self.writer.flush().await
-    }
-
-    pub fn watermark(&self) -> u64 {
-        self.state().watermark.map_or(0, |(w, _)| w)
-    }
-
-    /// Durably advances the catch-up watermark (flush the parts it covers
-    /// first).
-    pub async fn set_watermark(&self, updated_index: u64) -> Result<(), RpcError> {
-        let current = self.state().watermark;
-        let value = serde_json::to_string(&Watermark { updated_index }).expect("serializes");
-        let generation = match current {
-            Some((w, _)) if w >= updated_index => return Ok(()),
-            Some((_, g)) => self.store.replace(store::catchup_key(), value, g).await?,
-            None => self.store.create(store::catchup_key(), value).await?,
-        };
-        self.state().watermark = Some((updated_index, generation));
-        Ok(())
     }
 }

@@ -27,16 +27,6 @@ impl Datastore for Rpc {
         Ok(r.generation)
     }
 
-    async fn replace(&self, key: Vec<String>, value: String, gen: u64) -> Result<u64, RpcError> {
-        let r: Written = self
-            .call_as(
-                "datastore",
-                json!({"key": key, "string": value, "mode": "must-replace", "generation": gen}),
-            )
-            .await??;
-        Ok(r.generation)
-    }
-
     async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<Option<String>, RpcError> {
         #[derive(Deserialize)]
         struct Deleted {
@@ -130,16 +120,6 @@ impl Node for Rpc {
         payments(
             self.call("listsendpays", json!({"payment_hash": hash}))
                 .await?,
-        )
-    }
-
-    async fn updated_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
-        payments(
-            self.call(
-                "listsendpays",
-                json!({"index": "updated", "start": start, "limit": limit}),
-            )
-            .await?,
         )
     }
 
