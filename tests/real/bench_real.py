@@ -189,7 +189,7 @@ def polls(plain, taken, beside, relay):
                                           ("relay", relay))}
     wait_for(lambda: status(beside)["parts"]["complete"] >= 1)
     p = {k: [] for k in ("builtin", "takeover", "method", "method_g",
-                         "relay", "status")}
+                         "relay", "status", "listing")}
     calls = [
         ("builtin", lambda: plain.rpc.waitsendpay(h["plain"], 0)),
         ("relay", lambda: relay.rpc.waitsendpay(h["relay"], 0)),
@@ -199,6 +199,10 @@ def polls(plain, taken, beside, relay):
         ("method_g", lambda: beside.rpc.call("paystate-waitsendpay",
                                              [h["beside"], 0, 0, 1])),
         ("status", lambda: beside.rpc.call("paystate-status")),
+        # A plugin method that reads the node's row of one hash: the two
+        # round trips a poll is made of, and no more.
+        ("listing", lambda: beside.rpc.call("paystate-listsendpays",
+                                            [h["beside"]])),
     ]
     # Each round in another order: every kind of poll follows every other
     # as often (a relayed call leaves work on the shared cores that the
@@ -217,6 +221,8 @@ def polls(plain, taken, beside, relay):
         "ms")
     row("floor: a plain plugin method, paystate-status (ms)", b,
         median_ms(p["status"]), "ms")
+    row("floor: a plugin method reading one hash's rows (ms)", b,
+        median_ms(p["listing"]), "ms", "paystate-listsendpays of the hash")
     row("floor: a poll relayed by a do-nothing hook (ms)", b,
         median_ms(p["relay"]), "ms", "Python (pyln-client)")
 
