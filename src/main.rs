@@ -166,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
         _ = std::future::ready(()) => {}
     }
 
-    let loaded = match migrate::from_v1(&rpc).await {
+    let loaded = match migrate::run(&rpc).await {
         Ok(_) => Ledger::load(rpc.clone()).await,
         Err(e) => Err(e),
     };

@@ -301,7 +301,7 @@ async fn sigkill_during_deletes_resurrects_nothing() {
     }
 }
 
-/// A ledger kept in layout v1 by a development version moves to v2 at
+/// A ledger kept in layout v1 by a development version moves to v3 at
 /// start-up: every part answers as before, and nothing is left under v1.
 #[tokio::test]
 async fn a_v1_ledger_is_migrated_at_start_up() {
@@ -338,15 +338,55 @@ async fn a_v1_ledger_is_migrated_at_start_up() {
         .datastore()
         .entries
         .keys()
-        .all(|k| k[0] != "paystate" || k[1] == "v2"));
+        .all(|k| k[0] != "paystate" || k[1] == "v3"));
     // v1's watermark is not carried over: catch-up reads by created_index.
     assert!(!ld.datastore().entries.contains_key(&vec![
         "paystate".to_string(),
-        "v2".into(),
+        "v3".into(),
         "catchup".into()
     ]));
     // The part resolved in the node is caught up beside the migrated one.
-    assert_eq!(until_ledger_has(&ld, 2).await["layout_version"], "v2");
+    assert_eq!(until_ledger_has(&ld, 2).await["layout_version"], "v3");
+}
+
+/// A ledger kept in layout v2 (paystate 0.1: 256 shards) moves to v3's
+/// 4,096 shards at start-up: every record as it was, nothing left under v2.
+#[tokio::test]
+async fn a_v2_ledger_is_migrated_at_start_up() {
+    let ld = Lightningd::new(options()).await.unwrap();
+    let a = pending(&ld, &hash(1), 1, 0);
+    ld.succeed(&a, &preimage(1)).await;
+    let done = ld.parts().iter().find(|p| p.key() == a).unwrap().listing();
+    let h = hash(1);
+    let name = format!("{h}-1-0-{}-complete", done["created_index"]);
+    let record = json!({ "payment": done }).to_string();
+    ld.seed_datastore(
+        ["paystate", "v2", "parts", &h[..2], &name, "record"]
+            .map(String::from)
+            .to_vec(),
+        &record,
+    );
+    ld.seed_datastore(
+        ["paystate", "v2", "catchup"].map(String::from).to_vec(),
+        r#"{"updated_index":1}"#,
+    );
+    ld.start_plugin(true).await.unwrap();
+    until_caught_up(&ld).await;
+    let keys: Vec<Vec<String>> = ld.datastore().entries.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        vec![["paystate", "v3", "parts", &h[..3], &name, "record"]
+            .map(String::from)
+            .to_vec()],
+        "moved, and nothing else left"
+    );
+    assert_eq!(ld.datastore().entries.values().next().unwrap().data, record.as_bytes());
+    let got = ld
+        .call("waitsendpay", json!({"payment_hash": h, "timeout": 0}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, done);
 }
 
 #[tokio::test]

@@ -134,13 +134,6 @@ impl<D: Datastore> Ledger<D> {
             st.index.insert(s.key, Entry::stored(&s, true));
             interrupted.push(s.key);
         }
-        // The catch-up watermark of versions that read the node's table by
-        // `updated_index` (a table scan in lightningd): no longer read.
-        for e in store.list(store::catchup_key()).await? {
-            if let Err(err) = store.delete(e.key, e.generation).await {
-                log::debug!("Old catch-up watermark stays: {}", err.message);
-            }
-        }
         let store = Arc::new(store);
         let ledger = Ledger {
             writer: Writer::start(store.clone()),

@@ -1,5 +1,5 @@
-//! Loading the index from the datastore, one shard (a hash's first byte)
-//! at a time: lightningd answers `listdatastore` by reading every row under
+//! Loading the index from the datastore, one shard (a hash's first three
+//! hex digits) at a time: lightningd answers `listdatastore` by reading every row under
 //! the key, records included, so listing the shards' parent of a large
 //! ledger would keep its one thread busy for seconds.
 
@@ -9,29 +9,35 @@ use crate::error::RpcError;
 use crate::store::{self, Datastore, Summary};
 use cln_rpc::primitives::Sha256;
 
-/// The index's shards: a hash's first byte (the datastore layout's `<hh>`).
-pub const SHARDS: usize = 256;
+/// The index's shards: a hash's first three hex digits (the datastore
+/// layout's `<hhh>`).
+pub const SHARDS: usize = 4096;
+
+/// The shard holding `hash`.
+pub fn shard_of(hash: &Sha256) -> u16 {
+    let b: &[u8] = hash.as_ref();
+    (u16::from(b[0]) << 4) | u16::from(b[1] >> 4)
+}
 
 impl<D: Datastore> Ledger<D> {
     /// Loads the index of the shard holding `hash`, once: every per-hash
     /// answer calls this first, so answers are right before the whole
     /// index is in.
     pub async fn ensure(&self, hash: &Sha256) -> Result<(), RpcError> {
-        let b: &[u8] = hash.as_ref();
-        self.ensure_shard(b[0]).await
+        self.ensure_shard(shard_of(hash)).await
     }
 
-    /// Loads one shard of the index, once (`shard`: a hash's first byte).
-    pub async fn ensure_shard(&self, shard: u8) -> Result<(), RpcError> {
+    /// Loads one shard of the index, once (`shard`: below [`SHARDS`]).
+    pub async fn ensure_shard(&self, shard: u16) -> Result<(), RpcError> {
         self.shards[shard as usize]
             .get_or_try_init(|| self.load_shard(shard))
             .await
             .map(drop)
     }
 
-    async fn load_shard(&self, shard: u8) -> Result<(), RpcError> {
+    async fn load_shard(&self, shard: u16) -> Result<(), RpcError> {
         let mut key = store::parts_prefix();
-        key.push(format!("{shard:02x}"));
+        key.push(format!("{shard:03x}"));
         let listed = self.store.list(key).await?;
         let mut st = self.state();
         for e in listed {
@@ -60,14 +66,14 @@ impl<D: Datastore> Ledger<D> {
     /// Loads the whole index at once (for a listing of every part; the
     /// background load, paced, is catch-up's).
     pub async fn load_all(&self) -> Result<(), RpcError> {
-        for shard in 0..=u8::MAX {
+        for shard in 0..SHARDS as u16 {
             self.ensure_shard(shard).await?;
         }
         Ok(())
     }
 
     /// Whether one shard of the index is loaded.
-    pub fn shard_loaded(&self, shard: u8) -> bool {
+    pub fn shard_loaded(&self, shard: u16) -> bool {
         self.shards[shard as usize].initialized()
     }
 
@@ -78,11 +84,11 @@ impl<D: Datastore> Ledger<D> {
     pub async fn load_small(&self) -> Result<(), RpcError> {
         for shard in self.store.list(store::parts_prefix()).await? {
             let name = shard.key.last().map(String::as_str).unwrap_or_default();
-            let Ok(b) = u8::from_str_radix(name, 16) else {
+            let Ok(b) = u16::from_str_radix(name, 16) else {
                 log::warn!("Skipping datastore entry {:?}: not a shard", shard.key);
                 continue;
             };
-            if name.len() == 2 && name == name.to_ascii_lowercase() {
+            if name.len() == 3 && name == name.to_ascii_lowercase() {
                 self.ensure_shard(b).await?;
             }
         }

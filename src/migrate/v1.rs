@@ -1,14 +1,11 @@
-//! Moves a ledger kept in an earlier datastore layout to the current one.
-//!
-//! Layout v1 (paystate's development versions) kept each part as one value under
-//! `["paystate", "v1", "parts", "<hh>", "<hash>-<groupid>-<partid>"]`,
-//! JSON `{"payment", "failure"?, "deleting"?}`, and the watermark under
-//! `["paystate", "v1", "catchup"]`. Each v1 entry is deleted only after its
-//! v2 copy is written, so a crash midway loses nothing: the next start-up
-//! carries on where this one stopped.
+//! Layout v1 (paystate's first development versions) kept each part as one
+//! value under `["paystate", "v1", "parts", "<hh>", "<hash>-<groupid>-<partid>"]`,
+//! JSON `{"payment", "failure"?, "deleting"?}`, and a catch-up watermark
+//! under `["paystate", "v1", "catchup"]`.
 
+use super::{create, delete};
 use crate::domain::{Failure, Part, Payment};
-use crate::error::{codes, RpcError};
+use crate::error::RpcError;
 use crate::store::{self, Datastore, Summary};
 use serde::Deserialize;
 
@@ -23,22 +20,6 @@ struct V1Part {
 
 fn v1(section: &str) -> Vec<String> {
     vec![store::ROOT.into(), "v1".into(), section.into()]
-}
-
-/// A create that finds the key written already (by an interrupted run of
-/// this migration) has done its work.
-async fn create<D: Datastore>(ds: &D, key: Vec<String>, value: String) -> Result<(), RpcError> {
-    match ds.create(key, value).await {
-        Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => Err(e),
-        _ => Ok(()),
-    }
-}
-
-async fn delete<D: Datastore>(ds: &D, key: Vec<String>) -> Result<(), RpcError> {
-    match ds.delete(key, None).await {
-        Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// Migrates every v1 entry; returns how many parts moved. Entries that are
@@ -76,12 +57,13 @@ pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
             moved += 1;
         }
     }
-    // v1's catch-up watermark: no longer read (see `Ledger::load`).
+    // v1's catch-up watermark: no longer kept (catch-up reads the node's
+    // whole table by created_index).
     if let Some(e) = ds.list(v1("catchup")).await?.pop() {
         delete(ds, e.key).await?;
     }
     if moved > 0 {
-        log::info!("Moved {moved} parts from datastore layout v1 to v2");
+        log::info!("Moved {moved} parts from datastore layout v1 to {}", store::LAYOUT_VERSION);
     }
     Ok(moved)
 }
@@ -125,7 +107,7 @@ mod tests {
         }
         assert_eq!(from_v1(&ds).await.unwrap(), 2);
         assert_eq!(from_v1(&ds).await.unwrap(), 0, "nothing left in v1");
-        assert!(ds.entries.lock().unwrap().keys().all(|k| k[1] == "v2"));
+        assert!(ds.entries.lock().unwrap().keys().all(|k| k[1] == store::LAYOUT_VERSION));
         let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
         assert_eq!(
             interrupted,

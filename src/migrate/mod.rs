@@ -1,0 +1,40 @@
+//! Moves a ledger kept in an earlier datastore layout to the current one
+//! (v3, [`crate::store`]), at start-up, before the ledger loads. Each old
+//! entry is deleted only after its copy is written, so a crash midway
+//! loses nothing: the next start-up carries on where this one stopped.
+
+mod v1;
+mod v2;
+
+use crate::error::{codes, RpcError};
+use crate::store::Datastore;
+
+/// Every earlier layout moved; returns how many parts moved.
+pub async fn run<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
+    Ok(v1::from_v1(ds).await? + v2::from_v2(ds).await?)
+}
+
+/// A create that finds the key written already (by an interrupted run of
+/// a migration) has done its work.
+fn created(r: Result<(), RpcError>) -> Result<(), RpcError> {
+    match r {
+        Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Likewise a delete that finds the key gone.
+fn deleted(r: Result<(), RpcError>) -> Result<(), RpcError> {
+    match r {
+        Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => Err(e),
+        _ => Ok(()),
+    }
+}
+
+async fn create<D: Datastore>(ds: &D, key: Vec<String>, value: String) -> Result<(), RpcError> {
+    created(ds.create(key, value).await.map(drop))
+}
+
+async fn delete<D: Datastore>(ds: &D, key: Vec<String>) -> Result<(), RpcError> {
+    deleted(ds.delete(key, None).await.map(drop))
+}
