@@ -104,7 +104,6 @@ pub fn deleting_prefix() -> Vec<String> {
     prefix("deleting")
 }
 
-
 /// What the ledger's index holds of a part: its identity, attempt and
 /// terminal status, all of which its datastore name spells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -124,7 +124,9 @@ async fn catch_up_finds_what_resolved_meanwhile_in_one_pass_by_created_index() {
     let scans: Vec<Value> = ld
         .plugin_calls()
         .into_iter()
-        .filter(|(m, p)| m == "listsendpays" && p["index"] != "created" && p["payment_hash"].is_null())
+        .filter(|(m, p)| {
+            m == "listsendpays" && p["index"] != "created" && p["payment_hash"].is_null()
+        })
         .map(|(_, p)| p)
         .collect();
     // `index=updated` is a scan of the whole table in lightningd.
@@ -380,7 +382,10 @@ async fn a_v2_ledger_is_migrated_at_start_up() {
             .to_vec()],
         "moved, and nothing else left"
     );
-    assert_eq!(ld.datastore().entries.values().next().unwrap().data, record.as_bytes());
+    assert_eq!(
+        ld.datastore().entries.values().next().unwrap().data,
+        record.as_bytes()
+    );
     let got = ld
         .call("waitsendpay", json!({"payment_hash": h, "timeout": 0}))
         .await

@@ -63,7 +63,10 @@ pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
         delete(ds, e.key).await?;
     }
     if moved > 0 {
-        log::info!("Moved {moved} parts from datastore layout v1 to {}", store::LAYOUT_VERSION);
+        log::info!(
+            "Moved {moved} parts from datastore layout v1 to {}",
+            store::LAYOUT_VERSION
+        );
     }
     Ok(moved)
 }
@@ -107,7 +110,12 @@ mod tests {
         }
         assert_eq!(from_v1(&ds).await.unwrap(), 2);
         assert_eq!(from_v1(&ds).await.unwrap(), 0, "nothing left in v1");
-        assert!(ds.entries.lock().unwrap().keys().all(|k| k[1] == store::LAYOUT_VERSION));
+        assert!(ds
+            .entries
+            .lock()
+            .unwrap()
+            .keys()
+            .all(|k| k[1] == store::LAYOUT_VERSION));
         let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
         assert_eq!(
             interrupted,
