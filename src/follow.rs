@@ -84,7 +84,7 @@ mod tests {
     async fn each_delete_drops_its_part_and_a_gap_asks_for_reconciliation() {
         let ds = Arc::new(FakeDatastore::default());
         let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
-        let app = App::new(ledger, Arc::new(FakeNode::default()), true, Mode::Developer);
+        let app = App::new(ledger, Arc::new(FakeNode::default()), true, Mode::DEVELOPER);
         let kept = Part {
             payment: payment(1, Status::Complete),
             failure: None,

@@ -141,7 +141,7 @@ async fn main() -> anyhow::Result<()> {
         Err(e) => return Err(e),
     };
     let takeover = configured.option(&TAKEOVER)? && hooked;
-    let mode = Mode::from_args(std::env::args());
+    let mode = Mode::from_args(std::env::args()).with_numbers(release.numbers());
     let config = configured.configuration();
     let socket = rpc::socket_path(Path::new(&config.rpc_file))
         .with_context(|| format!("reaching lightningd's socket {}", config.rpc_file))?;

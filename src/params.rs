@@ -18,25 +18,58 @@ use cln_rpc::primitives::Sha256;
 use serde_json::Value;
 use std::fmt::Write;
 
-/// How a bad parameter's token is shown. lightningd started with
-/// `--developer` quotes it in the error; without it (as operators run it)
-/// the error says `invalid token (see logs for details)` and the token goes
-/// to the log only, because clients have echoed secrets back to users.
+/// How the lightningd paystate runs in checks parameters, where releases
+/// differ: whether a bad token is shown (`developer`), and how unsigned
+/// integers are read (`numbers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// lightningd started with `--developer` quotes a bad parameter's token
+    /// in the error; without it (as operators run it) the error says
+    /// `invalid token (see logs for details)` and the token goes to the log
+    /// only, because clients have echoed secrets back to users.
+    pub developer: bool,
+    pub numbers: Numbers,
+}
+
+/// How a release reads an unsigned integer (`json_to_u64`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Mode {
+pub enum Numbers {
+    /// `str_to_u64`: decimal digits only (master after v26.06).
     #[default]
-    Production,
-    Developer,
+    Digits,
+    /// `strtoull(s, &end, 0)`, the whole token read, only an overflow
+    /// refused (v26.06.x and every release before): leading spaces, a sign
+    /// (`-1` wraps to 2^64-1), `0x` hex and leading-zero octal are taken.
+    Strtoull,
+}
+
+impl Default for Mode {
+    fn default() -> Self {
+        Mode::PRODUCTION
+    }
 }
 
 impl Mode {
+    pub const DEVELOPER: Mode = Mode {
+        developer: true,
+        numbers: Numbers::Digits,
+    };
+    pub const PRODUCTION: Mode = Mode {
+        developer: false,
+        numbers: Numbers::Digits,
+    };
+
     /// lightningd starts a plugin with `--developer` on its command line
     /// when it runs in developer mode (`plugin_send_getmanifest`).
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Mode {
         match args.into_iter().any(|a| a == "--developer") {
-            true => Mode::Developer,
-            false => Mode::Production,
+            true => Mode::DEVELOPER,
+            false => Mode::PRODUCTION,
         }
+    }
+
+    pub fn with_numbers(self, numbers: Numbers) -> Mode {
+        Mode { numbers, ..self }
     }
 }
 
@@ -124,24 +157,22 @@ pub fn walk(
 
 /// lightningd's `command_fail_badparam`.
 fn invalid(mode: Mode, name: &str, what: &str, v: &Value) -> RpcError {
-    match mode {
-        Mode::Developer => {
-            RpcError::invalid_params(format!("{name}: {what}: invalid token '{}'", token(v)))
-        }
-        Mode::Production => {
-            log::info!("Invalid parameter {name} ({what}): token '{}'", token(v));
-            RpcError::invalid_params(format!(
-                "{name}: {what}: invalid token (see logs for details)"
-            ))
-        }
+    if mode.developer {
+        RpcError::invalid_params(format!("{name}: {what}: invalid token '{}'", token(v)))
+    } else {
+        log::info!("Invalid parameter {name} ({what}): token '{}'", token(v));
+        RpcError::invalid_params(format!(
+            "{name}: {what}: invalid token (see logs for details)"
+        ))
     }
 }
 
 /// The token as lightningd quotes it. lightningd quotes the client's own
-/// text; paystate sees the parsed value, so it writes the value back as
-/// pyln-client writes it (Python's `json.dumps` with `ensure_ascii=False`:
-/// `", "` and `": "` between items): exact for those clients, the same
-/// value in other spelling for others (README, "Differences").
+/// text; paystate sees the parsed value, with numbers as written, so it
+/// writes strings, arrays and objects back as pyln-client writes them
+/// (Python's `json.dumps` with `ensure_ascii=False`: `", "` and `": "`
+/// between items): exact for those clients, the same value in other
+/// spelling for others (README, "Differences").
 pub fn token(v: &Value) -> String {
     let mut out = String::new();
     write_token(&mut out, v);
@@ -152,10 +183,8 @@ fn write_token(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match n.as_f64().filter(|_| n.is_f64()) {
-            Some(f) => write_python_float(out, f),
-            None => out.push_str(&n.to_string()),
-        },
+        // As the client wrote it (serde_json's `arbitrary_precision`).
+        Value::Number(n) => out.push_str(&n.to_string()),
         Value::String(s) => write_python_string(out, s),
         Value::Array(items) => {
             out.push('[');
@@ -203,50 +232,6 @@ fn write_python_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Python's `repr` of a float: the shortest digits that read back the same,
-/// positional for exponents -4..16, else `d.ddde+XX`.
-fn write_python_float(out: &mut String, f: f64) {
-    if !f.is_finite() {
-        out.push_str(&f.to_string());
-        return;
-    }
-    // `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
-    let sci = format!("{f:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    out.push_str(sign);
-    if (-4..16).contains(&exp) {
-        if exp < 0 {
-            out.push_str("0.");
-            out.push_str(&"0".repeat((-exp - 1) as usize));
-            out.push_str(&digits);
-        } else {
-            let point = exp as usize + 1;
-            if digits.len() <= point {
-                out.push_str(&digits);
-                out.push_str(&"0".repeat(point - digits.len()));
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..point]);
-                out.push('.');
-                out.push_str(&digits[point..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let _ = write!(out, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-    }
-}
-
 /// The text lightningd's parsers read: a string's contents, any other
 /// token's JSON text (so `12` is "12", and an object never parses).
 fn text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
@@ -272,25 +257,67 @@ pub fn parse_hash(s: &str) -> Option<Sha256> {
     s.to_ascii_lowercase().parse().ok()
 }
 
-/// lightningd's `str_to_u64`: decimal digits only, no sign, no overflow.
-fn unsigned(v: &Value) -> Option<u64> {
+/// lightningd's `json_to_u64`, as the release reads it.
+fn unsigned(numbers: Numbers, v: &Value) -> Option<u64> {
     let s = text(v)?;
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    match numbers {
+        // `str_to_u64`: decimal digits only, no sign, no overflow.
+        Numbers::Digits => {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse().ok()
+        }
+        Numbers::Strtoull => strtoull(&s),
+    }
+}
+
+/// glibc's `strtoull(s, &end, 0)` where `end` must reach the token's end:
+/// an empty token reads as 0 (no digits leave `end` at the start, which is
+/// its end), and only an overflow (`ERANGE`) is refused.
+fn strtoull(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let mut i = b
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(b.len());
+    let negative = b.get(i) == Some(&b'-');
+    if matches!(b.get(i), Some(b'-' | b'+')) {
+        i += 1;
+    }
+    let hex = b.get(i) == Some(&b'0')
+        && matches!(b.get(i + 1), Some(b'x' | b'X'))
+        && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+    let (radix, start) = match (hex, b.get(i)) {
+        (true, _) => (16, i + 2),
+        (false, Some(b'0')) => (8, i),
+        _ => (10, i),
+    };
+    let digits = &s[start..];
+    let n = digits
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(digits.len());
+    if n == 0 {
+        return s.is_empty().then_some(0);
+    }
+    if start + n != s.len() {
         return None;
     }
-    s.parse().ok()
+    let v = u64::from_str_radix(&digits[..n], radix).ok()?;
+    Some(if negative { v.wrapping_neg() } else { v })
 }
 
 /// lightningd's `param_number` (a u32).
 pub fn u32_number(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
-    unsigned(v)
+    unsigned(mode.numbers, v)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| invalid(mode, name, "should be an integer", v))
 }
 
 /// lightningd's `param_u64`.
 pub fn u64_number(mode: Mode, name: &str, v: &Value) -> Result<u64, RpcError> {
-    unsigned(v).ok_or_else(|| invalid(mode, name, "should be an unsigned 64 bit integer", v))
+    unsigned(mode.numbers, v)
+        .ok_or_else(|| invalid(mode, name, "should be an unsigned 64 bit integer", v))
 }
 
 /// Any payment status: `pending`, `complete` or `failed`.
@@ -321,7 +348,7 @@ mod tests {
         optional("timeout"),
         optional("partid"),
     ];
-    const DEV: Mode = Mode::Developer;
+    const DEV: Mode = Mode::DEVELOPER;
 
     fn msg(r: Result<impl std::fmt::Debug, RpcError>) -> String {
         let e = r.unwrap_err();
@@ -395,34 +422,43 @@ mod tests {
     #[test]
     fn production_mode_hides_the_token() {
         assert_eq!(
-            msg(u64_number(Mode::Production, "partid", &json!("secret"))),
+            msg(u64_number(Mode::PRODUCTION, "partid", &json!("secret"))),
             "partid: should be an unsigned 64 bit integer: invalid token (see logs for details)"
         );
         assert_eq!(
             Mode::from_args(["paystate".into(), "--developer".into()]),
             DEV
         );
-        assert_eq!(Mode::from_args(["paystate".into()]), Mode::Production);
+        assert_eq!(Mode::from_args(["paystate".into()]), Mode::PRODUCTION);
     }
 
     #[test]
-    fn tokens_are_quoted_as_python_clients_write_them() {
+    fn tokens_are_quoted_as_clients_write_them() {
         for (v, t) in [
             (json!({"x": 1, "y": [1, "a"]}), r#"{"x": 1, "y": [1, "a"]}"#),
             (json!([]), "[]"),
             (json!("é\"\n\u{1}\u{1F600}"), "\"é\\\"\\n\\u0001\u{1F600}\""),
-            (json!(7.294452894392176), "7.294452894392176"),
-            (json!(0.00012), "0.00012"),
-            (json!(0.000012), "1.2e-05"),
-            (json!(1e16), "1e+16"),
-            (json!(1.5e300), "1.5e+300"),
-            (json!(123456.0), "123456.0"),
-            (json!(-2.5), "-2.5"),
             (json!(-12), "-12"),
             (json!(true), "true"),
         ] {
             assert_eq!(token(&v), t, "{v}");
         }
+        // Numbers as the client wrote them, whatever the client.
+        for t in [
+            "7.294452894392176",
+            "1.2e-05",
+            "123456.0",
+            "18446744073709551616",
+            "-1034180727726164116201",
+            "2.50",
+            "[1e+16, {\"a\": 0.1000}]",
+        ] {
+            let v: Value = serde_json::from_str(t).unwrap();
+            assert_eq!(token(&v), t);
+        }
+        // serde_json spells an exponent `e` with its sign.
+        let v: Value = serde_json::from_str("1E16").unwrap();
+        assert_eq!(token(&v), "1e+16");
     }
 
     #[test]
@@ -475,6 +511,32 @@ mod tests {
         assert!(u64_number(DEV, "partid", &json!("")).is_err());
         assert!(u64_number(DEV, "partid", &json!("+1")).is_err());
         assert!(u64_number(DEV, "partid", &json!(1.0)).is_err());
+    }
+
+    #[test]
+    fn numbers_as_releases_up_to_v26_06_read_them() {
+        let old = DEV.with_numbers(Numbers::Strtoull);
+        for (token, read) in [
+            (json!(-1), Some(u64::MAX)),
+            (json!("-2"), Some(u64::MAX - 1)),
+            (json!(" 5"), Some(5)),
+            (json!("+5"), Some(5)),
+            (json!("0x1f"), Some(31)),
+            (json!("010"), Some(8)),
+            (json!("007"), Some(7)),
+            (json!(""), Some(0)),
+            (json!("08"), None),
+            (json!("0x"), None),
+            (json!("5 "), None),
+            (json!(" "), None),
+            (json!("-"), None),
+            (json!("18446744073709551616"), None),
+            (json!(1.5), None),
+        ] {
+            assert_eq!(u64_number(old, "partid", &token).ok(), read, "{token}");
+        }
+        assert!(u32_number(old, "timeout", &json!(-1)).is_err());
+        assert!(u64_number(DEV, "partid", &json!(-1)).is_err());
     }
 
     #[test]

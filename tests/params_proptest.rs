@@ -63,7 +63,7 @@ proptest! {
 
     #[test]
     fn any_params_value_is_answered_or_refused_with_32602(params in any_json()) {
-        for mode in [Mode::Developer, Mode::Production] {
+        for mode in [Mode::DEVELOPER, Mode::PRODUCTION] {
             check(waitsendpay::parse(&params, mode))?;
             check(delpay::parse(&params, mode))?;
         }
@@ -71,8 +71,8 @@ proptest! {
 
     #[test]
     fn production_answers_as_developer_without_the_token(params in any_json()) {
-        let dev = waitsendpay::parse(&params, Mode::Developer).map(|r| format!("{r:?}"));
-        let prod = waitsendpay::parse(&params, Mode::Production).map(|r| format!("{r:?}"));
+        let dev = waitsendpay::parse(&params, Mode::DEVELOPER).map(|r| format!("{r:?}"));
+        let prod = waitsendpay::parse(&params, Mode::PRODUCTION).map(|r| format!("{r:?}"));
         match (dev, prod) {
             (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
             (Err(a), Err(b)) => match a.message.split_once(": invalid token '") {
@@ -86,8 +86,8 @@ proptest! {
     #[test]
     fn named_and_positional_agree(slots in prop::collection::vec(prop::option::of(any_json()), 0..5)) {
         for (names, parse) in [
-            (NAMES, (|v: &Value| waitsendpay::parse(v, Mode::Developer).map(|r| format!("{r:?}"))) as fn(&Value) -> _),
-            (DELPAY_NAMES, |v: &Value| delpay::parse(v, Mode::Developer).map(|r| format!("{r:?}"))),
+            (NAMES, (|v: &Value| waitsendpay::parse(v, Mode::DEVELOPER).map(|r| format!("{r:?}"))) as fn(&Value) -> _),
+            (DELPAY_NAMES, |v: &Value| delpay::parse(v, Mode::DEVELOPER).map(|r| format!("{r:?}"))),
         ] {
             let positional = Value::Array(slots.iter().map(|s| s.clone().unwrap_or(Value::Null)).collect());
             let mut named = Map::new();
@@ -120,10 +120,10 @@ proptest! {
         if let Some(t) = timeout {
             p["timeout"] = num(t.into());
         }
-        let r = waitsendpay::parse(&p, Mode::Developer).unwrap();
+        let r = waitsendpay::parse(&p, Mode::DEVELOPER).unwrap();
         prop_assert_eq!(r.payment_hash.to_string(), hash.to_lowercase());
         prop_assert_eq!((r.timeout, r.partid, r.groupid), (timeout, partid, Some(groupid)));
-        let d = delpay::parse(&json!([hash, "failed", num(partid), num(groupid)]), Mode::Developer).unwrap();
+        let d = delpay::parse(&json!([hash, "failed", num(partid), num(groupid)]), Mode::DEVELOPER).unwrap();
         prop_assert_eq!(d.part, Some((partid, groupid)));
     }
 
@@ -138,8 +138,8 @@ proptest! {
         for _ in 0..depth {
             v = json!([v]);
         }
-        check(waitsendpay::parse(&json!({"payment_hash": v.clone()}), Mode::Production))?;
-        check(delpay::parse(&json!([hash_of(len), v]), Mode::Developer))?;
+        check(waitsendpay::parse(&json!({"payment_hash": v.clone()}), Mode::PRODUCTION))?;
+        check(delpay::parse(&json!([hash_of(len), v]), Mode::DEVELOPER))?;
     }
 }
 

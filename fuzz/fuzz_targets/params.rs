@@ -41,7 +41,7 @@ fn shapes(v: &Value, names: &[&str; 4]) -> Vec<Value> {
 fuzz_target!(|data: &[u8]| {
     let v = serde_json::from_slice::<Value>(data)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(data).into_owned()));
-    for mode in [Mode::Developer, Mode::Production] {
+    for mode in [Mode::DEVELOPER, Mode::PRODUCTION] {
         for p in shapes(&v, &WAIT) {
             let r = waitsendpay::parse(&p, mode);
             if let (Ok(req), Some(h)) = (&r, p.get("payment_hash").and_then(Value::as_str)) {

@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     const H: &str = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
-    const DEV: Mode = Mode::Developer;
+    const DEV: Mode = Mode::DEVELOPER;
 
     #[test]
     fn pairing_of_partid_and_groupid() {

@@ -160,7 +160,7 @@ mod tests {
     use serde_json::json;
 
     const H: &str = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
-    const DEV: Mode = Mode::Developer;
+    const DEV: Mode = Mode::DEVELOPER;
 
     #[test]
     fn named_and_positional_agree() {

@@ -33,7 +33,7 @@ async fn app_with(parts: &[Part], node: FakeNode) -> App<Arc<FakeDatastore>, Arc
     for p in parts {
         ledger.record(p.clone()).await.unwrap();
     }
-    App::new(ledger, Arc::new(node), true, Mode::Developer)
+    App::new(ledger, Arc::new(node), true, Mode::DEVELOPER)
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn delpay_answers_the_nodes_delete_and_the_ledger_forgets() {
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     ledger.record(complete(1)).await.unwrap();
     ledger.flush().await;
-    let app = App::new(ledger, Arc::new(node), true, Mode::Developer);
+    let app = App::new(ledger, Arc::new(node), true, Mode::DEVELOPER);
     let hash = complete(1).payment.payment_hash.to_string();
     let r = delpay::run(&app, json!([hash, "complete"])).await.unwrap();
     assert_eq!(r["payments"][0], complete(1).listing());
@@ -353,7 +353,7 @@ async fn a_notification_answers_at_once_and_writes_with_the_next_batch() {
     use crate::notifications::{self, Topic};
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
-    let app = App::new(ledger, Arc::new(FakeNode::default()), true, Mode::Developer);
+    let app = App::new(ledger, Arc::new(FakeNode::default()), true, Mode::DEVELOPER);
     let parts: Vec<Part> = (1..=3).map(complete).collect();
     let mut waiters = Vec::new();
     for p in &parts {
