@@ -137,6 +137,23 @@ def test_bench_wake(node_factory, plugin_path):
     print("\n".join(ROWS))
 
 
+def test_bench_other_commands(node_factory, plugin_path):
+    """The node's other commands with paystate loaded (takeover on, its
+    default) against a node without: on a release without hook filters
+    they must not pass through paystate at all."""
+    plain = new_node(node_factory)
+    taken = paystate(node_factory, plugin_path)
+    for method in ("getinfo", "listpeers", "listfunds"):
+        t = {"plain": [], "taken": []}
+        for _ in range(500):
+            t["plain"].append(timed(plain.rpc.call, method))
+            t["taken"].append(timed(taken.rpc.call, method))
+        row("{} (ms, median of 500)".format(method), median_ms(t["plain"]),
+            median_ms(t["taken"]), "ms", "{}; hook declared: {}".format(
+                status(taken)["release"], status(taken)["hook"]))
+    print("\n".join(ROWS))
+
+
 def test_bench_big_restart(node_factory, plugin_path):
     if not BIG:
         return
