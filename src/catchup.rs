@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::domain::{Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::ledger::Recorded;
-use crate::node::Node;
+use crate::node::{Node, Page};
 use crate::store::Datastore;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -268,8 +268,8 @@ pub async fn node_table<D: Datastore, N: Node>(
     loop {
         let deletes_before = app.ledger.node_deletes();
         let page = match import {
-            true => paced(app.node.created_since(start, PAGE)).await?,
-            false => app.node.created_since(start, PAGE).await?,
+            true => paced(app.node.page(Page::created(start, PAGE))).await?,
+            false => app.node.page(Page::created(start, PAGE)).await?,
         };
         if import {
             import_missing(app, &page, deletes_before).await?;

@@ -3,7 +3,7 @@
 
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
-use crate::node::Node;
+use crate::node::{Node, Page};
 use crate::store::{self, Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
@@ -122,17 +122,18 @@ impl Node for FakeNode {
             .collect())
     }
 
-    async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
+    async fn page(&self, page: Page) -> Result<Vec<Payment>, RpcError> {
         let mut v: Vec<Payment> = self
             .parts
             .lock()
             .unwrap()
             .iter()
-            .filter(|p| p.created_index >= start)
+            .filter(|p| page.index.of(p).is_some_and(|i| i >= page.start))
+            .filter(|p| page.status.map_or(true, |s| p.status == s))
             .cloned()
             .collect();
-        v.sort_by_key(|p| p.created_index);
-        v.truncate(limit as usize);
+        v.sort_by_key(|p| page.index.of(p));
+        v.truncate(page.limit as usize);
         Ok(v)
     }
 

@@ -8,18 +8,62 @@ use cln_rpc::primitives::Sha256;
 use serde_json::Value;
 use std::future::Future;
 
+/// A `listsendpays` index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Index {
+    Created,
+    Updated,
+    /// Accepted by lightningd (`param_index`), listed as `created`.
+    Deleted,
+}
+
+impl Index {
+    pub fn name(self) -> &'static str {
+        match self {
+            Index::Created => "created",
+            Index::Updated => "updated",
+            Index::Deleted => "deleted",
+        }
+    }
+
+    /// Where a part sits in this index's order.
+    pub fn of(self, p: &Payment) -> Option<u64> {
+        match self {
+            Index::Updated => p.updated_index,
+            _ => Some(p.created_index),
+        }
+    }
+}
+
+/// One page of the node's table: `listsendpays index= start= limit=
+/// [status=]`, in the index's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub index: Index,
+    pub start: u64,
+    pub limit: u32,
+    pub status: Option<Status>,
+}
+
+impl Page {
+    /// `limit` parts from `created_index` `start` on, any status.
+    pub fn created(start: u64, limit: u32) -> Page {
+        Page {
+            index: Index::Created,
+            start,
+            limit,
+            status: None,
+        }
+    }
+}
+
 pub trait Node: Send + Sync + 'static {
     /// Every part the node has for `hash` (`listsendpays payment_hash=`).
     fn parts_of(&self, hash: Sha256)
         -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
 
-    /// Parts whose `created_index` is at least `start`, at most `limit` of
-    /// them, in created order (`listsendpays index=created`).
-    fn created_since(
-        &self,
-        start: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
+    /// One page of the node's table.
+    fn page(&self, page: Page) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
 
     /// How many parts the node has ever created (its `created_index` so far,
     /// from `wait` on `sendpays`, which answers at once): a bound on the
@@ -52,12 +96,8 @@ impl<T: Node> Node for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
         (**self).parts_of(hash)
     }
-    fn created_since(
-        &self,
-        start: u64,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
-        (**self).created_since(start, limit)
+    fn page(&self, page: Page) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
+        (**self).page(page)
     }
     fn parts_created(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).parts_created()

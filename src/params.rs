@@ -14,6 +14,7 @@
 
 use crate::domain::Status;
 use crate::error::RpcError;
+use crate::node::Index;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
 use std::fmt::Write;
@@ -312,6 +313,23 @@ pub fn u32_number(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
     unsigned(mode.numbers, v)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| invalid(mode, name, "should be an integer", v))
+}
+
+/// lightningd's `param_u32`.
+pub fn u32_value(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
+    unsigned(mode.numbers, v)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| invalid(mode, name, "should be an unsigned 32 bit integer", v))
+}
+
+/// lightningd's `param_index`: `created`, `updated` or `deleted`.
+pub fn index(mode: Mode, name: &str, v: &Value) -> Result<Index, RpcError> {
+    match text(v).as_deref() {
+        Some("created") => Ok(Index::Created),
+        Some("updated") => Ok(Index::Updated),
+        Some("deleted") => Ok(Index::Deleted),
+        _ => Err(invalid(mode, name, "unknown index", v)),
+    }
 }
 
 /// lightningd's `param_u64`.

@@ -1,38 +1,97 @@
-//! `paystate-listsendpays [payment_hash] [status]`: the ledger's parts in
-//! `listsendpays` format, by created_index. Each is shown as the node's
+//! `paystate-listsendpays [payment_hash] [status] [index] [start] [limit]`:
+//! the ledger's parts in `listsendpays` format. Each is shown as the node's
 //! table has it now, and only if the node still has it: a part the node
 //! deleted without a word (a `delpay` without `partid` and `groupid`) is
 //! dropped from the ledger when a listing finds it gone, and a terminal
-//! part catch-up has not imported yet is imported. Without a hash
-//! it reads the whole index and the node's whole table, a page at a time:
-//! it is for inspection, not for automation.
+//! part catch-up has not imported yet is imported.
+//!
+//! With `index` (`created` or `updated`) it pages as `listsendpays` does:
+//! the terminal parts from `start` on, in that index's order, at most
+//! `limit` of them, a page of the node's table at a time. Without a hash
+//! or an index it reads the whole ledger and the node's whole table: for
+//! inspection, not for automation.
 
 use crate::app::App;
 use crate::catchup;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
-use crate::node::Node;
+use crate::node::{Index, Node, Page};
 use crate::params::{self, optional, Param};
 use crate::store::Datastore;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-const SPEC: [Param; 2] = [optional("payment_hash"), optional("status")];
+const SPEC: [Param; 5] = [
+    optional("payment_hash"),
+    optional("status"),
+    optional("index"),
+    optional("start"),
+    optional("limit"),
+];
+
+#[derive(Debug, Default)]
+struct Request {
+    hash: Option<cln_rpc::primitives::Sha256>,
+    status: Option<Status>,
+    index: Option<Index>,
+    start: u64,
+    limit: Option<u32>,
+}
+
+/// lightningd's checks, in its order (`json_listsendpays`).
+fn parse<D: Datastore, N: Node>(app: &App<D, N>, params: &Value) -> Result<Request, RpcError> {
+    let mut r = Request::default();
+    let mode = app.mode;
+    params::walk(params, &SPEC, |i, v| {
+        let name = SPEC[i].name;
+        match i {
+            0 => r.hash = Some(params::hash(mode, name, v)?),
+            1 => r.status = Some(params::status(mode, name, v)?),
+            2 => r.index = Some(params::index(mode, name, v)?),
+            3 => r.start = params::u64_number(mode, name, v)?,
+            _ => r.limit = Some(params::u32_value(mode, name, v)?),
+        }
+        Ok(())
+    })?;
+    if r.start != 0 && r.index.is_none() {
+        return Err(RpcError::invalid_params(
+            "Can only specify {start} with {index}",
+        ));
+    }
+    if r.limit.is_some() && r.index.is_none() {
+        return Err(RpcError::invalid_params(
+            "Can only specify {limit} with {index}",
+        ));
+    }
+    if r.hash.is_some() && r.start != 0 {
+        return Err(RpcError::invalid_params(
+            "Cannot use start with bolt11 or payment_hash",
+        ));
+    }
+    Ok(r)
+}
 
 pub async fn run<D: Datastore, N: Node>(
     app: &App<D, N>,
     params: &Value,
 ) -> Result<Value, RpcError> {
-    let (mut hash, mut status) = (None, None);
-    params::walk(params, &SPEC, |i, v| {
-        match i {
-            0 => hash = Some(params::hash(app.mode, SPEC[i].name, v)?),
-            _ => status = Some(params::status(app.mode, SPEC[i].name, v)?),
-        }
-        Ok(())
-    })?;
+    let r = parse(app, params)?;
+    let listed = match (r.hash, r.index) {
+        // As lightningd: a hash lists all its parts, whatever the index.
+        (None, Some(index)) => paged(app, &r, index).await?,
+        _ => whole(app, &r).await?,
+    };
+    let payments: Vec<Value> = listed.iter().map(Payment::to_json).collect();
+    Ok(json!({ "payments": payments }))
+}
+
+/// The hash's parts, or every part: the ledger against the node's rows.
+async fn whole<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    r: &Request,
+) -> Result<Vec<Payment>, RpcError> {
     let deletes_before = app.ledger.node_deletes();
-    let (held, rows) = match hash {
+    let (held, rows) = match r.hash {
         Some(h) => {
             app.ledger.ensure(&h).await?;
             (app.ledger.held(&h, None), app.node.parts_of(h).await?)
@@ -69,8 +128,54 @@ pub async fn run<D: Datastore, N: Node>(
             listed.push(part.payment.clone());
         }
     }
-    listed.retain(|p| status.map_or(true, |st| p.status == st));
+    listed.retain(|p| r.status.map_or(true, |st| p.status == st));
     listed.sort_by_key(|p| p.created_index);
-    let payments: Vec<Value> = listed.iter().map(Payment::to_json).collect();
-    Ok(json!({ "payments": payments }))
+    Ok(listed)
+}
+
+/// Pages of the node's table in the index's order, from `start`, until
+/// `limit` terminal parts (or the table's end): each is listed as the node
+/// has it, imported first if the ledger lacks it. (A part the ledger holds
+/// and the node does not is not on any page: reconciliation drops it.)
+async fn paged<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    r: &Request,
+    index: Index,
+) -> Result<Vec<Payment>, RpcError> {
+    let mut listed = Vec::new();
+    let mut start = r.start;
+    loop {
+        let want = r.limit.map_or(catchup::PAGE, |l| {
+            (l as usize - listed.len()).min(catchup::PAGE as usize) as u32
+        });
+        if want == 0 {
+            return Ok(listed);
+        }
+        let deletes_before = app.ledger.node_deletes();
+        let page = Page {
+            index,
+            start,
+            limit: want,
+            status: r.status,
+        };
+        let rows = app.node.page(page).await?;
+        let full = rows.len() == want as usize;
+        let next = rows.last().and_then(|p| index.of(p));
+        for row in rows.into_iter().filter(|p| p.status != Status::Pending) {
+            let held = app.ledger.ensure(&row.payment_hash).await.map(|()| {
+                app.ledger
+                    .summary(&row.key())
+                    .is_some_and(|s| s.created_index == row.created_index)
+            })?;
+            if held {
+                listed.push(row);
+            } else if let Some(part) = catchup::import(app, row, deletes_before).await? {
+                listed.push(part.payment.clone());
+            }
+        }
+        match next {
+            Some(n) if full => start = n + 1,
+            _ => return Ok(listed),
+        }
+    }
 }

@@ -46,8 +46,8 @@ pub const COMMANDS: [Command; 4] = [
     Command {
         name: "paystate-listsendpays",
         takes_over: None,
-        usage: "[payment_hash] [status]",
-        description: "List the terminal parts in paystate's ledger, as the node has them",
+        usage: "[payment_hash] [status] [index] [start] [limit]",
+        description: "List the terminal parts in paystate's ledger, as the node has them; pages by index (created or updated), start and limit",
     },
     Command {
         name: "paystate-status",

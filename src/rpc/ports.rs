@@ -3,7 +3,7 @@
 use super::Rpc;
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
-use crate::node::Node;
+use crate::node::{Node, Page};
 use crate::store::{Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
 use serde::Deserialize;
@@ -123,14 +123,14 @@ impl Node for Rpc {
         )
     }
 
-    async fn created_since(&self, start: u64, limit: u32) -> Result<Vec<Payment>, RpcError> {
-        payments(
-            self.call(
-                "listsendpays",
-                json!({"index": "created", "start": start, "limit": limit}),
-            )
-            .await?,
-        )
+    async fn page(&self, page: Page) -> Result<Vec<Payment>, RpcError> {
+        let mut params = json!({
+            "index": page.index.name(), "start": page.start, "limit": page.limit,
+        });
+        if let Some(status) = page.status {
+            params["status"] = json!(status.to_string());
+        }
+        payments(self.call("listsendpays", params).await?)
     }
 
     async fn parts_created(&self) -> Result<u64, RpcError> {

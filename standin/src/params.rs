@@ -81,6 +81,13 @@ pub fn number(name: &str, v: &Value) -> Result<u32, Fail> {
         .ok_or_else(|| bad(name, "should be an integer", v))
 }
 
+/// `param_u32`.
+pub fn u32(name: &str, v: &Value) -> Result<u32, Fail> {
+    digits(v)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| bad(name, "should be an unsigned 32 bit integer", v))
+}
+
 pub fn u64(name: &str, v: &Value) -> Result<u64, Fail> {
     digits(v).ok_or_else(|| bad(name, "should be an unsigned 64 bit integer", v))
 }

@@ -376,10 +376,10 @@ impl Table {
         let index = match &p[3] {
             None => None,
             Some(v) => match v.as_str() {
-                Some(i @ ("created" | "updated")) => Some(i.to_string()),
+                Some(i @ ("created" | "updated" | "deleted")) => Some(i.to_string()),
                 _ => {
                     return Err(fail(params::invalid(format!(
-                        "index: should be 'created' or 'updated': invalid token '{v}'"
+                        "index: unknown index: invalid token '{v}'"
                     ))))
                 }
             },
@@ -391,12 +391,23 @@ impl Table {
             .map_err(fail)?;
         let limit = p[5]
             .as_ref()
-            .map(|v| params::number("limit", v))
+            .map(|v| params::u32("limit", v))
             .transpose()
             .map_err(fail)?;
-        if (start.is_some() || limit.is_some()) && index.is_none() {
+        // lightningd's checks, in its order (`json_listsendpays`).
+        if start.unwrap_or(0) != 0 && index.is_none() {
             return Err(fail(params::invalid(
-                "Can only specify {start} or {limit} with {index}",
+                "Can only specify {start} with {index}",
+            )));
+        }
+        if limit.is_some() && index.is_none() {
+            return Err(fail(params::invalid(
+                "Can only specify {limit} with {index}",
+            )));
+        }
+        if (hash.is_some() || bolt11.is_some()) && start.unwrap_or(0) != 0 {
+            return Err(fail(params::invalid(
+                "Cannot use start with bolt11 or payment_hash",
             )));
         }
         let mut parts: Vec<&Part> = self
@@ -406,7 +417,9 @@ impl Table {
             .filter(|x| bolt11.is_none() || x.bolt11 == bolt11)
             .filter(|x| status.is_none_or(|s| x.status == s))
             .collect();
-        match index.as_deref() {
+        // lightningd lists a hash's parts whatever the index and limit.
+        let by_hash = hash.is_some() || bolt11.is_some();
+        match index.as_deref().filter(|_| !by_hash) {
             Some("updated") => {
                 parts.retain(|x| x.updated_index.is_some_and(|u| u >= start.unwrap_or(0)));
                 parts.sort_by_key(|x| x.updated_index);
@@ -417,7 +430,7 @@ impl Table {
             }
             None => parts.sort_by_key(|x| x.created_index),
         }
-        if let Some(l) = limit {
+        if let Some(l) = limit.filter(|_| !by_hash) {
             parts.truncate(l as usize);
         }
         Ok(json!({"payments": parts.iter().map(|x| x.listing()).collect::<Vec<_>>()}))
