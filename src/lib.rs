@@ -1,7 +1,8 @@
 //! paystate: Core Lightning's `waitsendpay` and `delpay`, served by a plugin
 //! from a payment ledger kept in the node's datastore.
 //!
-//! - [`domain`]: payment parts, statuses and failures.
+//! - [`domain`]: payment parts, statuses and failures; [`pays`]: a whole
+//!   payment as `listpays` shows it.
 //! - [`params`]: lightningd-style parameter parsing.
 //! - [`store`], [`node`]: the ports to the node's datastore and payment table;
 //!   [`rpc`] implements both over lightningd's socket.
@@ -28,6 +29,7 @@ pub mod node;
 pub mod notifications;
 pub mod output;
 pub mod params;
+pub mod pays;
 pub mod release;
 pub mod rpc;
 pub mod store;

@@ -225,20 +225,6 @@ async fn blocking_wait_is_released_by_success_and_by_failure() {
     ld.assert_no_violations();
 }
 
-async fn until_waiters(ld: &lightningd_standin::Lightningd, n: u64) {
-    for _ in 0..1000 {
-        let st = ld
-            .call("paystate-status", json!({}))
-            .await
-            .unwrap()
-            .unwrap();
-        if st["waiters"].as_u64() == Some(n) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("never {n} waiters");
-}
 
 #[tokio::test]
 async fn a_hundred_waiters_on_one_part_are_all_answered() {

@@ -6,6 +6,7 @@
 pub mod delpay;
 pub mod listsendpays;
 pub mod status;
+pub mod waitpay;
 pub mod waitsendpay;
 
 use crate::app::App;
@@ -28,13 +29,19 @@ pub struct Command {
 /// autoclean's batched commits (lightningd runs a hooked command in a
 /// transaction of its own), and the built-in's answers are lightningd's
 /// own; the ledger follows whatever it deletes.
-pub const COMMANDS: [Command; 4] = [
+pub const COMMANDS: [Command; 5] = [
     Command {
         name: "paystate-waitsendpay",
         takes_over: Some("waitsendpay"),
         usage: "payment_hash [timeout] [partid] [groupid]",
         description:
             "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
+    },
+    Command {
+        name: "paystate-waitpay",
+        takes_over: None,
+        usage: "payment_hash [timeout] [groupid]",
+        description: "Wait until a whole payment (a hash and group) is no longer pending; answer with its listpays entry",
     },
     Command {
         name: "paystate-delpay",
@@ -73,6 +80,7 @@ pub async fn run<D: Datastore, N: Node>(
     match named(method).map(|c| c.name) {
         // Boxed: a waiting call holds only its own command's state.
         Some("paystate-waitsendpay") => Box::pin(waitsendpay::run(app, params)).await,
+        Some("paystate-waitpay") => Box::pin(waitpay::run(app, params)).await,
         Some("paystate-delpay") => Box::pin(delpay::run(app, params)).await,
         Some("paystate-listsendpays") => Box::pin(listsendpays::run(app, &params)).await,
         Some("paystate-status") => Ok(status::run(app)),

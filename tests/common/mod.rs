@@ -190,3 +190,19 @@ pub async fn until_datastore_matches_node(ld: &Lightningd) {
         "the datastore's records never matched the node's terminal parts"
     );
 }
+
+/// Until paystate holds `n` waiters.
+pub async fn until_waiters(ld: &lightningd_standin::Lightningd, n: u64) {
+    for _ in 0..1000 {
+        let st = ld
+            .call("paystate-status", json!({}))
+            .await
+            .unwrap()
+            .unwrap();
+        if st["waiters"].as_u64() == Some(n) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("never {n} waiters");
+}

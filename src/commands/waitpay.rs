@@ -1,0 +1,162 @@
+//! `paystate-waitpay payment_hash [timeout] [groupid]`: wait until a whole
+//! payment (one hash, one group: by default the hash's latest, as
+//! `waitsendpay`'s) is no longer pending, and answer with its `listpays`
+//! entry. Every part's waiter is registered before the wait, so the
+//! notification that settles the payment releases it, however many parts
+//! and callers there are.
+
+use crate::app::App;
+use crate::domain::{Payment, Status};
+use crate::error::{codes, RpcError};
+use crate::ledger::Lookup;
+use crate::node::Node;
+use crate::params::{self, optional, required, Mode, Param};
+use crate::pays;
+use crate::store::Datastore;
+use cln_rpc::primitives::Sha256;
+use serde_json::Value;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+const SPEC: [Param; 3] = [
+    required("payment_hash"),
+    optional("timeout"),
+    optional("groupid"),
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub payment_hash: Sha256,
+    /// Seconds; `None` waits indefinitely, 0 polls.
+    pub timeout: Option<u32>,
+    /// `None`: the highest groupid the node has for the hash.
+    pub groupid: Option<u64>,
+}
+
+pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
+    let (mut payment_hash, mut timeout, mut groupid) = (None, None, None);
+    params::walk(params, &SPEC, |i, v| {
+        let name = SPEC[i].name;
+        match i {
+            0 => payment_hash = Some(params::hash(mode, name, v)?),
+            1 => timeout = Some(params::u32_number(mode, name, v)?),
+            _ => groupid = Some(params::u64_number(mode, name, v)?),
+        }
+        Ok(())
+    })?;
+    Ok(Request {
+        payment_hash: payment_hash.expect("walk checks required params"),
+        timeout,
+        groupid,
+    })
+}
+
+fn timed_out() -> RpcError {
+    RpcError::new(codes::PAY_IN_PROGRESS, "Timed out while waiting")
+}
+
+/// Rounds in a row that find a part resolved in the ledger and still
+/// pending in the node (the notification came before the node's answer):
+/// past this, the caller is told to try again rather than spun on.
+const UNSETTLED_ROUNDS: u32 = 3;
+
+pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
+    let req = parse(&params, app.mode)?;
+    let deadline = req
+        .timeout
+        .map(|s| Instant::now() + Duration::from_secs(s.into()));
+    let mut unsettled = 0;
+    loop {
+        let group = Box::pin(group_of(app, &req)).await?;
+        if pays::settled(&group) {
+            return Ok(pays::entry(&group));
+        }
+        // A waiter on each pending part, registered before the wait: a
+        // part resolved since the node was read is found resolved here.
+        let mut waiters = JoinSet::new();
+        let mut resolved = false;
+        for p in group.iter().filter(|p| p.status == Status::Pending) {
+            match Box::pin(app.ledger.lookup_or_wait(p.key())).await? {
+                Lookup::Absent(w) => {
+                    waiters.spawn(w.wait());
+                }
+                Lookup::Ready(part) if part.payment.created_index != p.created_index => {
+                    // An earlier attempt the node deleted without a word.
+                    let stale = Some(part.payment.created_index);
+                    Box::pin(app.ledger.forget(&p.key(), None, stale)).await?;
+                    resolved = true;
+                }
+                Lookup::Ready(_) | Lookup::Deleting => resolved = true,
+            }
+        }
+        if resolved {
+            unsettled += 1;
+            if unsettled >= UNSETTLED_ROUNDS {
+                return Err(RpcError::lightningd(
+                    "the node and the ledger disagree on this payment; try again",
+                ));
+            }
+            continue;
+        }
+        unsettled = 0;
+        match deadline {
+            Some(d) if d <= Instant::now() => return Err(timed_out()),
+            Some(d) => {
+                tokio::time::timeout_at(d, waiters.join_next())
+                    .await
+                    .map_err(|_| timed_out())?;
+            }
+            None => {
+                waiters.join_next().await;
+            }
+        }
+    }
+}
+
+/// The payment's parts as the node has them now, or 208 for an unknown
+/// hash or group.
+async fn group_of<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    req: &Request,
+) -> Result<Vec<Payment>, RpcError> {
+    let hash = req.payment_hash;
+    let parts = app.node.parts_of(hash).await?;
+    let Some(latest) = parts.iter().map(|p| p.groupid).max() else {
+        return Err(RpcError::new(
+            codes::PAY_NO_SUCH_PAYMENT,
+            format!("Never attempted payment for '{hash}'"),
+        ));
+    };
+    let groupid = req.groupid.unwrap_or(latest);
+    let group: Vec<Payment> = parts.into_iter().filter(|p| p.groupid == groupid).collect();
+    if group.is_empty() {
+        return Err(RpcError::new(
+            codes::PAY_NO_SUCH_PAYMENT,
+            format!("Never attempted payment group {groupid} for '{hash}'"),
+        ));
+    }
+    Ok(group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const H: &str = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
+
+    #[test]
+    fn parameters_as_waitsendpay_checks_them() {
+        let a = parse(&json!({"payment_hash": H, "timeout": 5, "groupid": 2}), Mode::DEVELOPER);
+        assert_eq!(a, parse(&json!([H, 5, 2]), Mode::DEVELOPER));
+        let d = parse(&json!([H]), Mode::DEVELOPER).unwrap();
+        assert_eq!((d.timeout, d.groupid), (None, None));
+        let e = parse(&json!([H, 1, 2, 3]), Mode::DEVELOPER).unwrap_err();
+        assert_eq!(e.message, "too many parameters: got 4, expected 3");
+        let e = parse(&json!({"payment_hash": H, "partid": 1}), Mode::DEVELOPER).unwrap_err();
+        assert!(e.message.starts_with("unknown parameter: partid"), "{}", e.message);
+        let e = parse(&json!({"timeout": 1}), Mode::DEVELOPER).unwrap_err();
+        assert_eq!(e.message, "missing required parameter: payment_hash");
+    }
+}
