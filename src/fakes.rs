@@ -142,6 +142,15 @@ impl Node for FakeNode {
         Ok(parts.iter().map(|p| p.created_index).max().unwrap_or(0))
     }
 
+    async fn parts_updated(&self) -> Result<u64, RpcError> {
+        let parts = self.parts.lock().unwrap();
+        Ok(parts
+            .iter()
+            .filter_map(|p| p.updated_index)
+            .max()
+            .unwrap_or(0))
+    }
+
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
         let parts = self.parts.lock().unwrap();
         Ok(match parts.iter().find(|p| p.key() == key) {

@@ -70,6 +70,9 @@ pub trait Node: Send + Sync + 'static {
     /// ledger's size.
     fn parts_created(&self) -> impl Future<Output = Result<u64, RpcError>> + Send;
 
+    /// The node's `updated_index` so far (`wait` on `sendpays`, at once).
+    fn parts_updated(&self) -> impl Future<Output = Result<u64, RpcError>> + Send;
+
     /// The node's built-in `waitsendpay` with `timeout: 0` on one part: its
     /// answer, result or error, as the node gave it. The outer error is a
     /// failure to reach the node at all.
@@ -101,6 +104,9 @@ impl<T: Node> Node for std::sync::Arc<T> {
     }
     fn parts_created(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).parts_created()
+    }
+    fn parts_updated(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
+        (**self).parts_updated()
     }
     fn poll_builtin(
         &self,

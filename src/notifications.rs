@@ -48,6 +48,7 @@ pub async fn handle<D: Datastore, N: Node>(app: &App<D, N>, topic: Topic, params
         }
     };
     app.ledger.wake(&key, answer);
+    app.ledger.note_resolved();
     // A failure notification lacks `updated_index` and `completed_at`:
     // answers take them from the node's row, so the record need not.
     match app.ledger.record_as(part.clone(), answer).await {

@@ -117,7 +117,11 @@ mod tests {
         assert_eq!(e["created_index"], 3);
         assert_eq!(e["updated_index"], 15);
         assert_eq!(e["completed_at"], 95, "the earliest completion");
-        assert_eq!(e["preimage"], format!("{:064x}", 5), "the last complete part's");
+        assert_eq!(
+            e["preimage"],
+            format!("{:064x}", 5),
+            "the last complete part's"
+        );
         let failed = entry(&parts[..1]);
         assert_eq!(failed["status"], "failed");
         assert_eq!(failed["amount_sent_msat"], 0);

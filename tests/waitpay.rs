@@ -25,7 +25,10 @@ async fn every_caller_is_released_by_the_part_that_completes_the_payment() {
     until_waiters(&ld, 12).await;
     ld.fail(&parts[2], Some(route_failure())).await;
     until_waiters(&ld, 8).await;
-    assert!(waiters.iter().all(|w| !w.is_finished()), "one part failed: still pending");
+    assert!(
+        waiters.iter().all(|w| !w.is_finished()),
+        "one part failed: still pending"
+    );
     ld.succeed(&parts[1], &preimage(1)).await;
     for w in waiters {
         let e = w.await.unwrap().unwrap();
@@ -83,24 +86,53 @@ async fn polls_timeouts_and_unknown_payments() {
     let poll = ld.call("paystate-waitpay", json!([h, 0])).await.unwrap();
     assert_eq!(code(&poll.unwrap_err()), 200);
     let t = std::time::Instant::now();
-    let e = ld.call("paystate-waitpay", json!([h, 1])).await.unwrap().unwrap_err();
-    assert_eq!((code(&e), e["message"].as_str()), (200, Some("Timed out while waiting")));
+    let e = ld
+        .call("paystate-waitpay", json!([h, 1]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(
+        (code(&e), e["message"].as_str()),
+        (200, Some("Timed out while waiting"))
+    );
     assert!(t.elapsed() >= std::time::Duration::from_secs(1));
     until_waiters(&ld, 0).await;
-    let e = ld.call("paystate-waitpay", json!([hash(5)])).await.unwrap().unwrap_err();
+    let e = ld
+        .call("paystate-waitpay", json!([hash(5)]))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 208);
-    let e = ld.call("paystate-waitpay", json!([h, 0, 1])).await.unwrap().unwrap_err();
+    let e = ld
+        .call("paystate-waitpay", json!([h, 0, 1]))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(code(&e), 208, "group 1 was never attempted: {e}");
     ld.succeed(&k, &preimage(4)).await;
-    let done = ld.call("paystate-waitpay", json!([h, 0, 2])).await.unwrap().unwrap();
+    let done = ld
+        .call("paystate-waitpay", json!([h, 0, 2]))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(done["status"], "complete");
     // Parameters checked as waitsendpay checks its own.
     for (params, want) in [
         (json!([]), "missing required parameter: payment_hash"),
-        (json!([h, "x"]), "timeout: should be an integer: invalid token '\"x\"'"),
-        (json!([h, 0, -1]), "groupid: should be an unsigned 64 bit integer: invalid token '-1'"),
+        (
+            json!([h, "x"]),
+            "timeout: should be an integer: invalid token '\"x\"'",
+        ),
+        (
+            json!([h, 0, -1]),
+            "groupid: should be an unsigned 64 bit integer: invalid token '-1'",
+        ),
     ] {
-        let e = ld.call("paystate-waitpay", params).await.unwrap().unwrap_err();
+        let e = ld
+            .call("paystate-waitpay", params)
+            .await
+            .unwrap()
+            .unwrap_err();
         assert_eq!((code(&e), e["message"].as_str()), (-32602, Some(want)));
     }
 }

@@ -225,7 +225,6 @@ async fn blocking_wait_is_released_by_success_and_by_failure() {
     ld.assert_no_violations();
 }
 
-
 #[tokio::test]
 async fn a_hundred_waiters_on_one_part_are_all_answered() {
     let ld = start().await;

@@ -6,6 +6,7 @@
 pub mod delpay;
 pub mod listsendpays;
 pub mod status;
+pub mod waitanysendpay;
 pub mod waitpay;
 pub mod waitsendpay;
 
@@ -29,7 +30,7 @@ pub struct Command {
 /// autoclean's batched commits (lightningd runs a hooked command in a
 /// transaction of its own), and the built-in's answers are lightningd's
 /// own; the ledger follows whatever it deletes.
-pub const COMMANDS: [Command; 5] = [
+pub const COMMANDS: [Command; 6] = [
     Command {
         name: "paystate-waitsendpay",
         takes_over: Some("waitsendpay"),
@@ -42,6 +43,12 @@ pub const COMMANDS: [Command; 5] = [
         takes_over: None,
         usage: "payment_hash [timeout] [groupid]",
         description: "Wait until a whole payment (a hash and group) is no longer pending; answer with its listpays entry",
+    },
+    Command {
+        name: "paystate-waitanysendpay",
+        takes_over: None,
+        usage: "[lastpay_index] [timeout]",
+        description: "Wait for the first payment part resolved past updated_index lastpay_index (default: from now on); answer with it and, if it failed, waitsendpay's error",
     },
     Command {
         name: "paystate-delpay",
@@ -81,6 +88,7 @@ pub async fn run<D: Datastore, N: Node>(
         // Boxed: a waiting call holds only its own command's state.
         Some("paystate-waitsendpay") => Box::pin(waitsendpay::run(app, params)).await,
         Some("paystate-waitpay") => Box::pin(waitpay::run(app, params)).await,
+        Some("paystate-waitanysendpay") => Box::pin(waitanysendpay::run(app, params)).await,
         Some("paystate-delpay") => Box::pin(delpay::run(app, params)).await,
         Some("paystate-listsendpays") => Box::pin(listsendpays::run(app, &params)).await,
         Some("paystate-status") => Ok(status::run(app)),

@@ -148,14 +148,21 @@ mod tests {
 
     #[test]
     fn parameters_as_waitsendpay_checks_them() {
-        let a = parse(&json!({"payment_hash": H, "timeout": 5, "groupid": 2}), Mode::DEVELOPER);
+        let a = parse(
+            &json!({"payment_hash": H, "timeout": 5, "groupid": 2}),
+            Mode::DEVELOPER,
+        );
         assert_eq!(a, parse(&json!([H, 5, 2]), Mode::DEVELOPER));
         let d = parse(&json!([H]), Mode::DEVELOPER).unwrap();
         assert_eq!((d.timeout, d.groupid), (None, None));
         let e = parse(&json!([H, 1, 2, 3]), Mode::DEVELOPER).unwrap_err();
         assert_eq!(e.message, "too many parameters: got 4, expected 3");
         let e = parse(&json!({"payment_hash": H, "partid": 1}), Mode::DEVELOPER).unwrap_err();
-        assert!(e.message.starts_with("unknown parameter: partid"), "{}", e.message);
+        assert!(
+            e.message.starts_with("unknown parameter: partid"),
+            "{}",
+            e.message
+        );
         let e = parse(&json!({"timeout": 1}), Mode::DEVELOPER).unwrap_err();
         assert_eq!(e.message, "missing required parameter: payment_hash");
     }

@@ -119,6 +119,9 @@ pub struct Ledger<D> {
     /// Rung when the ledger may have drifted from the node (deletes the
     /// feed missed, a record's delete that failed): catch-up reconciles.
     drift: Arc<tokio::sync::Notify>,
+    /// Counts the parts the node resolved in this run (notifications):
+    /// whoever waits for any part's outcome watches it.
+    resolved: tokio::sync::watch::Sender<u64>,
 }
 
 impl<D: Datastore> Ledger<D> {
@@ -143,6 +146,7 @@ impl<D: Datastore> Ledger<D> {
             node_deletes: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| tokio::sync::OnceCell::new()).collect(),
             drift: Arc::default(),
+            resolved: tokio::sync::watch::Sender::new(0),
         };
         Ok((ledger, interrupted))
     }
@@ -412,6 +416,17 @@ impl<D: Datastore> Ledger<D> {
     }
 
     /// Asks for a reconciliation with the node.
+    /// A part was resolved in the node (a notification came).
+    pub fn note_resolved(&self) {
+        self.resolved.send_modify(|n| *n += 1);
+    }
+
+    /// Changes whenever a part is resolved; subscribe before reading the
+    /// node, so that an outcome in between is not missed.
+    pub fn resolutions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.resolved.subscribe()
+    }
+
     pub fn drifted(&self) {
         self.drift.notify_one()
     }

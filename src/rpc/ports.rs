@@ -134,18 +134,11 @@ impl Node for Rpc {
     }
 
     async fn parts_created(&self) -> Result<u64, RpcError> {
-        #[derive(Deserialize)]
-        struct Waited {
-            #[serde(default)]
-            created: u64,
-        }
-        let w: Waited = self
-            .call_as(
-                "wait",
-                json!({"subsystem": "sendpays", "indexname": "created", "nextvalue": 0}),
-            )
-            .await??;
-        Ok(w.created)
+        self.index_now("created").await
+    }
+
+    async fn parts_updated(&self) -> Result<u64, RpcError> {
+        self.index_now("updated").await
     }
 
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
@@ -167,5 +160,18 @@ impl Node for Rpc {
             Ok(v) => Ok(payments(v)?),
             Err(e) => Err(e),
         })
+    }
+}
+
+impl Rpc {
+    /// A `sendpays` index's value so far: a `wait` for 0 answers at once.
+    async fn index_now(&self, name: &str) -> Result<u64, RpcError> {
+        let w: Value = self
+            .call_as(
+                "wait",
+                json!({"subsystem": "sendpays", "indexname": name, "nextvalue": 0}),
+            )
+            .await??;
+        Ok(w[name].as_u64().unwrap_or(0))
     }
 }
