@@ -47,7 +47,7 @@ pub fn entry(parts: &[Payment]) -> Value {
         e.insert("label".into(), json!(l));
     }
     // The last complete part's preimage (each complete part sets it).
-    if let Some(last) = complete().last() {
+    if let Some(last) = complete().next_back() {
         if let Some(p) = &last.payment_preimage {
             e.insert("preimage".into(), json!(p));
         }
