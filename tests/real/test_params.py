@@ -86,9 +86,23 @@ def run_sets(l1, l2, hashes, seed, n):
         for method in ("waitsendpay", "delpay"):
             a = raw_call(l1, method, text)
             b = raw_call(l1, "paystate-" + method, text)
-            if a != b:
+            if a != b and not other_spacing(a, b):
                 mismatches.append((method, text, a, b))
     return mismatches
+
+
+def other_spacing(a, b):
+    """The one documented difference (README, "Differences from
+    lightningd"): an object or array token, quoted in developer mode, is
+    written with pyln-client's spacing, not the client's own."""
+    sep = ": invalid token '"
+    if a[0] != "error" or b[0] != "error" or set(a[1]) != set(b[1]):
+        return False
+    (ha, _, ta), (hb, _, tb) = (a[1]["message"].partition(sep),
+                                b[1]["message"].partition(sep))
+    if ha != hb or not ta.startswith(("{", "[")):
+        return False
+    return json.loads(ta[:-1]) == json.loads(tb[:-1])
 
 
 def nodes(node_factory, plugin_path):
