@@ -26,8 +26,9 @@ import time
 
 from pyln.testing.utils import wait_for
 from test_waitsendpay import HOLD, send_held
-from util import (node_terminal, ledger_records, paystate_node, raw_socket,
-                  raw_read, raw_send, selfpay, status)
+from util import (AMOUNT, invoice, node_terminal, ledger_records,
+                  paystate_node, raw_socket, raw_read, raw_send, selfpay,
+                  status)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
@@ -134,6 +135,7 @@ def test_bench(node_factory, plugin_path):
 
 def test_bench_wake(node_factory, plugin_path):
     wake(node_factory, plugin_path)
+    wake_group(node_factory, plugin_path)
     print("\n".join(ROWS))
 
 
@@ -385,29 +387,66 @@ def wake(node_factory, plugin_path):
             wait_for(lambda: status(l1)["waiters"] == 1)
         time.sleep(0.05)
         l2.rpc.holdrelease()
-        first_byte = {}
-        while len(first_byte) < 2:
-            ready, _, _ = select.select(
-                [s for s in socks if s not in first_byte], [], [], 30)
-            assert ready, "no answer within 30 s"
-            now = time.perf_counter()
-            for s in ready:
-                first_byte[s] = now
+        t = first_bytes(socks)
         for c in conns:
             answer = read_answer(c)
             assert "result" in answer, answer
-        gaps[second].append(first_byte[socks[1]] - first_byte[socks[0]])
+        gaps[second].append(t[1] - t[0])
     row("wake-up: second waiter's answer after the built-in's (ms, "
         "median of 30)", median_ms(gaps["waitsendpay"]),
         median_ms(gaps["paystate-waitsendpay"]), "ms",
         "built-in column: a second built-in waiter")
 
 
-def raw_request(node, method, payment_hash):
+def raw_request(node, method, payment_hash, params=None):
     """The request sent on a connection of its own (`.sock` for select)."""
     s = raw_socket(node)
-    raw_send(s, method, json.dumps([payment_hash]), id=method)
+    raw_send(s, method, json.dumps(params or [payment_hash]), id=method)
     return s
+
+
+def first_bytes(socks):
+    """When each socket's answer starts arriving (one thread, select)."""
+    first_byte = {}
+    while len(first_byte) < len(socks):
+        ready, _, _ = select.select(
+            [s for s in socks if s not in first_byte], [], [], 30)
+        assert ready, "no answer within 30 s"
+        now = time.perf_counter()
+        for s in ready:
+            first_byte[s] = now
+    return [first_byte[s] for s in socks]
+
+
+def wake_group(node_factory, plugin_path):
+    """How long after the last part's built-in waiter a paystate-waitpay
+    on the whole payment (two parts, held at the payee, released together)
+    is answered; negative: before it."""
+    l1 = paystate(node_factory, plugin_path, takeover=False)
+    l2 = new_node(node_factory, options={"plugin": HOLD})
+    node_factory.join_nodes([l1, l2])
+    gaps = []
+    for i in range(30):
+        inv = invoice(l2, 2 * AMOUNT)
+        h = inv["payment_hash"]
+        for partid in (1, 2):
+            send_held(l1, l2, AMOUNT, partid=partid, total=2 * AMOUNT,
+                      inv=inv, groupid=1)
+        wait_for(lambda: l2.rpc.holdcount()["held"] == 2)
+        conns = [raw_request(l1, "waitsendpay", h, [h, None, p, 1])
+                 for p in (1, 2)]
+        conns.append(raw_request(l1, "paystate-waitpay", h))
+        wait_for(lambda: status(l1)["waiters"] == 2)
+        time.sleep(0.05)
+        l2.rpc.holdrelease()
+        t = first_bytes([c.sock for c in conns])
+        for c in conns:
+            answer = read_answer(c)
+            assert "result" in answer, answer
+        gaps.append(t[2] - max(t[:2]))
+    row("wake-up: a whole payment's waiter after its last part's (ms, "
+        "median of 30)", None, median_ms(gaps), "ms",
+        "paystate-waitpay vs the built-in waitsendpay of each part")
 
 
 def read_answer(s):
