@@ -15,8 +15,10 @@ use crate::pays;
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 const SPEC: [Param; 3] = [
@@ -67,20 +69,18 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s.into()));
     let mut unsettled = 0;
+    let mut group = Box::pin(group_of(app, &req)).await?;
     loop {
-        let group = Box::pin(group_of(app, &req)).await?;
         if pays::settled(&group) {
             return Ok(pays::entry(&group));
         }
         // A waiter on each pending part, registered before the wait: a
         // part resolved since the node was read is found resolved here.
-        let mut waiters = JoinSet::new();
+        let mut waiters = Vec::new();
         let mut resolved = false;
         for p in group.iter().filter(|p| p.status == Status::Pending) {
             match Box::pin(app.ledger.lookup_or_wait(p.key())).await? {
-                Lookup::Absent(w) => {
-                    waiters.spawn(w.wait());
-                }
+                Lookup::Absent(w) => waiters.push(Box::pin(w.wait())),
                 Lookup::Ready(part) if part.payment.created_index != p.created_index => {
                     // An earlier attempt the node deleted without a word.
                     let stale = Some(part.payment.created_index);
@@ -97,21 +97,55 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
                     "the node and the ledger disagree on this payment; try again",
                 ));
             }
+            group = Box::pin(group_of(app, &req)).await?;
             continue;
         }
         unsettled = 0;
-        match deadline {
+        let first = FirstOf(waiters);
+        let woken = match deadline {
             Some(d) if d <= Instant::now() => return Err(timed_out()),
-            Some(d) => {
-                tokio::time::timeout_at(d, waiters.join_next())
-                    .await
-                    .map_err(|_| timed_out())?;
+            Some(d) => tokio::time::timeout_at(d, first)
+                .await
+                .map_err(|_| timed_out())?,
+            None => first.await,
+        };
+        // A part completed: its notification is the node's row (every
+        // field `listsendpays` has), and the payment is settled; answered
+        // without reading the node again. Anything else: read it again.
+        match completed(woken) {
+            Some(row) if group.iter().any(|p| p.key() == row.key()) => {
+                for p in group.iter_mut().filter(|p| p.key() == row.key()) {
+                    *p = row.clone();
+                }
             }
-            None => {
-                waiters.join_next().await;
-            }
+            _ => group = Box::pin(group_of(app, &req)).await?,
         }
     }
+}
+
+/// The first of several waits to end, polled in place (no task per wait:
+/// a spawned wait would cost a hop between tasks on the way out).
+struct FirstOf<F>(Vec<Pin<Box<F>>>);
+
+impl<F: Future> Future for FirstOf<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        for f in self.0.iter_mut() {
+            if let Poll::Ready(out) = f.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// The row of a part whose waiter was answered with success.
+fn completed(answer: std::sync::Arc<crate::domain::Answer>) -> Option<Payment> {
+    let row = answer.as_ref().as_ref().ok()?;
+    serde_json::from_value::<Payment>(row.clone())
+        .ok()
+        .filter(|p| p.status == Status::Complete)
 }
 
 /// The payment's parts as the node has them now, or 208 for an unknown
