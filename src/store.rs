@@ -54,6 +54,20 @@ pub trait Datastore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<String>, RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
+    /// Several listings at once (over lightningd's socket: written together,
+    /// one round trip); the default lists one after the other.
+    fn list_many(
+        &self,
+        keys: Vec<Vec<String>>,
+    ) -> impl Future<Output = Result<Vec<Vec<Entry>>, RpcError>> + Send {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.list(key).await?);
+            }
+            Ok(out)
+        }
+    }
     /// Several writes, in order, each answered on its own. Over
     /// lightningd's socket they go together on a `batching` connection,
     /// so that lightningd commits them at once: one commit for up to 100
@@ -215,6 +229,12 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {
         (**self).list(key)
+    }
+    fn list_many(
+        &self,
+        keys: Vec<Vec<String>>,
+    ) -> impl Future<Output = Result<Vec<Vec<Entry>>, RpcError>> + Send {
+        (**self).list_many(keys)
     }
     fn apply(
         &self,

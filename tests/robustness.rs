@@ -94,7 +94,20 @@ async fn unknown_fields_are_kept_and_duplicates_are_idempotent() {
         json!({"sendpay_success": payload.clone()}),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Records are written behind (within 200 ms): until it is there, and a
+    // while longer for a second write that must not come.
+    let records = || {
+        ld.datastore()
+            .entries
+            .iter()
+            .filter(|(k, _)| k[2] == "parts")
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while records() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let ds = ld.datastore();
     let entries: Vec<_> = ds.entries.iter().filter(|(k, _)| k[2] == "parts").collect();
     assert_eq!(entries.len(), 1);

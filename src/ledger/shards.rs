@@ -36,9 +36,38 @@ impl<D: Datastore> Ledger<D> {
     }
 
     async fn load_shard(&self, shard: u16) -> Result<(), RpcError> {
-        let mut key = store::parts_prefix();
-        key.push(format!("{shard:03x}"));
-        let listed = self.store.list(key).await?;
+        let listed = self.store.list(shard_key(shard)).await?;
+        self.index_shard(listed);
+        Ok(())
+    }
+
+    /// Loads several shards of the index with one round trip (those not
+    /// loaded yet): a first start lists 4,096 shards, mostly empty.
+    /// Returns how many entries were listed.
+    pub async fn ensure_shards(&self, shards: &[u16]) -> Result<usize, RpcError> {
+        let todo: Vec<u16> = shards
+            .iter()
+            .copied()
+            .filter(|s| !self.shard_loaded(*s))
+            .collect();
+        if todo.is_empty() {
+            return Ok(0);
+        }
+        let listings = self
+            .store
+            .list_many(todo.iter().map(|s| shard_key(*s)).collect())
+            .await?;
+        let count = listings.iter().map(Vec::len).sum();
+        for (shard, listed) in todo.into_iter().zip(listings) {
+            self.shards[shard as usize]
+                .get_or_init(|| async { self.index_shard(listed) })
+                .await;
+        }
+        Ok(count)
+    }
+
+    /// One shard's listing into the index.
+    fn index_shard(&self, listed: Vec<store::Entry>) {
         let mut st = self.state();
         for e in listed {
             let Some(s) = name_of(&e, false) else {
@@ -60,14 +89,14 @@ impl<D: Datastore> Ledger<D> {
             }
             st.index.insert(s.key, Entry::stored(&s, false));
         }
-        Ok(())
     }
 
     /// Loads the whole index at once (for a listing of every part; the
     /// background load, paced, is catch-up's).
     pub async fn load_all(&self) -> Result<(), RpcError> {
-        for shard in 0..SHARDS as u16 {
-            self.ensure_shard(shard).await?;
+        let shards: Vec<u16> = (0..SHARDS as u16).collect();
+        for some in shards.chunks(8) {
+            self.ensure_shards(some).await.map(drop)?;
         }
         Ok(())
     }
@@ -103,6 +132,12 @@ impl<D: Datastore> Ledger<D> {
     pub fn shards_loaded(&self) -> usize {
         self.shards.iter().filter(|s| s.initialized()).count()
     }
+}
+
+fn shard_key(shard: u16) -> Vec<String> {
+    let mut key = store::parts_prefix();
+    key.push(format!("{shard:03x}"));
+    key
 }
 
 /// The part a listed name stands for; anything else is logged and skipped.

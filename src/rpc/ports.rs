@@ -42,31 +42,19 @@ impl Datastore for Rpc {
     }
 
     async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
-        #[derive(Deserialize)]
-        struct Listing {
-            datastore: Vec<Listed>,
-        }
-        // `hex` (the value again, twice as long) is skipped unread.
-        #[derive(Deserialize)]
-        struct Listed {
-            key: Vec<String>,
-            #[serde(default)]
-            generation: Option<u64>,
-            #[serde(default)]
-            string: Option<String>,
-        }
-        let listing: Listing = self
-            .call_as("listdatastore", json!({ "key": key }))
-            .await??;
-        Ok(listing
-            .datastore
+        entries(self.call("listdatastore", json!({ "key": key })).await?)
+    }
+
+    async fn list_many(&self, keys: Vec<Vec<String>>) -> Result<Vec<Vec<Entry>>, RpcError> {
+        let calls: Vec<(&str, Value)> = keys
+            .iter()
+            .map(|k| ("listdatastore", json!({ "key": k })))
+            .collect();
+        self.call_batch(&calls)
+            .await?
             .into_iter()
-            .map(|e| Entry {
-                key: e.key,
-                generation: e.generation,
-                string: e.string,
-            })
-            .collect())
+            .map(|answer| entries(answer?))
+            .collect()
     }
 
     async fn apply(&self, ops: Vec<Op>) -> Result<Vec<Result<(), RpcError>>, RpcError> {
@@ -174,4 +162,32 @@ impl Rpc {
             .await??;
         Ok(w[name].as_u64().unwrap_or(0))
     }
+}
+
+/// A `listdatastore` answer's entries; `hex` (the value again, twice as
+/// long) is skipped unread.
+fn entries(answer: Value) -> Result<Vec<Entry>, RpcError> {
+    #[derive(Deserialize)]
+    struct Listing {
+        datastore: Vec<Listed>,
+    }
+    #[derive(Deserialize)]
+    struct Listed {
+        key: Vec<String>,
+        #[serde(default)]
+        generation: Option<u64>,
+        #[serde(default)]
+        string: Option<String>,
+    }
+    let listing: Listing = serde_json::from_value(answer)
+        .map_err(|e| RpcError::lightningd(format!("unreadable listdatastore answer: {e}")))?;
+    Ok(listing
+        .datastore
+        .into_iter()
+        .map(|e| Entry {
+            key: e.key,
+            generation: e.generation,
+            string: e.string,
+        })
+        .collect())
 }
