@@ -19,6 +19,8 @@ async fn manifest_registers_own_names_and_the_filtered_hook() {
         .collect();
     for n in [
         "paystate-waitsendpay",
+        "paystate-waitpay",
+        "paystate-waitanysendpay",
         "paystate-delpay",
         "paystate-listsendpays",
         "paystate-status",

@@ -9,8 +9,8 @@ from pyln.testing.utils import wait_for
 from util import (paystate_node, rpc_path, selfpay, status, wait_caught_up,
                   wait_recorded)
 
-OWN = ["paystate-waitsendpay", "paystate-delpay", "paystate-listsendpays",
-       "paystate-status"]
+OWN = ["paystate-waitsendpay", "paystate-waitpay", "paystate-waitanysendpay",
+       "paystate-delpay", "paystate-listsendpays", "paystate-status"]
 
 
 @pytest.mark.takeover
