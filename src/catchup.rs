@@ -38,11 +38,7 @@ pub async fn import<D: Datastore, N: Node>(
     let key = payment.key();
     app.ledger.ensure(&key.payment_hash).await?;
     let _guard = app.ledger.lock(&key.payment_hash).await;
-    if app
-        .ledger
-        .summary(&key)
-        .is_some_and(|s| s.created_index == payment.created_index)
-    {
+    if app.ledger.holds_attempt(&payment) {
         return app.ledger.get(&key).await;
     }
     let payment = if app.ledger.node_deletes() == deletes_before {
@@ -200,8 +196,7 @@ async fn import_missing<D: Datastore, N: Node>(
         let mut fresh = Vec::new();
         for p in page.iter().filter(|p| p.status != Status::Pending) {
             app.ledger.ensure(&p.payment_hash).await?;
-            let held = app.ledger.summary(&p.key());
-            if held.map_or(true, |s| s.created_index != p.created_index) {
+            if !app.ledger.holds_attempt(p) {
                 fresh.push(p.clone());
             }
         }

@@ -7,12 +7,7 @@ use lightningd_standin::Lightningd;
 use serde_json::{json, Value};
 
 async fn ledger(ld: &Lightningd, h: &str) -> Vec<Value> {
-    let r = ld
-        .call("paystate-listsendpays", json!({"payment_hash": h}))
-        .await
-        .unwrap()
-        .unwrap();
-    r["payments"].as_array().unwrap().clone()
+    listed(ld, json!({"payment_hash": h})).await
 }
 
 #[tokio::test]

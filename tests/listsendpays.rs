@@ -17,15 +17,6 @@ async fn node_terminal(ld: &lightningd_standin::Lightningd, params: Value) -> Ve
         .collect()
 }
 
-async fn listed(ld: &lightningd_standin::Lightningd, params: Value) -> Vec<Value> {
-    let got = ld
-        .call("paystate-listsendpays", params)
-        .await
-        .unwrap()
-        .unwrap();
-    got["payments"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn pages_are_the_nodes_terminal_parts_in_index_order() {
     let ld = start().await;

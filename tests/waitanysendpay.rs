@@ -76,10 +76,7 @@ async fn every_outcome_once_in_order_across_a_restart() {
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(
-        (code(&e), e["message"].as_str()),
-        (200, Some("Timed out while waiting"))
-    );
+    assert_timed_out(&e);
 }
 
 #[tokio::test]

@@ -162,12 +162,8 @@ async fn paged<D: Datastore, N: Node>(
         let full = rows.len() == want as usize;
         let next = rows.last().and_then(|p| index.of(p));
         for row in rows.into_iter().filter(|p| p.status != Status::Pending) {
-            let held = app.ledger.ensure(&row.payment_hash).await.map(|()| {
-                app.ledger
-                    .summary(&row.key())
-                    .is_some_and(|s| s.created_index == row.created_index)
-            })?;
-            if held {
+            app.ledger.ensure(&row.payment_hash).await?;
+            if app.ledger.holds_attempt(&row) {
                 listed.push(row);
             } else if let Some(part) = catchup::import(app, row, deletes_before).await? {
                 listed.push(part.payment.clone());

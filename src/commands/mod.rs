@@ -16,6 +16,8 @@ use crate::error::{codes, RpcError};
 use crate::node::Node;
 use crate::store::Datastore;
 use serde_json::Value;
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub struct Command {
     /// paystate's own name for it.
@@ -96,6 +98,29 @@ pub async fn run<D: Datastore, N: Node>(
             codes::METHOD_NOT_FOUND,
             format!("Unknown command '{method}'"),
         )),
+    }
+}
+
+/// lightningd's answer to a wait that ran out of time.
+pub(crate) fn timed_out() -> RpcError {
+    RpcError::new(codes::PAY_IN_PROGRESS, "Timed out while waiting")
+}
+
+/// When a wait of `timeout` seconds from now ends (`None`: never).
+pub(crate) fn deadline(timeout: Option<u32>) -> Option<Instant> {
+    timeout.map(|s| Instant::now() + Duration::from_secs(s.into()))
+}
+
+/// `wait` until `deadline`, or 200 `Timed out while waiting`.
+pub(crate) async fn until<T>(
+    deadline: Option<Instant>,
+    wait: impl std::future::Future<Output = T>,
+) -> Result<T, RpcError> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, wait)
+            .await
+            .map_err(|_| timed_out()),
+        None => Ok(wait.await),
     }
 }
 

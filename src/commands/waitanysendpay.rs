@@ -14,15 +14,14 @@
 //! parts' rows by hash, when they account for every move of the index,
 //! would spare the scan to a follower that keeps up: not done yet.
 
+use super::{deadline, until};
 use crate::app::App;
 use crate::domain::{Payment, Status};
-use crate::error::{codes, RpcError};
+use crate::error::RpcError;
 use crate::node::{Index, Node, Page};
 use crate::params::{self, optional, Mode, Param};
 use crate::store::Datastore;
 use serde_json::{json, Value};
-use std::time::Duration;
-use tokio::time::Instant;
 
 const SPEC: [Param; 2] = [optional("lastpay_index"), optional("timeout")];
 
@@ -54,35 +53,25 @@ const PAGE: u32 = 100;
 
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
-    let deadline = req
-        .timeout
-        .map(|s| Instant::now() + Duration::from_secs(s.into()));
+    let deadline = deadline(req.timeout);
     // Subscribed before the node is read: an outcome in between wakes it.
     let mut resolutions = app.ledger.resolutions();
-    let mut last = match req.lastpay_index {
-        Some(n) => n,
-        None => Box::pin(app.node.parts_updated()).await?,
-    };
+    // Absent: from the node's index as first read.
+    let mut last = req.lastpay_index;
     loop {
         resolutions.borrow_and_update();
         let now = Box::pin(app.node.parts_updated()).await?;
-        if now > last {
-            match Box::pin(first_terminal_after(app, last)).await? {
+        let last = last.get_or_insert(now);
+        if now > *last {
+            match Box::pin(first_terminal_after(app, *last)).await? {
                 Some(row) => return Box::pin(answer(app, row)).await,
                 // Only pending parts moved the index so far.
-                None => last = now,
+                None => *last = now,
             }
         }
-        let woken = match deadline {
-            Some(d) => tokio::time::timeout_at(d, resolutions.changed()).await,
-            None => Ok(resolutions.changed().await),
-        };
-        if woken.is_err() {
-            return Err(RpcError::new(
-                codes::PAY_IN_PROGRESS,
-                "Timed out while waiting",
-            ));
-        }
+        // Woken (or the ledger gone, which it never is while paystate runs):
+        // read again.
+        let _ = until(deadline, resolutions.changed()).await?;
     }
 }
 

@@ -5,6 +5,7 @@
 //! notification that settles the payment releases it, however many parts
 //! and callers there are.
 
+use super::{deadline, timed_out, until};
 use crate::app::App;
 use crate::domain::{Payment, Status};
 use crate::error::{codes, RpcError};
@@ -18,7 +19,6 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::time::Instant;
 
 const SPEC: [Param; 3] = [
@@ -54,10 +54,6 @@ pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
     })
 }
 
-fn timed_out() -> RpcError {
-    RpcError::new(codes::PAY_IN_PROGRESS, "Timed out while waiting")
-}
-
 /// Rounds in a row that find a part resolved in the ledger and still
 /// pending in the node (the notification came before the node's answer):
 /// past this, the caller is told to try again rather than spun on.
@@ -65,9 +61,7 @@ const UNSETTLED_ROUNDS: u32 = 3;
 
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
-    let deadline = req
-        .timeout
-        .map(|s| Instant::now() + Duration::from_secs(s.into()));
+    let deadline = deadline(req.timeout);
     let mut unsettled = 0;
     let mut group = Box::pin(group_of(app, &req)).await?;
     loop {
@@ -101,14 +95,10 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
             continue;
         }
         unsettled = 0;
-        let first = FirstOf(waiters);
-        let woken = match deadline {
-            Some(d) if d <= Instant::now() => return Err(timed_out()),
-            Some(d) => tokio::time::timeout_at(d, first)
-                .await
-                .map_err(|_| timed_out())?,
-            None => first.await,
-        };
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(timed_out());
+        }
+        let woken = until(deadline, FirstOf(waiters)).await?;
         // A part completed: its notification is the node's row (every
         // field `listsendpays` has), and the payment is settled; answered
         // without reading the node again. Anything else: read it again.

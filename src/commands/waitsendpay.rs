@@ -1,17 +1,16 @@
 //! `waitsendpay`: wait for (or poll) the outcome of one payment part.
 
-use super::never_attempted;
+use super::{deadline, never_attempted, timed_out, until};
 use crate::app::App;
 use crate::catchup;
 use crate::domain::{PartKey, Payment, Status};
-use crate::error::{codes, RpcError};
+use crate::error::RpcError;
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
 use crate::params::{self, optional, required, Mode, Param};
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
-use std::time::Duration;
 
 const SPEC: [Param; 4] = [
     required("payment_hash"),
@@ -48,10 +47,6 @@ pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
         partid: partid.unwrap_or(0),
         groupid,
     })
-}
-
-fn timed_out() -> RpcError {
-    RpcError::new(codes::PAY_IN_PROGRESS, "Timed out while waiting")
 }
 
 /// Every answer starts from the node's own row for the part: the node
@@ -114,13 +109,10 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
 
 /// The answer the waiter is given, or 200 after `timeout` seconds.
 async fn wait_for(waiter: Waiter, timeout: Option<u32>) -> Result<Value, RpcError> {
-    let answer = match timeout {
-        Some(0) => return Err(timed_out()),
-        Some(secs) => tokio::time::timeout(Duration::from_secs(secs.into()), waiter.wait())
-            .await
-            .map_err(|_| timed_out())?,
-        None => waiter.wait().await,
-    };
+    if timeout == Some(0) {
+        return Err(timed_out());
+    }
+    let answer = until(deadline(timeout), waiter.wait()).await?;
     (*answer).clone()
 }
 
@@ -137,11 +129,7 @@ async fn terminal<D: Datastore, N: Node>(
     deletes_before: u64,
 ) -> Result<Value, RpcError> {
     let key = row.key();
-    let held = app
-        .ledger
-        .summary(&key)
-        .is_some_and(|s| s.created_index == row.created_index);
-    if !held
+    if !app.ledger.holds_attempt(&row)
         && Box::pin(catchup::import(app, row.clone(), deletes_before))
             .await?
             .is_none()

@@ -26,7 +26,7 @@ pub use index::{Counts, CACHED_PARTS};
 pub use shards::SHARDS;
 pub use writer::FLUSH_AFTER;
 
-use crate::domain::{Answer, Part, PartKey, Status};
+use crate::domain::{Answer, Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::store::{self, Datastore, Op, Summary};
 use cln_rpc::primitives::Sha256;
@@ -258,6 +258,13 @@ impl<D: Datastore> Ledger<D> {
     /// loaded: [`Ledger::ensure`]).
     pub fn holds(&self, key: &PartKey) -> bool {
         self.state().index.parts.contains_key(key)
+    }
+
+    /// Whether the ledger holds this attempt of the part (same
+    /// `created_index`; its shard loaded).
+    pub fn holds_attempt(&self, p: &Payment) -> bool {
+        self.summary(&p.key())
+            .is_some_and(|s| s.created_index == p.created_index)
     }
 
     /// What the index holds of one hash (optionally one part of it), in

@@ -31,6 +31,17 @@ fn deleted(r: Result<(), RpcError>) -> Result<(), RpcError> {
     }
 }
 
+/// Logs how many parts moved from layout `from`, if any.
+fn moved_from(from: &str, moved: usize) -> usize {
+    if moved > 0 {
+        log::info!(
+            "Moved {moved} parts from datastore layout {from} to {}",
+            crate::store::LAYOUT_VERSION
+        );
+    }
+    moved
+}
+
 async fn create<D: Datastore>(ds: &D, key: Vec<String>, value: String) -> Result<(), RpcError> {
     created(ds.create(key, value).await.map(drop))
 }

@@ -3,7 +3,7 @@
 //! JSON `{"payment", "failure"?, "deleting"?}`, and a catch-up watermark
 //! under `["paystate", "v1", "catchup"]`.
 
-use super::{create, delete};
+use super::{create, delete, moved_from};
 use crate::domain::{Failure, Part, Payment};
 use crate::error::RpcError;
 use crate::store::{self, Datastore, Summary};
@@ -62,13 +62,7 @@ pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
     if let Some(e) = ds.list(v1("catchup")).await?.pop() {
         delete(ds, e.key).await?;
     }
-    if moved > 0 {
-        log::info!(
-            "Moved {moved} parts from datastore layout v1 to {}",
-            store::LAYOUT_VERSION
-        );
-    }
-    Ok(moved)
+    Ok(moved_from("v1", moved))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! "catchup"]`. Records move as they are, a hundred at a time: their
 //! copies written in one batch, then the originals deleted in another.
 
-use super::{create, created, delete, deleted};
+use super::{create, created, delete, deleted, moved_from};
 use crate::error::RpcError;
 use crate::store::{self, Datastore, Op, Summary};
 
@@ -63,13 +63,7 @@ pub async fn from_v2<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
     for e in ds.list(v2(&["catchup"])).await? {
         delete(ds, e.key).await?;
     }
-    if moved > 0 {
-        log::info!(
-            "Moved {moved} parts from datastore layout v2 to {}",
-            store::LAYOUT_VERSION
-        );
-    }
-    Ok(moved)
+    Ok(moved_from("v2", moved))
 }
 
 fn parse(key: &[String]) -> Option<Summary> {

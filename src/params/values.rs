@@ -83,18 +83,21 @@ fn strtoull(s: &str) -> Option<u64> {
     Some(if negative { v.wrapping_neg() } else { v })
 }
 
-/// lightningd's `param_number` (a u32).
-pub fn u32_number(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
+/// A u32 read as `json_to_u32` reads it, or `what` is wrong with it.
+fn u32_as(mode: Mode, name: &str, what: &str, v: &Value) -> Result<u32, RpcError> {
     unsigned(mode.numbers, v)
         .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| invalid(mode, name, "should be an integer", v))
+        .ok_or_else(|| invalid(mode, name, what, v))
+}
+
+/// lightningd's `param_number` (a u32).
+pub fn u32_number(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
+    u32_as(mode, name, "should be an integer", v)
 }
 
 /// lightningd's `param_u32`.
 pub fn u32_value(mode: Mode, name: &str, v: &Value) -> Result<u32, RpcError> {
-    unsigned(mode.numbers, v)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| invalid(mode, name, "should be an unsigned 32 bit integer", v))
+    u32_as(mode, name, "should be an unsigned 32 bit integer", v)
 }
 
 /// lightningd's `param_index`: `created`, `updated` or `deleted`.

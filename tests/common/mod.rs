@@ -192,17 +192,28 @@ pub async fn until_datastore_matches_node(ld: &Lightningd) {
 }
 
 /// Until paystate holds `n` waiters.
-pub async fn until_waiters(ld: &lightningd_standin::Lightningd, n: u64) {
-    for _ in 0..1000 {
-        let st = ld
-            .call("paystate-status", json!({}))
-            .await
-            .unwrap()
-            .unwrap();
-        if st["waiters"].as_u64() == Some(n) {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    panic!("never {n} waiters");
+pub async fn until_waiters(ld: &Lightningd, n: u64) {
+    until_status(ld, &format!("{n} waiters"), |st| {
+        st["waiters"].as_u64() == Some(n)
+    })
+    .await;
+}
+
+/// The parts `paystate-listsendpays` lists for these params.
+pub async fn listed(ld: &Lightningd, params: Value) -> Vec<Value> {
+    let got = ld
+        .call("paystate-listsendpays", params)
+        .await
+        .unwrap()
+        .unwrap();
+    got["payments"].as_array().unwrap().clone()
+}
+
+/// A wait's 200, as lightningd words it.
+pub fn assert_timed_out(e: &Value) {
+    assert_eq!(
+        (code(e), e["message"].as_str()),
+        (200, Some("Timed out while waiting")),
+        "{e}"
+    );
 }
