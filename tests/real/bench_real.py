@@ -64,6 +64,9 @@ def history(node, n):
 
 PASSTHROUGH = os.path.join(os.path.dirname(__file__), "plugins",
                            "passthrough.py")
+# examples/subscriber.rs: `cargo build --release --example subscriber`.
+SUBSCRIBER = os.path.join(os.path.dirname(__file__), "..", "..", "target",
+                          "release", "examples", "subscriber")
 
 
 def as_operators_run(node):
@@ -83,9 +86,25 @@ def new_node(node_factory, options=None):
                                                   start=False))
 
 
-def paystate(node_factory, plugin_path, takeover=True):
+def paystate(node_factory, plugin_path, takeover=True, options=None):
     return as_operators_run(paystate_node(node_factory, plugin_path,
-                                          takeover=takeover, start=False))
+                                          takeover=takeover, options=options,
+                                          start=False))
+
+
+def subscriber():
+    assert os.access(SUBSCRIBER, os.X_OK), (
+        "{} is missing: run `cargo build --release --example subscriber`"
+        .format(SUBSCRIBER))
+    return SUBSCRIBER
+
+
+def with_subscriber(node_factory, plugin_path):
+    """A node with paystate (takeover off) and the do-nothing subscriber,
+    loaded in that order (lightningd writes a notification to paystate
+    first)."""
+    return paystate(node_factory, plugin_path, takeover=False,
+                    options={"plugin": [plugin_path, subscriber()]})
 
 
 def terminal(node):
@@ -112,7 +131,7 @@ def test_bench(node_factory, plugin_path):
         beside = paystate(node_factory, plugin_path, takeover=False)
         slow.append(("while payments, deletes and polls ran", taken))
     if wanted("payments"):
-        payments(plain, taken)
+        payments(node_factory, plain, taken)
     if wanted("floors"):
         floors(plain, beside, relay)
     if wanted("polls"):
@@ -163,18 +182,32 @@ def test_bench_big_restart(node_factory, plugin_path):
     print("\n".join(ROWS))
 
 
-def payments(plain, taken):
-    """Making payments, with and without paystate, interleaved in chunks."""
-    spent = {"plain": 0.0, "taken": 0.0}
-    for _ in range(PARTS // 50):
-        spent["plain"] += timed(history, plain, 50)
-        spent["taken"] += timed(history, taken, 50)
-    made = PARTS // 50 * 50
+def payments(node_factory, plain, taken):
+    """Making payments on a node without paystate, one with a plugin
+    merely subscribed to the payment notifications (the floor: any design
+    of paystate learns outcomes that way) and one with paystate, in chunks
+    of 25 in a shuffled order each round, so that every node follows every
+    other as often on the shared cores."""
+    subscribed = new_node(node_factory, options={"plugin": subscriber()})
+    # Loaded, as an operator's node has it: its start-up work done.
+    caught_up(taken)
+    nodes = [("plain", plain), ("subscribed", subscribed), ("taken", taken)]
+    spent = {name: 0.0 for name, _ in nodes}
+    shuffle = random.Random(600).shuffle
+    for _ in range(PARTS // 25):
+        shuffle(nodes)
+        for name, node in nodes:
+            spent[name] += timed(history, node, 25)
+    made = PARTS // 25 * 25
     caught_up(taken)
     row("making {} self-payments (s)".format(made),
         spent["plain"], spent["taken"], "s",
         "{:+.3f} ms a payment".format(
             (spent["taken"] - spent["plain"]) * 1000 / made))
+    row("floor: {} self-payments, a do-nothing subscriber (s)".format(made),
+        spent["plain"], spent["subscribed"], "s",
+        "{:+.3f} ms a payment".format(
+            (spent["subscribed"] - spent["plain"]) * 1000 / made))
     size = taken.rpc.call("datastoreusage", {"key": ["paystate"]})
     row("datastore bytes per part", None,
         size["datastoreusage"]["total_bytes"] / len(terminal(taken)), "B")
@@ -370,20 +403,24 @@ def wake(node_factory, plugin_path):
     """How long after the built-in's waiter paystate's waiter is answered,
     on one pending part released by success. Both requests go out on raw
     sockets and one thread notes when each answer's first byte arrives
-    (Python threads would add the GIL's switching to the gap). The same
-    measure on two built-in waiters is the floor beside it."""
-    l1 = paystate(node_factory, plugin_path, takeover=False)
+    (Python threads would add the GIL's switching to the gap). Floors in
+    the same run, in turn with it: a second built-in waiter, and a
+    do-nothing plugin's method answered on the notification."""
+    l1 = with_subscriber(node_factory, plugin_path)
     l2 = new_node(node_factory, options={"plugin": HOLD})
     node_factory.join_nodes([l1, l2])
-    gaps = {"waitsendpay": [], "paystate-waitsendpay": []}
-    for i in range(60):
-        second = "paystate-waitsendpay" if i % 2 else "waitsendpay"
+    kinds = ("waitsendpay", "paystate-waitsendpay", "subscriber-next")
+    gaps = {k: [] for k in kinds}
+    for i in range(90):
+        second = kinds[i % 3]
         inv = send_held(l1, l2)
         h = inv["payment_hash"]
         wait_for(lambda: l2.rpc.holdcount()["held"] == 1)
-        conns = [raw_request(l1, m, h) for m in ("waitsendpay", second)]
+        conns = [raw_request(l1, "waitsendpay", h),
+                 raw_request(l1, second, h,
+                             [] if second == "subscriber-next" else None)]
         socks = [c.sock for c in conns]
-        if second != "waitsendpay":
+        if second == "paystate-waitsendpay":
             wait_for(lambda: status(l1)["waiters"] == 1)
         time.sleep(0.05)
         l2.rpc.holdrelease()
@@ -396,12 +433,15 @@ def wake(node_factory, plugin_path):
         "median of 30)", median_ms(gaps["waitsendpay"]),
         median_ms(gaps["paystate-waitsendpay"]), "ms",
         "built-in column: a second built-in waiter")
+    row("floor: a do-nothing plugin's method answered on the notification "
+        "(ms)", median_ms(gaps["waitsendpay"]),
+        median_ms(gaps["subscriber-next"]), "ms", "after the built-in's")
 
 
 def raw_request(node, method, payment_hash, params=None):
     """The request sent on a connection of its own (`.sock` for select)."""
     s = raw_socket(node)
-    raw_send(s, method, json.dumps(params or [payment_hash]), id=method)
+    raw_send(s, method, json.dumps([payment_hash] if params is None else params), id=method)
     return s
 
 
@@ -421,12 +461,18 @@ def first_bytes(socks):
 def wake_group(node_factory, plugin_path):
     """How long after the last part's built-in waiter a paystate-waitpay
     on the whole payment (two parts, held at the payee, released together)
-    is answered; negative: before it."""
-    l1 = paystate(node_factory, plugin_path, takeover=False)
+    is answered; negative: before it. paystate-waitpay reads the node's
+    rows of the payment after the notification (a part may have joined
+    the group since its last read). Floors, in turn with it: a do-nothing
+    plugin's method answered on the first notification, and the same
+    reading the node's rows of the hash first."""
+    l1 = with_subscriber(node_factory, plugin_path)
     l2 = new_node(node_factory, options={"plugin": HOLD})
     node_factory.join_nodes([l1, l2])
-    gaps = []
-    for i in range(30):
+    kinds = ("paystate-waitpay", "subscriber-next", "subscriber-next hash")
+    gaps = {k: [] for k in kinds}
+    for i in range(90):
+        third = kinds[i % 3]
         inv = invoice(l2, 2 * AMOUNT)
         h = inv["payment_hash"]
         for partid in (1, 2):
@@ -435,18 +481,26 @@ def wake_group(node_factory, plugin_path):
         wait_for(lambda: l2.rpc.holdcount()["held"] == 2)
         conns = [raw_request(l1, "waitsendpay", h, [h, None, p, 1])
                  for p in (1, 2)]
-        conns.append(raw_request(l1, "paystate-waitpay", h))
-        wait_for(lambda: status(l1)["waiters"] == 2)
+        method = third.split()[0]
+        conns.append(raw_request(l1, method, h,
+                                 [] if third == "subscriber-next" else None))
+        if third == "paystate-waitpay":
+            wait_for(lambda: status(l1)["waiters"] == 2)
         time.sleep(0.05)
         l2.rpc.holdrelease()
         t = first_bytes([c.sock for c in conns])
         for c in conns:
             answer = read_answer(c)
             assert "result" in answer, answer
-        gaps.append(t[2] - max(t[:2]))
+        gaps[third].append(t[2] - max(t[:2]))
     row("wake-up: a whole payment's waiter after its last part's (ms, "
-        "median of 30)", None, median_ms(gaps), "ms",
-        "paystate-waitpay vs the built-in waitsendpay of each part")
+        "median of 30)", median_ms(gaps["subscriber-next hash"]),
+        median_ms(gaps["paystate-waitpay"]), "ms",
+        "built-in column: a do-nothing plugin's method answered on the "
+        "first notification with the node's rows of the hash")
+    row("floor: a do-nothing plugin's method answered on the first "
+        "notification (ms)", None, median_ms(gaps["subscriber-next"]), "ms",
+        "without reading the node")
 
 
 def read_answer(s):

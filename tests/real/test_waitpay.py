@@ -68,6 +68,45 @@ def test_a_failed_group(node_factory, plugin_path):
     assert out[0][1]["status"] == "failed"
 
 
+def test_a_part_retried_within_its_group(node_factory, plugin_path):
+    """One of two parts fails and is sent again in the same group: the
+    payment stays pending through the failure, and completes with the
+    retry."""
+    l1, l2 = held_pair(node_factory, plugin_path)
+    inv = invoice(l2, 2 * AMOUNT)
+    h = inv["payment_hash"]
+    for partid in (1, 2):
+        send_held(l1, l2, AMOUNT, partid=partid, total=2 * AMOUNT, inv=inv,
+                  groupid=1)
+    wait_for(lambda: l2.rpc.holdcount()["held"] == 2)
+    out = []
+    t = waiter(l1, "paystate-waitpay", [h], out)
+    wait_for(lambda: status(l1)["waiters"] == 2)
+    l2.rpc.holdfail(1)
+    wait_for(lambda: any(p["status"] == "failed" for p in
+                         l1.rpc.listsendpays(payment_hash=h)["payments"]))
+    # Still pending: the caller waits on the part left.
+    wait_for(lambda: status(l1)["waiters"] == 1)
+    assert call(l1, "paystate-waitpay", [h, 0]) == (
+        "error", {"code": 200, "message": "Timed out while waiting"})
+    assert not out
+    send_held(l1, l2, AMOUNT, partid=3, total=2 * AMOUNT, inv=inv,
+              groupid=1)
+    wait_for(lambda: l2.rpc.holdcount()["held"] == 2)
+    l2.rpc.holdrelease()
+    t.join(60)
+    assert len(out) == 1 and out[0][0] == "result", out
+    wait_for(lambda: sum(p["status"] == "complete" for p in
+                         l1.rpc.listsendpays(payment_hash=h)["payments"])
+             == 2)
+    want = listpays_entry(l1, h, first_index(l1, h))
+    assert want["status"] == "complete" and want["number_of_parts"] == 2
+    got = out[0][1]
+    assert got["updated_index"] <= want["updated_index"]
+    assert dict(got, updated_index=0) == dict(want, updated_index=0)
+    assert call(l1, "paystate-waitpay", [h, 0]) == ("result", want)
+
+
 def test_polls_timeouts_unknown_payments_and_parameters(
         node_factory, plugin_path):
     l1, l2 = held_pair(node_factory, plugin_path)

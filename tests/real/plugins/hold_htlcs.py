@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Test plugin: holds every incoming HTLC until told, so that the payer
 keeps a pending part. `holdrelease` lets them through (the payment
-completes), `holdfail` fails them (temporary_node_failure); `holdcount`
-says how many are held."""
+completes), `holdfail` fails them (temporary_node_failure), or only the
+`count` held first; `holdcount` says how many are held."""
 from pyln.client import Plugin
 
 plugin = Plugin()
@@ -14,10 +14,11 @@ def on_htlc_accepted(onion, htlc, request, plugin, **kwargs):
     held.append(request)
 
 
-def resolve(result):
-    n = len(held)
-    while held:
-        held.pop().set_result(result)
+def resolve(result, count=None):
+    n = len(held) if count is None else min(count, len(held))
+    for request in held[:n]:
+        request.set_result(result)
+    del held[:n]
     return {"resolved": n}
 
 
@@ -27,8 +28,8 @@ def holdrelease(plugin):
 
 
 @plugin.method("holdfail")
-def holdfail(plugin):
-    return resolve({"result": "fail", "failure_message": "2002"})
+def holdfail(plugin, count=None):
+    return resolve({"result": "fail", "failure_message": "2002"}, count)
 
 
 @plugin.method("holdcount")
