@@ -3,7 +3,7 @@
 
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
-use crate::node::{Node, Page};
+use crate::node::{Created, Node, Page};
 use crate::store::{self, Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
@@ -149,6 +149,18 @@ impl Node for FakeNode {
             .filter_map(|p| p.updated_index)
             .max()
             .unwrap_or(0))
+    }
+
+    async fn next_created(&self, after: u64) -> Result<Created, RpcError> {
+        let now = self.parts_created().await?;
+        if now > after {
+            return Ok(Created {
+                index: now,
+                part: None,
+            });
+        }
+        // The fake's table only changes under a test's hand.
+        std::future::pending().await
     }
 
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {

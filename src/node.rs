@@ -57,6 +57,15 @@ impl Page {
     }
 }
 
+/// A move of the node's `created` index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Created {
+    /// The index it reached.
+    pub index: u64,
+    /// The part created, where the node said (a wait pending as it moved).
+    pub part: Option<PartKey>,
+}
+
 pub trait Node: Send + Sync + 'static {
     /// Every part the node has for `hash` (`listsendpays payment_hash=`).
     fn parts_of(&self, hash: Sha256)
@@ -72,6 +81,12 @@ pub trait Node: Send + Sync + 'static {
 
     /// The node's `updated_index` so far (`wait` on `sendpays`, at once).
     fn parts_updated(&self) -> impl Future<Output = Result<u64, RpcError>> + Send;
+
+    /// The node's next part after `created_index` `after` (`wait` on
+    /// `sendpays`, index `created`, on a connection of its own: dropping
+    /// the future drops the wait): at once if the node has created one
+    /// since.
+    fn next_created(&self, after: u64) -> impl Future<Output = Result<Created, RpcError>> + Send;
 
     /// The node's built-in `waitsendpay` with `timeout: 0` on one part: its
     /// answer, result or error, as the node gave it. The outer error is a
@@ -107,6 +122,9 @@ impl<T: Node> Node for std::sync::Arc<T> {
     }
     fn parts_updated(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).parts_updated()
+    }
+    fn next_created(&self, after: u64) -> impl Future<Output = Result<Created, RpcError>> + Send {
+        (**self).next_created(after)
     }
     fn poll_builtin(
         &self,

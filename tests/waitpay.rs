@@ -29,13 +29,24 @@ async fn every_caller_is_released_by_the_part_that_completes_the_payment() {
         waiters.iter().all(|w| !w.is_finished()),
         "one part failed: still pending"
     );
-    // A part sent in the group after the callers read the node: it counts.
+    // A part sent in the group after the callers read the node: each reads
+    // it then, and waits on it too.
     pending(&ld, &h, 1, 3);
+    until_waiters(&ld, 12).await;
+    let reads = |ld: &Lightningd| {
+        ld.plugin_calls()
+            .iter()
+            .filter(|(m, _)| m == "listsendpays")
+            .count()
+    };
+    let before = reads(&ld);
     ld.succeed(&parts[1], &preimage(1)).await;
     let mut answers = Vec::new();
     for w in waiters {
         answers.push(w.await.unwrap().unwrap());
     }
+    // The completing part's notification is its row: no read of the node.
+    assert_eq!(reads(&ld), before, "answered without reading the node");
     for e in answers {
         assert_eq!(e["status"], "complete");
         assert_eq!(e["payment_hash"], h.as_str());

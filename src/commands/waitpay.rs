@@ -3,7 +3,10 @@
 //! `waitsendpay`'s) is no longer pending, and answer with its `listpays`
 //! entry. Every part's waiter is registered before the wait, so the
 //! notification that settles the payment releases it, however many parts
-//! and callers there are.
+//! and callers there are. A waiting caller also watches the node's
+//! `created` index, so a part sent in the group after its last read (a
+//! failed part retried) is read when it is sent, and a completion is
+//! answered from its notification without asking the node again.
 
 use super::{deadline, timed_out, until};
 use crate::app::App;
@@ -63,6 +66,9 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let req = parse(&params, app.mode)?;
     let deadline = deadline(req.timeout);
     let mut unsettled = 0;
+    // The node's `created_index` as of the last read of the group (once
+    // the caller is to wait): a part sent after it is watched for.
+    let mut created: Option<u64> = None;
     let mut group = Box::pin(group_of(app, &req)).await?;
     loop {
         if pays::settled(&group) {
@@ -98,13 +104,61 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(timed_out());
         }
-        until(deadline, FirstOf(waiters)).await?;
-        // Read again, even when the notification that woke us is a
-        // completion (a whole row): a part sent in the group after the
-        // last read counts in `listpays`' entry (the real node's case: a
-        // failed part retried in its group).
-        group = Box::pin(group_of(app, &req)).await?;
+        let Some(after) = created else {
+            // About to wait: where the node's parts stand, then the
+            // group again, so that no part sent in between goes unseen.
+            created = Some(app.node.parts_created().await?);
+            group = Box::pin(group_of(app, &req)).await?;
+            continue;
+        };
+        let joined = app.node.next_created(after);
+        let woken = until(deadline, async {
+            tokio::select! {
+                // A part sent and a part resolved at once: the read wins.
+                biased;
+                c = joined => c.map(Woken::Created),
+                answer = FirstOf(waiters) => Ok(Woken::Part(answer)),
+            }
+        })
+        .await??;
+        match woken {
+            // A completion's notification is the part's whole row, and no
+            // part joined the group since the read: settled, answered
+            // without reading the node again.
+            Woken::Part(answer) => match completed(&answer) {
+                Some(row) if group.iter().any(|p| p.key() == row.key()) => {
+                    for p in group.iter_mut().filter(|p| p.key() == row.key()) {
+                        *p = row.clone();
+                    }
+                }
+                _ => group = Box::pin(group_of(app, &req)).await?,
+            },
+            // Another payment's part: nothing to read.
+            Woken::Created(c) if c.part.is_some_and(|k| k.payment_hash != req.payment_hash) => {
+                created = Some(c.index);
+            }
+            // A part of this payment (or one the node did not name), sent
+            // after the read (a failed part retried in its group): it
+            // counts in `listpays`' entry.
+            Woken::Created(c) => {
+                created = Some(c.index);
+                group = Box::pin(group_of(app, &req)).await?;
+            }
+        }
     }
+}
+
+enum Woken {
+    Part(std::sync::Arc<crate::domain::Answer>),
+    Created(crate::node::Created),
+}
+
+/// The row of a part whose waiter was answered with success.
+fn completed(answer: &crate::domain::Answer) -> Option<Payment> {
+    let row = answer.as_ref().ok()?;
+    serde_json::from_value::<Payment>(row.clone())
+        .ok()
+        .filter(|p| p.status == Status::Complete)
 }
 
 /// The first of several waits to end, polled in place (no task per wait:

@@ -9,11 +9,10 @@
 //! answered: each delete answers exactly one of them, with its details.
 //! Deletes faster than the window is topped up are reported as missed.
 
+use super::waits::Event;
 use super::{request, Conn, Rpc};
-use crate::domain::{PartKey, Status};
 use crate::error::RpcError;
 use crate::follow::{Deleted, Feed};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -33,34 +32,14 @@ pub struct Deletes {
     pending: u64,
 }
 
-#[derive(Deserialize)]
-struct Answer {
-    #[serde(default)]
-    deleted: Option<u64>,
-    /// The event, on a wait that was pending (v25.05 and later).
-    #[serde(default)]
-    sendpays: Option<Details>,
-    /// The same, as earlier versions put it.
-    #[serde(default)]
-    details: Option<Details>,
-}
-
-#[derive(Deserialize)]
-struct Details {
-    payment_hash: Option<cln_rpc::primitives::Sha256>,
-    groupid: Option<u64>,
-    partid: Option<u64>,
-    status: Option<Status>,
-}
-
 impl Deletes {
     /// Opens the feed at the node's current `deleted` index; returns it.
     pub async fn open(rpc: Arc<Rpc>) -> Result<(Deletes, u64), RpcError> {
         let mut conn = Conn::open(rpc.path()).await?;
         let id = rpc.next_id();
         conn.send(&request(&id, "wait", &wait_params(0))).await?;
-        let now: Answer = conn.answer().await?.outcome("wait")??;
-        let current = now.deleted.unwrap_or(0);
+        let now: Value = conn.answer().await?.outcome("wait")??;
+        let current = Event::of(&now, "deleted").value;
         let mut feed = Deletes {
             rpc,
             conn,
@@ -89,23 +68,14 @@ fn wait_params(nextvalue: u64) -> Value {
 
 impl Feed for Deletes {
     async fn next(&mut self) -> Result<Deleted, RpcError> {
-        let answer: Answer = self.conn.answer().await?.outcome("wait")??;
+        let answer: Value = self.conn.answer().await?.outcome("wait")??;
         self.pending -= 1;
         if WINDOW - self.pending >= TOP_UP {
             self.top_up(WINDOW - self.pending).await?;
         }
-        let index = answer.deleted.unwrap_or(0);
-        let part = answer.sendpays.or(answer.details).and_then(|d| {
-            Some((
-                PartKey {
-                    payment_hash: d.payment_hash?,
-                    groupid: d.groupid?,
-                    partid: d.partid?,
-                },
-                d.status,
-            ))
-        });
-        Ok(match part {
+        let event = Event::of(&answer, "deleted");
+        let index = event.value;
+        Ok(match event.part {
             Some((key, status)) => Deleted::Part { key, status, index },
             None => Deleted::Missed { index },
         })

@@ -11,6 +11,7 @@
 mod batch;
 pub mod deletes;
 mod ports;
+mod waits;
 
 pub use batch::MAX_BATCH;
 

@@ -1,9 +1,10 @@
 //! The client as the ledger's [`Datastore`] and as the [`Node`].
 
-use super::Rpc;
+use super::waits::Event;
+use super::{request, Conn, Rpc};
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
-use crate::node::{Node, Page};
+use crate::node::{Created, Node, Page};
 use crate::store::{Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
 use serde::Deserialize;
@@ -127,6 +128,22 @@ impl Node for Rpc {
 
     async fn parts_updated(&self) -> Result<u64, RpcError> {
         self.index_now("updated").await
+    }
+
+    async fn next_created(&self, after: u64) -> Result<Created, RpcError> {
+        // Not a pooled connection: the wait may last, and is dropped with
+        // the future.
+        let mut conn = Conn::open(self.path()).await?;
+        let params =
+            json!({"subsystem": "sendpays", "indexname": "created", "nextvalue": after + 1});
+        conn.send(&request(&self.next_id(), "wait", &params))
+            .await?;
+        let answer: Value = conn.answer().await?.outcome("wait")??;
+        let event = Event::of(&answer, "created");
+        Ok(Created {
+            index: event.value,
+            part: event.part.map(|(key, _)| key),
+        })
     }
 
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
