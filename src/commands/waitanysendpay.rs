@@ -9,10 +9,8 @@
 //! Caught up (`lastpay_index` at the node's `updated_index`), a call waits
 //! for a notification and reads no table meanwhile. Whenever the node's
 //! `updated_index` is past `lastpay_index`, it reads `listsendpays
-//! index=updated` from there: lightningd answers that with a scan of its
-//! payments table (~100 ms at 100,000 parts). Reading only the resolved
-//! parts' rows by hash, when they account for every move of the index,
-//! would spare the scan to a follower that keeps up: not done yet.
+//! index=updated` from there, a page at a time: lightningd answers that
+//! from its `payments_update_idx` index, not a scan of the table.
 
 use super::{deadline, until};
 use crate::app::App;
