@@ -17,7 +17,7 @@ use paystate::{catchup, follow, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::SetOnce;
+use tokio::sync::{mpsc, SetOnce};
 
 type Paystate = App<Arc<Rpc>, Arc<Rpc>>;
 
@@ -27,11 +27,37 @@ type Paystate = App<Arc<Rpc>, Arc<Rpc>>;
 struct Shared {
     app: SetOnce<Paystate>,
     takeover: bool,
+    /// The notifications, in the order lightningd sent them.
+    notes: mpsc::UnboundedSender<(Topic, Value)>,
 }
 
 impl Shared {
     async fn app(&self) -> &Paystate {
         self.app.wait().await
+    }
+
+    /// Called by cln-plugin as it reads each notification, before it spawns
+    /// a task for the handler: the queue keeps lightningd's order, which
+    /// the tasks would not.
+    fn notify(&self, topic: Topic, params: Value) -> std::future::Ready<Result<(), anyhow::Error>> {
+        let _ = self.notes.send((topic, params));
+        std::future::ready(Ok(()))
+    }
+}
+
+/// Takes the notifications in order: each part's waiters answered in turn
+/// (never awaiting), each record written by a task of its own (a record
+/// may wait for its shard to load; the next waiters do not wait for it).
+async fn notifications(shared: State, mut notes: mpsc::UnboundedReceiver<(Topic, Value)>) {
+    let app = shared.app().await;
+    while let Some((topic, params)) = notes.recv().await {
+        if let Some(part) = notifications::resolve(app, topic, &params) {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let app = shared.app().await;
+                notifications::record(app, topic, part, &params).await;
+            });
+        }
     }
 }
 
@@ -96,20 +122,12 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     builder = builder
-        .subscribe(
-            "sendpay_success",
-            |p: Plugin<State>, params: Value| async move {
-                notifications::handle(p.state().app().await, Topic::Success, &params).await;
-                Ok(())
-            },
-        )
-        .subscribe(
-            "sendpay_failure",
-            |p: Plugin<State>, params: Value| async move {
-                notifications::handle(p.state().app().await, Topic::Failure, &params).await;
-                Ok(())
-            },
-        );
+        .subscribe("sendpay_success", |p: Plugin<State>, params: Value| {
+            p.state().notify(Topic::Success, params)
+        })
+        .subscribe("sendpay_failure", |p: Plugin<State>, params: Value| {
+            p.state().notify(Topic::Failure, params)
+        });
     if hooked {
         let filters = hook::filters()
             .map(|m| HookFilter::Str(m.to_string()))
@@ -147,10 +165,13 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reaching lightningd's socket {}", config.rpc_file))?;
     let rpc = Arc::new(Rpc::new(socket));
 
+    let (notes, queued) = mpsc::unbounded_channel();
     let shared: State = Arc::new(Shared {
         app: SetOnce::new(),
         takeover,
+        notes,
     });
+    tokio::spawn(notifications(shared.clone(), queued));
     let plugin = configured
         .start(shared.clone())
         .await

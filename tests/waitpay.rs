@@ -59,6 +59,35 @@ async fn every_caller_is_released_by_the_part_that_completes_the_payment() {
 }
 
 #[tokio::test]
+async fn a_failure_just_before_the_completion_counts() {
+    // lightningd fails one part and completes another in one go: the
+    // waiter must not count the failed part as live, whichever
+    // notification's handler the runtime runs first.
+    let ld = start().await;
+    for round in 0..20 {
+        let h = hash(10 + round);
+        let parts: Vec<_> = (0..3).map(|partid| pending(&ld, &h, 1, partid)).collect();
+        let w = waiter(&ld, json!([h])).await;
+        until_waiters(&ld, 3).await;
+        ld.fail(&parts[0], Some(route_failure())).await;
+        ld.succeed(&parts[1], &preimage(1)).await;
+        let e = w.await.unwrap().unwrap();
+        assert_eq!(e["status"], "complete");
+        assert_eq!(e["number_of_parts"], 2, "round {round}: {e}");
+        let listed = ld
+            .call("paystate-waitpay", json!([h, 0]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e.get("amount_sent_msat"),
+            listed.get("amount_sent_msat"),
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_failed_group_is_answered_when_its_last_part_fails() {
     let ld = start().await;
     let h = hash(2);

@@ -80,7 +80,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         let mut resolved = false;
         for p in group.iter().filter(|p| p.status == Status::Pending) {
             match Box::pin(app.ledger.lookup_or_wait(p.key())).await? {
-                Lookup::Absent(w) => waiters.push(Box::pin(w.wait())),
+                Lookup::Absent(w) => waiters.push(Some(Box::pin(w.wait()))),
                 Lookup::Ready(part) if part.payment.created_index != p.created_index => {
                     // An earlier attempt the node deleted without a word.
                     let stale = Some(part.payment.created_index);
@@ -117,22 +117,31 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
                 // A part sent and a part resolved at once: the read wins.
                 biased;
                 c = joined => c.map(Woken::Created),
-                answer = FirstOf(waiters) => Ok(Woken::Part(answer)),
+                answers = Ended(waiters) => Ok(Woken::Parts(answers)),
             }
         })
         .await??;
         match woken {
-            // A completion's notification is the part's whole row, and no
-            // part joined the group since the read: settled, answered
-            // without reading the node again.
-            Woken::Part(answer) => match completed(&answer) {
-                Some(row) if group.iter().any(|p| p.key() == row.key()) => {
-                    for p in group.iter_mut().filter(|p| p.key() == row.key()) {
-                        *p = row.clone();
+            // Completions only: each notification is the part's whole row,
+            // and no part joined the group since the read: settled,
+            // answered without reading the node again. A failure: read.
+            Woken::Parts(answers) => {
+                let rows: Option<Vec<Payment>> = answers.iter().map(|a| completed(a)).collect();
+                match rows {
+                    Some(rows)
+                        if rows
+                            .iter()
+                            .all(|r| group.iter().any(|p| p.key() == r.key())) =>
+                    {
+                        for row in rows {
+                            for p in group.iter_mut().filter(|p| p.key() == row.key()) {
+                                *p = row.clone();
+                            }
+                        }
                     }
+                    _ => group = Box::pin(group_of(app, &req)).await?,
                 }
-                _ => group = Box::pin(group_of(app, &req)).await?,
-            },
+            }
             // Another payment's part: nothing to read.
             Woken::Created(c) if c.part.is_some_and(|k| k.payment_hash != req.payment_hash) => {
                 created = Some(c.index);
@@ -149,7 +158,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
 }
 
 enum Woken {
-    Part(std::sync::Arc<crate::domain::Answer>),
+    Parts(Vec<std::sync::Arc<crate::domain::Answer>>),
     Created(crate::node::Created),
 }
 
@@ -161,20 +170,30 @@ fn completed(answer: &crate::domain::Answer) -> Option<Payment> {
         .filter(|p| p.status == Status::Complete)
 }
 
-/// The first of several waits to end, polled in place (no task per wait:
-/// a spawned wait would cost a hop between tasks on the way out).
-struct FirstOf<F>(Vec<Pin<Box<F>>>);
+/// The first of several waits to end, with every other one ended by then
+/// (notifications are answered in lightningd's order: a part resolved
+/// before the one that woke us is among them), polled in place (no task
+/// per wait: a spawned wait would cost a hop between tasks on the way out).
+struct Ended<F>(Vec<Option<Pin<Box<F>>>>);
 
-impl<F: Future> Future for FirstOf<F> {
-    type Output = F::Output;
+impl<F: Future> Future for Ended<F> {
+    type Output = Vec<F::Output>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        for f in self.0.iter_mut() {
-            if let Poll::Ready(out) = f.as_mut().poll(cx) {
-                return Poll::Ready(out);
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
+        let mut ended = Vec::new();
+        for slot in self.0.iter_mut() {
+            if let Some(f) = slot {
+                if let Poll::Ready(out) = f.as_mut().poll(cx) {
+                    ended.push(out);
+                    *slot = None;
+                }
             }
         }
-        Poll::Pending
+        if ended.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(ended)
+        }
     }
 }
 
