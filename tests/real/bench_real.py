@@ -33,6 +33,7 @@ from util import (AMOUNT, invoice, node_terminal, ledger_records,
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
 AUTOCLEAN_ROUNDS = 2
+WAKES = 50  # wake-ups measured of each kind
 HISTORY = int(os.environ.get("PAYSTATE_BENCH_HISTORY", "10000"))
 BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
 ONLY = set(filter(None, os.environ.get("PAYSTATE_BENCH_ONLY", "").split(",")))
@@ -65,9 +66,8 @@ def history(node, n):
 
 PASSTHROUGH = os.path.join(os.path.dirname(__file__), "plugins",
                            "passthrough.py")
-# examples/subscriber.rs: `cargo build --release --example subscriber`.
-SUBSCRIBER = os.path.join(os.path.dirname(__file__), "..", "..", "target",
-                          "release", "examples", "subscriber")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "target",
+                        "release", "examples")
 
 
 def as_operators_run(node):
@@ -93,19 +93,21 @@ def paystate(node_factory, plugin_path, takeover=True, options=None):
                                           start=False))
 
 
-def subscriber():
-    assert os.access(SUBSCRIBER, os.X_OK), (
-        "{} is missing: run `cargo build --release --example subscriber`"
-        .format(SUBSCRIBER))
-    return SUBSCRIBER
+def example(name):
+    """A floor plugin of examples/ (a release build)."""
+    path = os.path.join(EXAMPLES, name)
+    assert os.access(path, os.X_OK), (
+        "{} is missing: run `cargo build --release --examples`".format(path))
+    return path
 
 
 def with_subscriber(node_factory, plugin_path):
     """A node with paystate (takeover off) and the do-nothing subscriber,
     loaded in that order (lightningd writes a notification to paystate
     first)."""
+    both = [plugin_path, example("subscriber")]
     return paystate(node_factory, plugin_path, takeover=False,
-                    options={"plugin": [plugin_path, subscriber()]})
+                    options={"plugin": both})
 
 
 def terminal(node):
@@ -136,7 +138,7 @@ def test_bench(node_factory, plugin_path):
     if wanted("floors"):
         floors(plain, beside, relay)
     if wanted("polls"):
-        polls(plain, taken, beside, relay)
+        polls(node_factory, plain, taken, beside, relay)
     if wanted("deletes"):
         deletes(plain, taken, beside)
     if wanted("autoclean"):
@@ -189,7 +191,8 @@ def payments(node_factory, plain, taken):
     of paystate learns outcomes that way) and one with paystate, in chunks
     of 25 in a shuffled order each round, so that every node follows every
     other as often on the shared cores."""
-    subscribed = new_node(node_factory, options={"plugin": subscriber()})
+    subscribed = new_node(node_factory,
+                          options={"plugin": example("subscriber")})
     # Loaded, as an operator's node has it: its start-up work done.
     caught_up(taken)
     nodes = [("plain", plain), ("subscribed", subscribed), ("taken", taken)]
@@ -235,17 +238,20 @@ def floors(plain, beside, relay):
         median_ms(f["plugin"]), "ms", "paystate-status vs getinfo")
 
 
-def polls(plain, taken, beside, relay):
+def polls(node_factory, plain, taken, beside, relay):
     """Polls (timeout 0, no groupid) of a complete part, round by round."""
+    rust = new_node(node_factory,
+                    options={"plugin": example("passthrough")})
     h = {n: selfpay(node) for n, node in (("plain", plain), ("taken", taken),
                                           ("beside", beside),
-                                          ("relay", relay))}
+                                          ("relay", relay), ("rust", rust))}
     wait_for(lambda: status(beside)["parts"]["complete"] >= 1)
     p = {k: [] for k in ("builtin", "takeover", "method", "method_g",
-                         "relay", "status", "listing")}
+                         "relay", "rust", "status", "listing")}
     calls = [
         ("builtin", lambda: plain.rpc.waitsendpay(h["plain"], 0)),
         ("relay", lambda: relay.rpc.waitsendpay(h["relay"], 0)),
+        ("rust", lambda: rust.rpc.waitsendpay(h["rust"], 0)),
         ("takeover", lambda: taken.rpc.waitsendpay(h["taken"], 0)),
         ("method", lambda: beside.rpc.call("paystate-waitsendpay",
                                            [h["beside"], 0])),
@@ -278,6 +284,8 @@ def polls(plain, taken, beside, relay):
         median_ms(p["listing"]), "ms", "paystate-listsendpays of the hash")
     row("floor: a poll relayed by a do-nothing hook (ms)", b,
         median_ms(p["relay"]), "ms", "Python (pyln-client)")
+    row("floor: a poll relayed by a do-nothing hook in Rust (ms)", b,
+        median_ms(p["rust"]), "ms", "cln-plugin, as paystate")
 
 
 def deletes(plain, taken, beside):
@@ -420,7 +428,7 @@ def wake(node_factory, plugin_path):
     node_factory.join_nodes([l1, l2])
     kinds = ("waitsendpay", "paystate-waitsendpay", "subscriber-next")
     gaps = {k: [] for k in kinds}
-    for i in range(90):
+    for i in range(3 * WAKES):
         second = kinds[i % 3]
         inv = send_held(l1, l2)
         h = inv["payment_hash"]
@@ -439,7 +447,7 @@ def wake(node_factory, plugin_path):
             assert "result" in answer, answer
         gaps[second].append(t[1] - t[0])
     row("wake-up: second waiter's answer after the built-in's (ms, "
-        "median of 30)", median_ms(gaps["waitsendpay"]),
+        "median of {})".format(WAKES), median_ms(gaps["waitsendpay"]),
         median_ms(gaps["paystate-waitsendpay"]), "ms",
         "built-in column: a second built-in waiter")
     row("floor: a do-nothing plugin's method answered on the notification "
@@ -480,7 +488,7 @@ def wake_group(node_factory, plugin_path):
     node_factory.join_nodes([l1, l2])
     kinds = ("paystate-waitpay", "subscriber-next", "subscriber-next hash")
     gaps = {k: [] for k in kinds}
-    for i in range(90):
+    for i in range(3 * WAKES):
         third = kinds[i % 3]
         inv = invoice(l2, 2 * AMOUNT)
         h = inv["payment_hash"]
@@ -503,7 +511,7 @@ def wake_group(node_factory, plugin_path):
             assert "result" in answer, answer
         gaps[third].append(t[2] - max(t[:2]))
     row("wake-up: a whole payment's waiter after its last part's (ms, "
-        "median of 30)", median_ms(gaps["subscriber-next hash"]),
+        "median of {})".format(WAKES), median_ms(gaps["subscriber-next hash"]),
         median_ms(gaps["paystate-waitpay"]), "ms",
         "built-in column: a do-nothing plugin's method answered on the "
         "first notification with the node's rows of the hash")
