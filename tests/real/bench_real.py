@@ -3,6 +3,7 @@ to nodes without paystate measured in the same run.
 
 Not a test (nothing here passes or fails on a timing). Run it with
 
+    cargo build --release --examples    # the floors' do-nothing plugins
     .venv/bin/pytest tests/real/bench_real.py -s -q
 
 Plugins log at info, as operators run them (pyln-testing's default is
