@@ -422,7 +422,6 @@ impl<D: Datastore> Ledger<D> {
         delete_behind(self.writer.clone(), key, 0);
     }
 
-    /// Asks for a reconciliation with the node.
     /// A part was resolved in the node (a notification came).
     pub fn note_resolved(&self) {
         self.resolved.send_modify(|n| *n += 1);
@@ -434,6 +433,7 @@ impl<D: Datastore> Ledger<D> {
         self.resolved.subscribe()
     }
 
+    /// Asks for a reconciliation with the node.
     pub fn drifted(&self) {
         self.drift.notify_one()
     }

@@ -323,13 +323,16 @@ def deletes(plain, taken, beside):
 
 def autoclean(node_factory, plugin_path, plain, relay):
     """CLN's own autoclean over AUTOCLEAN parts (a third failed): nodes
-    without paystate, with it (takeover on and off), and with a do-nothing
-    hook on delpay (lightningd's cost of any hooked delete). Two rounds,
+    without paystate, with it (takeover on and off), with a do-nothing
+    hook on delpay (lightningd's cost of any hooked delete), and with a
+    plugin that follows the deletes as paystate does. Two rounds,
     the nodes in another order each (a single run moves with the shared
     cores' other load by ±0.05x)."""
     on = paystate(node_factory, plugin_path)
     off = paystate(node_factory, plugin_path, takeover=False)
-    nodes = [("plain", plain), ("on", on), ("off", off), ("relay", relay)]
+    follower = new_node(node_factory, options={"plugin": example("follower")})
+    nodes = [("plain", plain), ("on", on), ("off", off), ("relay", relay),
+             ("follower", follower)]
     spent = {name: 0.0 for name, _ in nodes}
     parts = {name: 0 for name, _ in nodes}
     gone = 0.0
@@ -365,6 +368,9 @@ def autoclean(node_factory, plugin_path, plain, relay):
         rounds)
     row("floor: autoclean, delpay through a do-nothing hook (s)",
         spent["plain"], spent["relay"], "s", "what any delpay hook costs")
+    row("floor: autoclean, a plugin following deletes as paystate does (s)",
+        spent["plain"], spent["follower"], "s",
+        "examples/follower.rs: the wait window, no ledger")
     row("ledger records all gone after autoclean (s)", None, gone, "s",
         "after the second autoclean-once answered (the longest)")
 
