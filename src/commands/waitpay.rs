@@ -80,7 +80,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         let mut resolved = false;
         for p in group.iter().filter(|p| p.status == Status::Pending) {
             match Box::pin(app.ledger.lookup_or_wait(p.key())).await? {
-                Lookup::Absent(w) => waiters.push(Some(Box::pin(w.wait()))),
+                Lookup::Absent(w) => waiters.push(Box::pin(w.wait())),
                 Lookup::Ready(part) if part.payment.created_index != p.created_index => {
                     // An earlier attempt the node deleted without a word.
                     let stale = Some(part.payment.created_index);
@@ -174,21 +174,22 @@ fn completed(answer: &crate::domain::Answer) -> Option<Payment> {
 /// (notifications are answered in lightningd's order: a part resolved
 /// before the one that woke us is among them), polled in place (no task
 /// per wait: a spawned wait would cost a hop between tasks on the way out).
-struct Ended<F>(Vec<Option<Pin<Box<F>>>>);
+struct Ended<F>(Vec<Pin<Box<F>>>);
 
 impl<F: Future> Future for Ended<F> {
     type Output = Vec<F::Output>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Vec<F::Output>> {
-        let mut ended = Vec::new();
-        for slot in self.0.iter_mut() {
-            if let Some(f) = slot {
-                if let Poll::Ready(out) = f.as_mut().poll(cx) {
-                    ended.push(out);
-                    *slot = None;
-                }
-            }
-        }
+        // Each wait is polled once a call; the first call with any ended
+        // is the last, so none is polled after it ended.
+        let ended: Vec<F::Output> = self
+            .0
+            .iter_mut()
+            .filter_map(|f| match f.as_mut().poll(cx) {
+                Poll::Ready(out) => Some(out),
+                Poll::Pending => None,
+            })
+            .collect();
         if ended.is_empty() {
             Poll::Pending
         } else {

@@ -9,11 +9,11 @@
 //! answered: each delete answers exactly one of them, with its details.
 //! Deletes faster than the window is topped up are reported as missed.
 
-use super::waits::Event;
+use super::waits::{self, Event};
 use super::{request, Conn, Rpc};
 use crate::error::RpcError;
 use crate::follow::{Deleted, Feed};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Waits kept pending: more than autoclean deletes in one batch (~100).
@@ -37,7 +37,8 @@ impl Deletes {
     pub async fn open(rpc: Arc<Rpc>) -> Result<(Deletes, u64), RpcError> {
         let mut conn = Conn::open(rpc.path()).await?;
         let id = rpc.next_id();
-        conn.send(&request(&id, "wait", &wait_params(0))).await?;
+        conn.send(&request(&id, "wait", &waits::params("deleted", 0)))
+            .await?;
         let now: Value = conn.answer().await?.outcome("wait")??;
         let current = Event::of(&now, "deleted").value;
         let mut feed = Deletes {
@@ -54,16 +55,12 @@ impl Deletes {
         let mut bytes = Vec::new();
         for _ in 0..n {
             let id = self.rpc.next_id();
-            bytes.extend(request(&id, "wait", &wait_params(self.next)));
+            bytes.extend(request(&id, "wait", &waits::params("deleted", self.next)));
             self.next += 1;
         }
         self.pending += n;
         self.conn.send(&bytes).await
     }
-}
-
-fn wait_params(nextvalue: u64) -> Value {
-    json!({"subsystem": "sendpays", "indexname": "deleted", "nextvalue": nextvalue})
 }
 
 impl Feed for Deletes {

@@ -1,6 +1,6 @@
 //! The client as the ledger's [`Datastore`] and as the [`Node`].
 
-use super::waits::Event;
+use super::waits::{self, Event};
 use super::{request, Conn, Rpc};
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
@@ -134,8 +134,7 @@ impl Node for Rpc {
         // Not a pooled connection: the wait may last, and is dropped with
         // the future.
         let mut conn = Conn::open(self.path()).await?;
-        let params =
-            json!({"subsystem": "sendpays", "indexname": "created", "nextvalue": after + 1});
+        let params = waits::params("created", after + 1);
         conn.send(&request(&self.next_id(), "wait", &params))
             .await?;
         let answer: Value = conn.answer().await?.outcome("wait")??;
@@ -171,13 +170,8 @@ impl Node for Rpc {
 impl Rpc {
     /// A `sendpays` index's value so far: a `wait` for 0 answers at once.
     async fn index_now(&self, name: &str) -> Result<u64, RpcError> {
-        let w: Value = self
-            .call_as(
-                "wait",
-                json!({"subsystem": "sendpays", "indexname": name, "nextvalue": 0}),
-            )
-            .await??;
-        Ok(w[name].as_u64().unwrap_or(0))
+        let w: Value = self.call_as("wait", waits::params(name, 0)).await??;
+        Ok(Event::of(&w, name).value)
     }
 }
 

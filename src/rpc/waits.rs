@@ -4,7 +4,13 @@
 //! only).
 
 use crate::domain::{PartKey, Status};
-use serde_json::Value;
+use serde_json::{json, Value};
+
+/// A `wait` on the `sendpays` index `index` for `nextvalue` (0: answered at
+/// once with the current value).
+pub fn params(index: &str, nextvalue: u64) -> Value {
+    json!({"subsystem": "sendpays", "indexname": index, "nextvalue": nextvalue})
+}
 
 /// The answer of a `wait` on index `index`.
 pub struct Event {
@@ -39,7 +45,6 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     const H: &str = "73b852b95ffd6857a27299f67bde6dcc10ddcaa1562354a49dee265db9b7edf5";
 
