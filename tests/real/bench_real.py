@@ -430,9 +430,7 @@ def wake(node_factory, plugin_path):
     (Python threads would add the GIL's switching to the gap). Floors in
     the same run, in turn with it: a second built-in waiter, and a
     do-nothing plugin's method answered on the notification."""
-    l1 = with_subscriber(node_factory, plugin_path)
-    l2 = new_node(node_factory, options={"plugin": HOLD})
-    node_factory.join_nodes([l1, l2])
+    l1, l2 = wake_pair(node_factory, plugin_path)
     kinds = ("waitsendpay", "paystate-waitsendpay", "subscriber-next")
     gaps = {k: [] for k in kinds}
     for i in range(3 * WAKES):
@@ -443,15 +441,9 @@ def wake(node_factory, plugin_path):
         conns = [raw_request(l1, "waitsendpay", h),
                  raw_request(l1, second, h,
                              [] if second == "subscriber-next" else None)]
-        socks = [c.sock for c in conns]
         if second == "paystate-waitsendpay":
             wait_for(lambda: status(l1)["waiters"] == 1)
-        time.sleep(0.05)
-        l2.rpc.holdrelease()
-        t = first_bytes(socks)
-        for c in conns:
-            answer = read_answer(c)
-            assert "result" in answer, answer
+        t = released(l2, conns)
         gaps[second].append(t[1] - t[0])
     row("wake-up: second waiter's answer after the built-in's (ms, "
         "median of {})".format(WAKES), median_ms(gaps["waitsendpay"]),
@@ -460,6 +452,27 @@ def wake(node_factory, plugin_path):
     row("floor: a do-nothing plugin's method answered on the notification "
         "(ms)", median_ms(gaps["waitsendpay"]),
         median_ms(gaps["subscriber-next"]), "ms", "after the built-in's")
+
+
+def wake_pair(node_factory, plugin_path):
+    """l1 (paystate and the do-nothing subscriber) with a channel to l2,
+    which holds incoming HTLCs."""
+    l1 = with_subscriber(node_factory, plugin_path)
+    l2 = new_node(node_factory, options={"plugin": HOLD})
+    node_factory.join_nodes([l1, l2])
+    return l1, l2
+
+
+def released(l2, conns):
+    """Releases the held HTLCs; when each request's answer (a result)
+    started arriving."""
+    time.sleep(0.05)
+    l2.rpc.holdrelease()
+    t = first_bytes([c.sock for c in conns])
+    for c in conns:
+        answer = read_answer(c)
+        assert "result" in answer, answer
+    return t
 
 
 def raw_request(node, method, payment_hash, params=None):
@@ -490,9 +503,7 @@ def wake_group(node_factory, plugin_path):
     the group since its last read). Floors, in turn with it: a do-nothing
     plugin's method answered on the first notification, and the same
     reading the node's rows of the hash first."""
-    l1 = with_subscriber(node_factory, plugin_path)
-    l2 = new_node(node_factory, options={"plugin": HOLD})
-    node_factory.join_nodes([l1, l2])
+    l1, l2 = wake_pair(node_factory, plugin_path)
     kinds = ("paystate-waitpay", "subscriber-next", "subscriber-next hash")
     gaps = {k: [] for k in kinds}
     for i in range(3 * WAKES):
@@ -510,12 +521,7 @@ def wake_group(node_factory, plugin_path):
                                  [] if third == "subscriber-next" else None))
         if third == "paystate-waitpay":
             wait_for(lambda: status(l1)["waiters"] == 2)
-        time.sleep(0.05)
-        l2.rpc.holdrelease()
-        t = first_bytes([c.sock for c in conns])
-        for c in conns:
-            answer = read_answer(c)
-            assert "result" in answer, answer
+        t = released(l2, conns)
         gaps[third].append(t[2] - max(t[:2]))
     row("wake-up: a whole payment's waiter after its last part's (ms, "
         "median of {})".format(WAKES), median_ms(gaps["subscriber-next hash"]),
