@@ -40,7 +40,7 @@ impl Deletes {
         conn.send(&request(&id, "wait", &waits::params("deleted", 0)))
             .await?;
         let now: Value = conn.answer().await?.outcome("wait")??;
-        let current = Event::of(&now, "deleted").value;
+        let current = Event::of(&now, "deleted")?.value;
         let mut feed = Deletes {
             rpc,
             conn,
@@ -70,7 +70,7 @@ impl Feed for Deletes {
         if WINDOW - self.pending >= TOP_UP {
             self.top_up(WINDOW - self.pending).await?;
         }
-        let event = Event::of(&answer, "deleted");
+        let event = Event::of(&answer, "deleted")?;
         let index = event.value;
         Ok(match event.part {
             Some((key, status)) => Deleted::Part { key, status, index },

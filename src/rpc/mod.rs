@@ -9,6 +9,7 @@
 //! be recognized there and let through.
 
 mod batch;
+mod created;
 pub mod deletes;
 mod ports;
 mod waits;
@@ -23,6 +24,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -43,12 +45,33 @@ pub struct Conn {
     buf: Vec<u8>,
 }
 
+/// How long a connect keeps trying while lightningd's listen queue is
+/// full, and the longest pause between two tries.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(60);
+const CONNECT_PAUSE_MAX: Duration = Duration::from_millis(50);
+
 impl Conn {
+    /// A new connection. A full listen queue (EAGAIN: lightningd busy, many
+    /// connecting at once) is back-pressure, not a failure: the connect is
+    /// tried again, paused a little longer each time, for a bounded while.
     pub async fn open(path: &Path) -> Result<Conn, RpcError> {
-        Ok(Conn {
-            stream: UnixStream::connect(path).await.map_err(transport)?,
-            buf: Vec::new(),
-        })
+        let began = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match UnixStream::connect(path).await {
+                Ok(stream) => {
+                    return Ok(Conn {
+                        stream,
+                        buf: Vec::new(),
+                    })
+                }
+                Err(e) if busy(&e) && began.elapsed() < CONNECT_PATIENCE => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(CONNECT_PAUSE_MAX);
+                }
+                Err(e) => return Err(transport(e)),
+            }
+        }
     }
 
     /// Writes requests, already framed.
@@ -105,6 +128,8 @@ pub struct Rpc {
     in_flight: tokio::sync::Semaphore,
     /// The connection batches go on (`batching` enabled), one batch at a time.
     batches: tokio::sync::Mutex<Option<Conn>>,
+    /// One watch of the `created` index for every waiting caller.
+    created: created::CreatedWatch,
 }
 
 /// The longest path a Unix socket address holds (`sun_path`, with its NUL).
@@ -128,6 +153,11 @@ pub fn socket_path(rpc_file: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// lightningd's listen queue is full (a Unix socket's EAGAIN on connect).
+fn busy(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+}
+
 fn transport(e: impl std::fmt::Display) -> RpcError {
     RpcError::lightningd(format!("Connection to lightningd failed: {e}"))
 }
@@ -141,6 +171,7 @@ impl Rpc {
             next_id: AtomicU64::new(1),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             batches: tokio::sync::Mutex::new(None),
+            created: Default::default(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The client as the ledger's [`Datastore`] and as the [`Node`].
 
 use super::waits::{self, Event};
-use super::{request, Conn, Rpc};
+use super::Rpc;
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
 use crate::node::{Created, Node, Page};
@@ -131,18 +131,7 @@ impl Node for Rpc {
     }
 
     async fn next_created(&self, after: u64) -> Result<Created, RpcError> {
-        // Not a pooled connection: the wait may last, and is dropped with
-        // the future.
-        let mut conn = Conn::open(self.path()).await?;
-        let params = waits::params("created", after + 1);
-        conn.send(&request(&self.next_id(), "wait", &params))
-            .await?;
-        let answer: Value = conn.answer().await?.outcome("wait")??;
-        let event = Event::of(&answer, "created");
-        Ok(Created {
-            index: event.value,
-            part: event.part.map(|(key, _)| key),
-        })
+        self.watch_created(after).await
     }
 
     async fn poll_builtin(&self, key: PartKey) -> Result<Result<Value, RpcError>, RpcError> {
@@ -171,7 +160,7 @@ impl Rpc {
     /// A `sendpays` index's value so far: a `wait` for 0 answers at once.
     async fn index_now(&self, name: &str) -> Result<u64, RpcError> {
         let w: Value = self.call_as("wait", waits::params(name, 0)).await??;
-        Ok(Event::of(&w, name).value)
+        Ok(Event::of(&w, name)?.value)
     }
 }
 

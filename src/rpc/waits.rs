@@ -4,6 +4,7 @@
 //! only).
 
 use crate::domain::{PartKey, Status};
+use crate::error::RpcError;
 use serde_json::{json, Value};
 
 /// A `wait` on the `sendpays` index `index` for `nextvalue` (0: answered at
@@ -20,7 +21,14 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn of(answer: &Value, index: &str) -> Event {
+    /// An answer without the index's value is an error naming it: taken
+    /// for 0, it would reopen the deletes window at 1.
+    pub fn of(answer: &Value, index: &str) -> Result<Event, RpcError> {
+        let Some(value) = answer.get(index).and_then(Value::as_u64) else {
+            return Err(RpcError::lightningd(format!(
+                "lightningd's answer to wait on sendpays {index} lacks its value: {answer}"
+            )));
+        };
         // v25.05 and later put the details under the subsystem's name,
         // earlier releases under `details`.
         let details = answer.get("sendpays").or_else(|| answer.get("details"));
@@ -35,10 +43,7 @@ impl Event {
                 .and_then(|s| serde_json::from_value(s.clone()).ok());
             Some((key, status))
         });
-        Event {
-            value: answer.get(index).and_then(Value::as_u64).unwrap_or(0),
-            part,
-        }
+        Ok(Event { value, part })
     }
 }
 
@@ -55,13 +60,27 @@ mod tests {
                 &json!({"subsystem": "sendpays", "deleted": 7, name: {
                     "status": "failed", "partid": 2, "groupid": 3, "payment_hash": H}}),
                 "deleted",
-            );
+            )
+            .unwrap();
             let (key, status) = e.part.expect("details");
             assert_eq!((e.value, key.groupid, key.partid), (7, 3, 2));
             assert_eq!(key.payment_hash.to_string(), H);
             assert_eq!(status, Some(Status::Failed));
         }
-        let e = Event::of(&json!({"subsystem": "sendpays", "created": 4}), "created");
+        let e = Event::of(&json!({"subsystem": "sendpays", "created": 4}), "created").unwrap();
         assert_eq!((e.value, e.part.is_none()), (4, true));
+    }
+
+    #[test]
+    fn an_answer_without_the_value_is_an_error_naming_it() {
+        for bad in [
+            json!({"subsystem": "sendpays"}),
+            json!({"subsystem": "sendpays", "deleted": "7"}),
+            json!({"subsystem": "sendpays", "created": 7}),
+        ] {
+            let e = Event::of(&bad, "deleted").err().expect("an error");
+            assert!(e.message.contains("lacks its value"), "{}", e.message);
+            assert!(e.message.contains("sendpays"), "{}", e.message);
+        }
     }
 }

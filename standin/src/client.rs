@@ -35,7 +35,7 @@ pub fn pyln_text(raw: &str) -> String {
 /// clients of a deep lightning-dir do.
 async fn connect_any_length(path: &Path) -> Result<UnixStream> {
     if path.as_os_str().len() <= 107 {
-        return Ok(UnixStream::connect(path).await?);
+        return connect_waiting(path).await;
     }
     use std::os::fd::AsRawFd;
     let dir = std::fs::File::open(path.parent().ok_or_else(|| anyhow!("no directory"))?)?;
@@ -45,7 +45,24 @@ async fn connect_any_length(path: &Path) -> Result<UnixStream> {
         dir.as_raw_fd(),
         name.to_string_lossy()
     );
-    Ok(UnixStream::connect(short).await?)
+    connect_waiting(Path::new(&short)).await
+}
+
+/// A connect as a blocking client's (lightning-cli, pyln-client): a full
+/// listen queue makes it wait, not fail.
+async fn connect_waiting(path: &Path) -> Result<UnixStream> {
+    let began = std::time::Instant::now();
+    loop {
+        match UnixStream::connect(path).await {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && began.elapsed() < std::time::Duration::from_secs(60) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 pub struct Client {

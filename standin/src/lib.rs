@@ -14,6 +14,7 @@ pub use plugin::STANDIN_VERSION;
 pub mod client;
 pub mod datastore;
 pub mod db;
+mod listener;
 pub mod params;
 pub mod plugin;
 pub mod schema;
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use table::{Failure, Key, NewPart, Status, Wait};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::sync::broadcast;
 
 pub use table::{Failure as PartFailure, NewPart as PartSpec};
@@ -90,6 +91,8 @@ pub struct Options {
     /// committed transaction, as lightningd does: slower, and what
     /// benchmarks need to price writes and reads as a real node does.
     pub sqlite: bool,
+    /// The RPC socket's listen queue: lightningd's 128 by default.
+    pub listen_backlog: i32,
 }
 
 impl Options {
@@ -103,6 +106,7 @@ impl Options {
             developer: true,
             long_dir: false,
             sqlite: false,
+            listen_backlog: listener::BACKLOG,
         }
     }
 }
@@ -193,6 +197,7 @@ struct Core {
     plugin_calls: Mutex<Vec<(String, Value)>>,
     logs: Arc<Mutex<Vec<LogLine>>>,
     sent: Arc<Mutex<Vec<Value>>>,
+    gate: Arc<listener::Gate>,
 }
 
 /// The stand-in node. Dropping it kills the plugin and removes its folder.
@@ -255,7 +260,7 @@ impl Lightningd {
         // Bound where the path fits, then moved into place: a socket
         // works under any name once bound, as lightningd's does.
         let short = base.join("s");
-        let listener = UnixListener::bind(&short).context("binding the RPC socket")?;
+        let listener = listener::bind(&short, opts.listen_backlog)?;
         std::fs::rename(&short, dir.join(RPC_FILE)).context("placing the RPC socket")?;
         let schemas = shared_dir()
             .filter(|_| opts.check_schemas)
@@ -285,11 +290,16 @@ impl Lightningd {
             plugin_calls: Mutex::default(),
             logs: Arc::default(),
             sent: Arc::default(),
+            gate: Arc::default(),
         });
         let c = core.clone();
         let server = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(c.clone(), stream));
+            while let Ok((stream, counted)) = listener::accept(&listener, &c.gate).await {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    serve(c, stream).await;
+                    drop(counted);
+                });
             }
         });
         Ok(Lightningd { core, server })
@@ -300,6 +310,18 @@ impl Lightningd {
         let ld = Lightningd::new(opts).await?;
         ld.start_plugin(true).await?;
         Ok(ld)
+    }
+
+    /// Stops (false) or resumes (true) accepting connections on the RPC
+    /// socket, as a lightningd busy in one long command does: connects
+    /// queue, and past the listen queue fail with EAGAIN.
+    pub fn accept_connections(&self, on: bool) {
+        self.core.gate.accept(on);
+    }
+
+    /// Connections open on the RPC socket now, and the most at once.
+    pub fn connections(&self) -> (u64, u64) {
+        self.core.gate.open()
     }
 
     pub fn rpc_path(&self) -> PathBuf {

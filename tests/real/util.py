@@ -3,9 +3,10 @@ import json
 import os
 import secrets
 
+import psutil
 from pyln.client import RpcError
 from pyln.client.lightning import UnixSocket
-from pyln.testing.utils import wait_for
+from pyln.testing.utils import TIMEOUT, only_one, wait_for
 
 AMOUNT = 10000
 
@@ -123,3 +124,62 @@ def wait_ledger_is_node(node):
     """Until the ledger's records are exactly the node's terminal parts
     (records are written behind, in batches)."""
     wait_for(lambda: ledger_records(node) == node_terminal(node))
+
+
+def raw_calls(node, calls, conns=20):
+    """Sends every (method, params) of `calls` at once over `conns` raw
+    connections, many requests in flight on each as lightningd allows;
+    returns the sockets and the ids sent, by connection, for
+    `raw_answers`."""
+    socks = [raw_socket(node) for _ in range(conns)]
+    sent = [[] for _ in range(conns)]
+    for i, (method, params) in enumerate(calls):
+        c = i % conns
+        raw_send(socks[c], method, json.dumps(params), id="c{}".format(i))
+        sent[c].append(i)
+    return socks, sent
+
+
+def raw_answers(socks, sent, executor, timeout=TIMEOUT):
+    """Every answer to `raw_calls`' requests, by the call's index."""
+    def read_all(sock, n):
+        sock.sock.settimeout(timeout)
+        decoder, buf, out = json.JSONDecoder(), "", []
+        while len(out) < n:
+            buf = buf.lstrip()
+            try:
+                v, end = decoder.raw_decode(buf)
+            except ValueError:
+                chunk = sock.recv(1 << 20)
+                assert chunk, "connection closed"
+                buf += chunk.decode()
+                continue
+            out.append(v)
+            buf = buf[end:]
+        return out
+    futures = [executor.submit(read_all, s, len(ids))
+               for s, ids in zip(socks, sent)]
+    answers = {}
+    for f in futures:
+        for v in f.result(timeout + 10):
+            answers[int(v["id"][1:])] = v
+    return answers
+
+
+def plugin_proc(node, name="paystate"):
+    """The plugin's process (psutil), a child of lightningd."""
+    return only_one([p for p in psutil.Process(node.daemon.proc.pid).children()
+                     if p.name() == name])
+
+
+def sockets_of(proc):
+    fd = "/proc/{}/fd".format(proc.pid)
+    return sum(1 for f in os.listdir(fd)
+               if os.readlink(os.path.join(fd, f)).startswith("socket:"))
+
+
+def peak_rss_kib(proc):
+    """VmHWM: the most resident memory the process has had."""
+    with open("/proc/{}/status".format(proc.pid)) as f:
+        return int(next(line for line in f
+                        if line.startswith("VmHWM:")).split()[1])
