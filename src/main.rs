@@ -228,15 +228,25 @@ async fn main() -> anyhow::Result<()> {
     let follow_rpc = rpc.clone();
     tokio::spawn(async move {
         let app = follower.app().await;
+        // Reopened after the last index followed: a reconciliation only
+        // if deletes were made while the feed was down (they come back
+        // as missed), not at every reconnect.
+        let mut from = None;
         loop {
-            match Deletes::open(follow_rpc.clone()).await {
+            match Deletes::open(follow_rpc.clone(), from).await {
                 Ok((mut feed, _)) => {
                     let e = follow::run(app, &mut feed).await;
-                    log::warn!("Lost the node's deletes ({}); reconciling", e.message);
+                    from = Some(feed.followed());
+                    log::warn!("Lost the node's deletes ({}); reopening", e.message);
                 }
-                Err(e) => log::warn!("Cannot follow the node's deletes: {}", e.message),
+                Err(e) => {
+                    log::warn!("Cannot follow the node's deletes: {}", e.message);
+                    // Never opened: where it would have started is unknown.
+                    if from.is_none() {
+                        app.ledger.drifted();
+                    }
+                }
             }
-            app.ledger.drifted();
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     });

@@ -76,8 +76,9 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        if let Ok(mut st) = self.state.lock() {
-            st.waiters.remove(&self.key, self.id);
-        }
+        // As the ledger does: a panic elsewhere must not leave this waiter
+        // registered for good.
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        st.waiters.remove(&self.key, self.id);
     }
 }

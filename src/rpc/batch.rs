@@ -27,7 +27,12 @@ impl Rpc {
             Some(c) => c,
             None => slot.insert(self.batching_conn().await?),
         };
-        let outcome = exchange(self, conn, calls).await;
+        let what = format!(
+            "a batch of {} {}",
+            calls.len(),
+            calls.first().map_or("", |c| c.0)
+        );
+        let outcome = super::patient(&what, exchange(self, conn, calls)).await;
         if outcome.is_err() {
             // The connection's state is unknown: the next batch opens another.
             *slot = None;
@@ -39,11 +44,15 @@ impl Rpc {
     async fn batching_conn(&self) -> Result<Conn, RpcError> {
         let mut conn = Conn::open(self.path()).await?;
         let id = self.next_id();
-        conn.send(&request(&id, "batching", &json!({"enable": true})))
-            .await?;
+        let answer = super::patient("batching", async {
+            conn.send(&request(&id, "batching", &json!({"enable": true})))
+                .await?;
+            conn.answer::<Value>().await
+        })
+        .await?;
         // A lightningd without `batching` still serves the batch, with a
         // commit per request.
-        if let Err(e) = conn.answer::<Value>().await?.outcome("batching")? {
+        if let Err(e) = answer.outcome("batching")? {
             log::debug!(
                 "lightningd refused batching ({}); batches commit per call",
                 e.message

@@ -33,14 +33,27 @@ pub struct Deletes {
 }
 
 impl Deletes {
-    /// Opens the feed at the node's current `deleted` index; returns it.
-    pub async fn open(rpc: Arc<Rpc>) -> Result<(Deletes, u64), RpcError> {
+    /// Opens the feed after `from` (the last index followed, on a
+    /// reopen: deletes made meanwhile are answered with their number only,
+    /// as missed), or at the node's current `deleted` index; returns it
+    /// and where the feed starts.
+    pub async fn open(rpc: Arc<Rpc>, from: Option<u64>) -> Result<(Deletes, u64), RpcError> {
         let mut conn = Conn::open(rpc.path()).await?;
-        let id = rpc.next_id();
-        conn.send(&request(&id, "wait", &waits::params("deleted", 0)))
-            .await?;
-        let now: Value = conn.answer().await?.outcome("wait")??;
-        let current = Event::of(&now, "deleted")?.value;
+        let current = match from {
+            Some(last) => last,
+            None => {
+                let id = rpc.next_id();
+                // A wait for 0 is answered at once.
+                let now: Value = super::patient("wait", async {
+                    conn.send(&request(&id, "wait", &waits::params("deleted", 0)))
+                        .await?;
+                    conn.answer().await
+                })
+                .await?
+                .outcome("wait")??;
+                Event::of(&now, "deleted")?.value
+            }
+        };
         let mut feed = Deletes {
             rpc,
             conn,
@@ -49,6 +62,12 @@ impl Deletes {
         };
         feed.top_up(WINDOW).await?;
         Ok((feed, current))
+    }
+
+    /// The last index the feed has followed (its waits are answered in
+    /// order).
+    pub fn followed(&self) -> u64 {
+        self.next - self.pending - 1
     }
 
     async fn top_up(&mut self, n: u64) -> Result<(), RpcError> {

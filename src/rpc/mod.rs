@@ -153,6 +153,39 @@ pub fn socket_path(rpc_file: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
+/// How long paystate waits for an answer that comes at once by design
+/// (none of its calls waits on the node, but the `wait`s of its feeds): a
+/// node stalled past it slows paystate, and the call fails with an error
+/// naming it; a node merely slow (PostgreSQL during autoclean has been
+/// seen at 30 s a call) is waited for. `PAYSTATE_ANSWER_TIMEOUT_MS` sets it
+/// for tests.
+pub fn answer_patience() -> Duration {
+    static PATIENCE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *PATIENCE.get_or_init(|| {
+        std::env::var("PAYSTATE_ANSWER_TIMEOUT_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or(Duration::from_secs(120))
+    })
+}
+
+/// `exchange`, bounded by [`answer_patience`].
+pub(crate) async fn patient<T>(
+    what: &str,
+    exchange: impl std::future::Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    let patience = answer_patience();
+    tokio::time::timeout(patience, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(transport(format!(
+                "no answer to {what} within {} s",
+                patience.as_secs_f64()
+            )))
+        })
+}
+
 /// lightningd's listen queue is full (a Unix socket's EAGAIN on connect).
 fn busy(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
@@ -207,8 +240,14 @@ impl Rpc {
             None => Conn::open(&self.path).await?,
         };
         let sent = std::time::Instant::now();
-        conn.send(&request(&id, method, &params)).await?;
-        let frame = read_frame(&mut conn).await?;
+        // Every call here is answered at once by design (a `wait` for 0, a
+        // `waitsendpay` poll): one that is not is a stalled node, and the
+        // connection, in an unknown state, is dropped with the error.
+        let frame = patient(method, async {
+            conn.send(&request(&id, method, &params)).await?;
+            read_frame(&mut conn).await
+        })
+        .await?;
         // A waitsendpay or wait may wait by design; the others are work.
         if method != "waitsendpay" && method != "wait" {
             self.stats.record(method, sent.elapsed());

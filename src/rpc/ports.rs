@@ -86,22 +86,24 @@ fn poll_params(key: &PartKey) -> Value {
     json!({"payment_hash": key.payment_hash, "partid": key.partid, "groupid": key.groupid, "timeout": 0})
 }
 
+/// A listing's rows. A row paystate cannot read is an error naming it,
+/// never left out: left out, it would read as a part the node deleted.
 fn payments(v: Value) -> Result<Vec<Payment>, RpcError> {
     let Some(Value::Array(items)) = v.get("payments").cloned() else {
         return Err(RpcError::lightningd(
             "listsendpays answered without payments",
         ));
     };
-    Ok(items
+    items
         .into_iter()
-        .filter_map(|p| match serde_json::from_value::<Payment>(p.clone()) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                log::warn!("Ignoring unreadable listsendpays entry ({e}): {p}");
-                None
-            }
+        .map(|p| {
+            serde_json::from_value::<Payment>(p.clone()).map_err(|e| {
+                RpcError::lightningd(format!(
+                    "paystate cannot read lightningd's payment row ({e}): {p}"
+                ))
+            })
         })
-        .collect())
+        .collect()
 }
 
 impl Node for Rpc {

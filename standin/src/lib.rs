@@ -120,6 +120,9 @@ pub enum Fault {
     Hangup,
     /// Never answer (the caller hangs until it gives up or dies).
     Stall,
+    /// Answer with this result instead (a field a later release adds or
+    /// changes).
+    Answer(Value),
 }
 
 struct ActivePlugin {
@@ -862,6 +865,7 @@ impl Core {
                 Some(Fault::Error(code, message)) => {
                     return Reply::Answer(Err(json!({"code": code, "message": message})))
                 }
+                Some(Fault::Answer(result)) => return Reply::Answer(Ok(result)),
                 None => {}
             }
         }

@@ -1,0 +1,121 @@
+//! A node that misbehaves: paystate answers correctly or with an error
+//! naming what went wrong, and keeps its ledger (read from the datastore
+//! itself, never through a command that repairs it).
+
+mod common;
+use common::*;
+use lightningd_standin::{Fault, Lightningd};
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test]
+async fn an_unreadable_row_is_an_error_never_a_delete() {
+    let ld = start().await;
+    let k = pending(&ld, &hash(1), 1, 0);
+    let success = ld.succeed(&k, &preimage(1)).await;
+    until_datastore_matches_node(&ld).await;
+    // A row as a later release might write it: a field paystate needs
+    // is gone.
+    let mut row = ld
+        .call("listsendpays", json!({"payment_hash": hash(1)}))
+        .await
+        .unwrap()
+        .unwrap();
+    row["payments"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("created_index");
+    for method in [
+        "paystate-waitsendpay",
+        "waitsendpay",
+        "paystate-listsendpays",
+    ] {
+        ld.inject("listsendpays", Fault::Answer(row.clone()), 1);
+        let e = ld
+            .call(method, json!([hash(1)]))
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(code(&e), -1, "{method}: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.contains("cannot read lightningd's payment row") && message.contains(&hash(1)),
+            "{method}: {message}"
+        );
+        assert_eq!(
+            datastore_keys(&ld),
+            [key(&hash(1), 1, 0)].into(),
+            "{method}: the record stays"
+        );
+    }
+    assert_eq!(
+        ld.call("paystate-waitsendpay", json!([hash(1), 0]))
+            .await
+            .unwrap()
+            .unwrap(),
+        success
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_node_slows_paystate_and_fresh_sockets_carry_on() {
+    let mut o = options();
+    o.env
+        .push(("PAYSTATE_ANSWER_TIMEOUT_MS".into(), "300".into()));
+    let ld = Lightningd::start(o).await.unwrap();
+    until_caught_up(&ld).await;
+    // A record's write never answered: its batch gives up, the socket is
+    // dropped, and the next write goes on a new one.
+    ld.inject("datastore", Fault::Stall, 1);
+    let k2 = pending(&ld, &hash(2), 1, 0);
+    let s2 = ld.succeed(&k2, &preimage(2)).await;
+    until_logged(&ld, "no answer to a batch of").await;
+    let k3 = pending(&ld, &hash(3), 1, 0);
+    let s3 = ld.succeed(&k3, &preimage(3)).await;
+    until_datastore_has(&ld, &key(&hash(3), 1, 0)).await;
+    // A read never answered: that caller is told, the next one answered.
+    ld.inject("listsendpays", Fault::Stall, 1);
+    let e = ld
+        .call("paystate-waitsendpay", json!([hash(3), 0]))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(code(&e), -1, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer to listsendpays"),
+        "{e}"
+    );
+    for (h, want) in [(hash(3), s3), (hash(2), s2)] {
+        let got = ld
+            .call("paystate-waitsendpay", json!([h, 0]))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, want);
+    }
+    // The part whose write was lost is imported when asked for.
+    until_datastore_matches_node(&ld).await;
+}
+
+async fn until_logged(ld: &Lightningd, what: &str) {
+    for _ in 0..1000 {
+        if ld.logs().iter().any(|l| l.message.contains(what)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never logged {what:?}");
+}
+
+async fn until_datastore_has(ld: &Lightningd, k: &lightningd_standin::table::Key) {
+    for _ in 0..1000 {
+        if datastore_keys(ld).contains(k) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the record of {k:?} never reached the datastore");
+}
