@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let rpc = Arc::new(Rpc::new(socket));
     tokio::spawn(async move {
         loop {
-            if let Ok((mut feed, _)) = Deletes::open(rpc.clone()).await {
+            if let Ok((mut feed, _)) = Deletes::open(rpc.clone(), None).await {
                 while feed.next().await.is_ok() {}
             }
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
