@@ -87,12 +87,28 @@ async fn a_waiting_follower_is_released_by_the_next_outcome() {
     let k = pending(&ld, &hash(2), 1, 0);
     // Without lastpay_index: outcomes from now on, not the one before.
     let mut c = ld.client().await.unwrap();
+    let reads = updated_index_reads(&ld);
     let w =
         tokio::spawn(async move { c.call("paystate-waitanysendpay", json!({})).await.unwrap() });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The caller has read where the node's index stands (subscribed to
+    // outcomes before): from then on, every outcome is its.
+    for _ in 0..1000 {
+        if updated_index_reads(&ld) > reads {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        updated_index_reads(&ld) > reads,
+        "the caller never read the index"
+    );
     assert!(!w.is_finished());
     ld.fail(&k, Some(destination_failure())).await;
-    let got = w.await.unwrap().unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), w)
+        .await
+        .expect("answered within 30 s")
+        .unwrap()
+        .unwrap();
     assert_eq!(got["payment"]["payment_hash"], hash(2).as_str());
     assert_eq!(got["failure"], builtin_failure(&ld, &got["payment"]).await);
     let e = ld
@@ -104,4 +120,12 @@ async fn a_waiting_follower_is_released_by_the_next_outcome() {
         e["message"],
         "timeout: should be an integer: invalid token '\"x\"'"
     );
+}
+
+/// How often paystate has read the node's `updated_index` (a `wait` for 0).
+fn updated_index_reads(ld: &Lightningd) -> usize {
+    ld.plugin_calls()
+        .iter()
+        .filter(|(m, p)| m == "wait" && p["indexname"] == "updated" && p["nextvalue"] == 0)
+        .count()
 }

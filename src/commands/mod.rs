@@ -19,7 +19,20 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// What a command does: the one `match` that runs it is exhaustive, so a
+/// command in the table cannot lack its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    WaitSendPay,
+    WaitPay,
+    WaitAnySendPay,
+    DelPay,
+    ListSendPays,
+    Status,
+}
+
 pub struct Command {
+    pub kind: Kind,
     /// paystate's own name for it.
     pub name: &'static str,
     /// The built-in it answers for when taken over (through the hook).
@@ -34,6 +47,7 @@ pub struct Command {
 /// own; the ledger follows whatever it deletes.
 pub const COMMANDS: [Command; 6] = [
     Command {
+        kind: Kind::WaitSendPay,
         name: "paystate-waitsendpay",
         takes_over: Some("waitsendpay"),
         usage: "payment_hash [timeout] [partid] [groupid]",
@@ -41,18 +55,21 @@ pub const COMMANDS: [Command; 6] = [
             "Wait for the outcome of a payment part (waitsendpay, served from paystate's ledger)",
     },
     Command {
+        kind: Kind::WaitPay,
         name: "paystate-waitpay",
         takes_over: None,
         usage: "payment_hash [timeout] [groupid]",
         description: "Wait until a whole payment (a hash and group) is no longer pending; answer with its listpays entry",
     },
     Command {
+        kind: Kind::WaitAnySendPay,
         name: "paystate-waitanysendpay",
         takes_over: None,
         usage: "[lastpay_index] [timeout]",
         description: "Wait for the first payment part resolved past updated_index lastpay_index (default: from now on); answer with it and, if it failed, waitsendpay's error",
     },
     Command {
+        kind: Kind::DelPay,
         name: "paystate-delpay",
         takes_over: None,
         usage: "payment_hash status [partid] [groupid]",
@@ -60,12 +77,14 @@ pub const COMMANDS: [Command; 6] = [
             "Delete complete or failed payment parts from the node and paystate's ledger (delpay)",
     },
     Command {
+        kind: Kind::ListSendPays,
         name: "paystate-listsendpays",
         takes_over: None,
         usage: "[payment_hash] [status] [index] [start] [limit]",
         description: "List the terminal parts in paystate's ledger, as the node has them; pages by index (created or updated), start and limit",
     },
     Command {
+        kind: Kind::Status,
         name: "paystate-status",
         takes_over: None,
         usage: "",
@@ -86,18 +105,20 @@ pub async fn run<D: Datastore, N: Node>(
     method: &str,
     params: Value,
 ) -> Result<Value, RpcError> {
-    match named(method).map(|c| c.name) {
-        // Boxed: a waiting call holds only its own command's state.
-        Some("paystate-waitsendpay") => Box::pin(waitsendpay::run(app, params)).await,
-        Some("paystate-waitpay") => Box::pin(waitpay::run(app, params)).await,
-        Some("paystate-waitanysendpay") => Box::pin(waitanysendpay::run(app, params)).await,
-        Some("paystate-delpay") => Box::pin(delpay::run(app, params)).await,
-        Some("paystate-listsendpays") => Box::pin(listsendpays::run(app, &params)).await,
-        Some("paystate-status") => Ok(status::run(app)),
-        _ => Err(RpcError::new(
+    let Some(command) = named(method) else {
+        return Err(RpcError::new(
             codes::METHOD_NOT_FOUND,
             format!("Unknown command '{method}'"),
-        )),
+        ));
+    };
+    match command.kind {
+        // Boxed: a waiting call holds only its own command's state.
+        Kind::WaitSendPay => Box::pin(waitsendpay::run(app, params)).await,
+        Kind::WaitPay => Box::pin(waitpay::run(app, params)).await,
+        Kind::WaitAnySendPay => Box::pin(waitanysendpay::run(app, params)).await,
+        Kind::DelPay => Box::pin(delpay::run(app, params)).await,
+        Kind::ListSendPays => Box::pin(listsendpays::run(app, &params)).await,
+        Kind::Status => Ok(status::run(app)),
     }
 }
 

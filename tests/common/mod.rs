@@ -217,3 +217,19 @@ pub fn assert_timed_out(e: &Value) {
         "{e}"
     );
 }
+
+/// Until every record write paystate queued so far has reached the
+/// datastore: a marker payment (hash `marker`) is settled after them, and
+/// notifications are answered, and records written, in order. The marker
+/// stays (a terminal part of the node, recorded).
+pub async fn until_writes_landed(ld: &Lightningd, marker: u64) {
+    let k = pending(ld, &hash(marker), 1, 0);
+    ld.succeed(&k, &preimage(marker)).await;
+    for _ in 0..1000 {
+        if datastore_keys(ld).contains(&k) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the marker's record never reached the datastore");
+}

@@ -26,10 +26,9 @@ import statistics
 import time
 
 from pyln.testing.utils import wait_for
-from test_waitsendpay import HOLD, send_held
-from util import (AMOUNT, invoice, node_terminal, ledger_records,
+from util import (AMOUNT, HOLD, invoice, node_terminal, ledger_records,
                   paystate_node, raw_socket, raw_read, raw_send, selfpay,
-                  status)
+                  send_held, status)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))

@@ -7,10 +7,9 @@ import time
 
 import pytest
 from pyln.testing.utils import only_one, wait_for
-from test_waitsendpay import held_pair, send_held
-from util import (answer, call, invoice, ledger_records, node_terminal,
-                  paystate_node, selfpay, status, wait_caught_up,
-                  wait_ledger_is_node, wait_recorded)
+from util import (answer, call, held_pair, invoice, ledger_records,
+                  node_terminal, paystate_node, selfpay, send_held, status,
+                  wait_caught_up, wait_ledger_is_node, wait_recorded)
 
 
 def mixed(node):

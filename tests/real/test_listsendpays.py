@@ -1,8 +1,7 @@
 """paystate-listsendpays paged as listsendpays pages, against the node's
 own listing on the same node (pending parts left out), and its parameter
 checks against the built-in's."""
-from test_waitsendpay import held_pair, send_held
-from util import call, selfpay, wait_ledger_is_node
+from util import call, held_pair, selfpay, send_held, wait_ledger_is_node
 
 
 def terminal(node, **params):

@@ -7,9 +7,8 @@ memory stay bounded."""
 import pytest
 from pyln.testing.utils import wait_for
 
-from test_waitsendpay import held_pair, send_held
-from util import (peak_rss_kib, plugin_proc, raw_answers, raw_calls,
-                  sockets_of, status)
+from util import (held_pair, peak_rss_kib, plugin_proc, raw_answers,
+                  raw_calls, send_held, sockets_of, status)
 
 PAYMENTS = 20
 EACH = 500

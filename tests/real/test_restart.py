@@ -7,36 +7,14 @@ import time
 
 from pyln.testing.utils import wait_for
 from util import (call, ledger_records, node_terminal, paystate_node,
-                  selfpay, status, wait_caught_up, wait_ledger_is_node,
-                  wait_recorded)
-
-
-def terminal_keys(node):
-    return sorted((p["payment_hash"], p["groupid"], p.get("partid", 0),
-                   p["status"])
-                  for p in node.rpc.listsendpays()["payments"]
-                  if p["status"] != "pending")
+                  plugin_proc, selfpay, status, wait_caught_up,
+                  wait_ledger_is_node, wait_recorded)
 
 
 def ledger_keys(node):
     return sorted((p["payment_hash"], p["groupid"], p.get("partid", 0),
                    p["status"])
                   for p in node.rpc.call("paystate-listsendpays")["payments"])
-
-
-def plugin_pid(node):
-    pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    for pid in pids:
-        try:
-            with open("/proc/{}/cmdline".format(pid), "rb") as f:
-                cmd = f.read().split(b"\0")
-            with open("/proc/{}/stat".format(pid)) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-        if cmd[0].endswith(b"/paystate") and ppid == node.daemon.proc.pid:
-            return int(pid)
-    return None
 
 
 def test_restart_catches_up_on_parts_resolved_meanwhile(node_factory,
@@ -56,7 +34,8 @@ def test_restart_catches_up_on_parts_resolved_meanwhile(node_factory,
     # And across a restart of the node itself.
     l1.restart()
     wait_caught_up(l1)
-    assert ledger_keys(l1) == terminal_keys(l1)
+    wait_ledger_is_node(l1)
+    assert ledger_keys(l1) == sorted(node_terminal(l1))
 
 
 def test_sigkill_during_payments_and_deletes(node_factory, plugin_path):
@@ -76,14 +55,14 @@ def test_sigkill_during_payments_and_deletes(node_factory, plugin_path):
         part = l1.rpc.listsendpays(payment_hash=h)["payments"][0]
         l1.rpc.delpay(h, part["status"])
     assert t.is_alive(), "killed while payments still flow"
-    os.kill(plugin_pid(l1), signal.SIGKILL)
+    os.kill(plugin_proc(l1).pid, signal.SIGKILL)
     t.join()
     assert len(done) == 400
     l1.rpc.plugin_start(plugin_path)
     wait_caught_up(l1)
     # Nothing lost, nothing deleted brought back.
     wait_ledger_is_node(l1)
-    assert ledger_keys(l1) == terminal_keys(l1)
+    assert ledger_keys(l1) == sorted(node_terminal(l1))
     for h in deleted:
         assert l1.rpc.listsendpays(payment_hash=h)["payments"] == []
         kind, err = call(l1, "waitsendpay", [h, 0])
@@ -101,7 +80,8 @@ def test_first_start_on_a_node_with_history(node_factory, plugin_path):
     wait_caught_up(l1)
     assert status(l1)["parts"] == {"complete": 80, "failed": 40,
                                    "deleting": 0}
-    assert ledger_keys(l1) == terminal_keys(l1)
+    wait_ledger_is_node(l1)
+    assert ledger_keys(l1) == sorted(node_terminal(l1))
 
 
 def autoclean_in_background(node):
@@ -130,7 +110,7 @@ def test_plugin_sigkill_during_autoclean(node_factory, plugin_path):
     time.sleep(2)  # autoclean-once deletes what is older than 1 s
     t, done = autoclean_in_background(l1)
     wait_for(lambda: len(node_terminal(l1)) < 250)
-    os.kill(plugin_pid(l1), signal.SIGKILL)
+    os.kill(plugin_proc(l1).pid, signal.SIGKILL)
     t.join()
     assert done == ["ok"]
     l1.rpc.plugin_start(plugin_path)

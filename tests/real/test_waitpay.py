@@ -5,8 +5,7 @@ from pyln.client import RpcError
 from pyln.testing.utils import wait_for
 import pytest
 
-from test_waitsendpay import held_pair, send_held, waiter
-from util import AMOUNT, call, invoice, status
+from util import AMOUNT, call, held_pair, invoice, send_held, status, waiter
 
 
 def listpays_entry(node, h, created_index):

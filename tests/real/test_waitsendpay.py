@@ -1,15 +1,10 @@
 """waitsendpay: paystate's answers against the built-in's on the same node
 (takeover off: `waitsendpay` is lightningd's, `paystate-waitsendpay` is
 paystate's), for complete, failed, pending and unknown parts."""
-import os
-import threading
-
 import pytest
 from pyln.testing.utils import only_one, wait_for
-from util import (AMOUNT, call, invoice, paystate_node, selfpay, status,
-                  wait_recorded)
-
-HOLD = os.path.join(os.path.dirname(__file__), "plugins", "hold_htlcs.py")
+from util import (AMOUNT, call, held_pair, invoice, paystate_node, selfpay,
+                  send_held, status, wait_recorded, waiter)
 
 
 def both(node, params):
@@ -32,38 +27,6 @@ def test_complete_and_failed_self_payments(node_factory, plugin_path):
     kind, err = call(l1, "paystate-waitsendpay", [bad])
     assert (kind, err["code"]) == ("error", 203)
     assert "data" not in call(l1, "paystate-waitsendpay", ["ee" * 32])[1]
-
-
-def held_pair(node_factory, plugin_path, takeover=False):
-    """l1 (paystate) with a channel to l2, which holds incoming HTLCs."""
-    l1, l2 = node_factory.line_graph(2, opts=[
-        {"plugin": plugin_path, "paystate-takeover": takeover},
-        {"plugin": HOLD}])
-    return l1, l2
-
-
-def route_to(l1, l2, amount=AMOUNT):
-    scid = only_one(l1.rpc.listpeerchannels(l2.info["id"])["channels"])[
-        "short_channel_id"]
-    return [{"amount_msat": amount, "id": l2.info["id"], "delay": 5,
-             "channel": scid}]
-
-
-def send_held(l1, l2, amount=AMOUNT, partid=None, total=None, inv=None,
-              groupid=None):
-    inv = inv or invoice(l2, total or amount)
-    kwargs = {"payment_secret": inv["payment_secret"]}
-    if partid is not None:
-        kwargs.update(partid=partid, amount_msat=total, groupid=groupid)
-    l1.rpc.sendpay(route_to(l1, l2, amount), inv["payment_hash"], **kwargs)
-    return inv
-
-
-def waiter(node, method, params, out):
-    """Runs a blocking waitsendpay in a thread; its answer goes to out."""
-    t = threading.Thread(target=lambda: out.append(call(node, method, params)))
-    t.start()
-    return t
 
 
 @pytest.mark.parametrize("outcome", ["success", "failure"])

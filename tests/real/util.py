@@ -2,6 +2,7 @@
 import json
 import os
 import secrets
+import threading
 
 import psutil
 from pyln.client import RpcError
@@ -9,6 +10,7 @@ from pyln.client.lightning import UnixSocket
 from pyln.testing.utils import TIMEOUT, only_one, wait_for
 
 AMOUNT = 10000
+HOLD = os.path.join(os.path.dirname(__file__), "plugins", "hold_htlcs.py")
 
 
 def paystate_node(node_factory, plugin, takeover=True, options=None,
@@ -183,3 +185,35 @@ def peak_rss_kib(proc):
     with open("/proc/{}/status".format(proc.pid)) as f:
         return int(next(line for line in f
                         if line.startswith("VmHWM:")).split()[1])
+
+
+def held_pair(node_factory, plugin_path, takeover=False):
+    """l1 (paystate) with a channel to l2, which holds incoming HTLCs."""
+    l1, l2 = node_factory.line_graph(2, opts=[
+        {"plugin": plugin_path, "paystate-takeover": takeover},
+        {"plugin": HOLD}])
+    return l1, l2
+
+
+def route_to(l1, l2, amount=AMOUNT):
+    scid = only_one(l1.rpc.listpeerchannels(l2.info["id"])["channels"])[
+        "short_channel_id"]
+    return [{"amount_msat": amount, "id": l2.info["id"], "delay": 5,
+             "channel": scid}]
+
+
+def send_held(l1, l2, amount=AMOUNT, partid=None, total=None, inv=None,
+              groupid=None):
+    inv = inv or invoice(l2, total or amount)
+    kwargs = {"payment_secret": inv["payment_secret"]}
+    if partid is not None:
+        kwargs.update(partid=partid, amount_msat=total, groupid=groupid)
+    l1.rpc.sendpay(route_to(l1, l2, amount), inv["payment_hash"], **kwargs)
+    return inv
+
+
+def waiter(node, method, params, out):
+    """Runs a blocking waitsendpay in a thread; its answer goes to out."""
+    t = threading.Thread(target=lambda: out.append(call(node, method, params)))
+    t.start()
+    return t
