@@ -28,8 +28,17 @@ struct Shared {
     app: SetOnce<Paystate>,
     takeover: bool,
     /// The notifications, in the order lightningd sent them.
-    notes: mpsc::UnboundedSender<(Topic, Value)>,
+    notes: mpsc::Sender<(Topic, Value)>,
+    /// Notifications left out because the queue was full.
+    overflowed: std::sync::atomic::AtomicU64,
 }
+
+/// Notifications queued at most (a few KB each): while a migration or the
+/// index load runs nothing takes them, and a node paying fast must not
+/// grow paystate without bound. One left out is a part the ledger lacks,
+/// which the reconciliation this asks for imports (answers read the node
+/// meanwhile).
+const QUEUED_NOTIFICATIONS: usize = 10_000;
 
 impl Shared {
     async fn app(&self) -> &Paystate {
@@ -40,7 +49,15 @@ impl Shared {
     /// a task for the handler: the queue keeps lightningd's order, which
     /// the tasks would not.
     fn notify(&self, topic: Topic, params: Value) -> std::future::Ready<Result<(), anyhow::Error>> {
-        let _ = self.notes.send((topic, params));
+        use std::sync::atomic::Ordering;
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.notes.try_send((topic, params)) {
+            if self.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
+                log::warn!(
+                    "{QUEUED_NOTIFICATIONS} notifications queued while the ledger loads: \
+                     leaving the next ones to a reconciliation"
+                );
+            }
+        }
         std::future::ready(Ok(()))
     }
 }
@@ -48,9 +65,16 @@ impl Shared {
 /// Takes the notifications in order: each part's waiters answered in turn
 /// (never awaiting), each record written by a task of its own (a record
 /// may wait for its shard to load; the next waiters do not wait for it).
-async fn notifications(shared: State, mut notes: mpsc::UnboundedReceiver<(Topic, Value)>) {
+async fn notifications(shared: State, mut notes: mpsc::Receiver<(Topic, Value)>) {
     let app = shared.app().await;
     while let Some((topic, params)) = notes.recv().await {
+        let left_out = shared
+            .overflowed
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if left_out > 0 {
+            log::info!("{left_out} notifications were left out of a full queue; reconciling");
+            app.ledger.drifted();
+        }
         if let Some(part) = notifications::resolve(app, topic, &params) {
             let shared = shared.clone();
             tokio::spawn(async move {
@@ -165,11 +189,12 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reaching lightningd's socket {}", config.rpc_file))?;
     let rpc = Arc::new(Rpc::new(socket));
 
-    let (notes, queued) = mpsc::unbounded_channel();
+    let (notes, queued) = mpsc::channel(QUEUED_NOTIFICATIONS);
     let shared: State = Arc::new(Shared {
         app: SetOnce::new(),
         takeover,
         notes,
+        overflowed: Default::default(),
     });
     tokio::spawn(notifications(shared.clone(), queued));
     let plugin = configured

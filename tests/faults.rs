@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use lightningd_standin::{Fault, Lightningd};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[tokio::test]
@@ -118,4 +119,36 @@ async fn until_datastore_has(ld: &Lightningd, k: &lightningd_standin::table::Key
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the record of {k:?} never reached the datastore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_while_the_ledger_loads_are_queued_within_a_bound() {
+    // Past the queue's bound (10,000): the rest are left to a
+    // reconciliation, and the ledger still ends with every part.
+    let n = 10_100u64;
+    let ld = Lightningd::new(options()).await.unwrap();
+    // The ledger's load waits on a busy node while payments resolve.
+    let busy = Arc::new(tokio::sync::Semaphore::new(0));
+    ld.inject("listdatastore", Fault::Gate(busy.clone()), 1);
+    ld.start_plugin(true).await.unwrap();
+    for i in 0..n {
+        let k = pending(&ld, &hash(i), 1, 0);
+        ld.succeed(&k, &preimage(i)).await;
+    }
+    until_logged(&ld, "notifications queued while the ledger loads").await;
+    busy.add_permits(1);
+    until_logged(&ld, "notifications were left out of a full queue").await;
+    for _ in 0..6000 {
+        if datastore_keys(&ld).len() as u64 == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(datastore_keys(&ld).len() as u64, n, "every part recorded");
+    let e = ld
+        .call("paystate-waitsendpay", json!([hash(n - 1), 0]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(e["payment_preimage"], preimage(n - 1));
 }

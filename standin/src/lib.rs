@@ -123,6 +123,9 @@ pub enum Fault {
     /// Answer with this result instead (a field a later release adds or
     /// changes).
     Answer(Value),
+    /// Answer once the test adds a permit (a node busy elsewhere, for as
+    /// long as the test needs).
+    Gate(Arc<tokio::sync::Semaphore>),
 }
 
 struct ActivePlugin {
@@ -866,6 +869,7 @@ impl Core {
                     return Reply::Answer(Err(json!({"code": code, "message": message})))
                 }
                 Some(Fault::Answer(result)) => return Reply::Answer(Ok(result)),
+                Some(Fault::Gate(g)) => drop(g.acquire().await),
                 None => {}
             }
         }
