@@ -1,10 +1,10 @@
 //! What every handler shares: the ledger, the node, the options, and the
 //! last catch-up's report.
 
+use crate::calls::CallStats;
 use crate::ledger::Ledger;
 use crate::node::Node;
 use crate::params::Mode;
-use crate::rpc::CallStats;
 use crate::store::Datastore;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,8 @@
 //!   payment as `listpays` shows it.
 //! - [`params`]: lightningd-style parameter parsing.
 //! - [`store`], [`node`]: the ports to the node's datastore and payment table;
-//!   [`rpc`] implements both over lightningd's socket.
+//!   [`rpc`] implements both over lightningd's socket, timing its calls
+//!   ([`calls`]).
 //! - [`ledger`]: the in-memory index over the datastore, the waiters, and
 //!   the writes behind.
 //! - [`commands`], [`hook`]: the command handlers (one table) and the
@@ -17,6 +18,7 @@
 //! - [`release`]: what the lightningd paystate runs in can do.
 
 pub mod app;
+pub mod calls;
 pub mod catchup;
 pub mod commands;
 pub mod domain;

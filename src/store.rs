@@ -97,6 +97,11 @@ pub async fn apply_one_by_one<D: Datastore + ?Sized>(
     Ok(out)
 }
 
+/// Writes [`Datastore::apply`] sends together at most: lightningd commits
+/// and lets others in after this many requests of one read
+/// (`lightningd/jsonrpc.c`), so a larger batch gains nothing.
+pub const MAX_BATCH: usize = 100;
+
 /// A write the ledger hands to [`Datastore::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {

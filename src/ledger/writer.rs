@@ -23,7 +23,7 @@ pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
 /// A batch is sent at once when this many writes are queued (lightningd
 /// commits after 100 requests of one read in any case).
-const MAX_QUEUED: usize = crate::rpc::MAX_BATCH;
+const MAX_QUEUED: usize = crate::store::MAX_BATCH;
 
 /// Called with a write's outcome once it is applied.
 pub(super) type Done = Box<dyn FnOnce(Result<(), RpcError>) + Send>;

@@ -10,10 +10,6 @@ use crate::error::RpcError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// lightningd commits and lets others in after this many requests of one
-/// read: a larger batch gains nothing.
-pub const MAX_BATCH: usize = 100;
-
 impl Rpc {
     /// Sends `calls` together and returns their answers in the same order.
     /// The outer error: the connection failed (none, some or all of the

@@ -14,7 +14,7 @@ pub mod deletes;
 mod ports;
 mod waits;
 
-pub use batch::MAX_BATCH;
+pub use crate::calls::CallStats;
 
 use crate::error::RpcError;
 use serde::de::DeserializeOwned;
@@ -93,31 +93,6 @@ pub fn request(id: &str, method: &str, params: &Value) -> Vec<u8> {
     let mut bytes = serde_json::to_vec(&request).expect("a request serializes");
     bytes.extend_from_slice(b"\n\n");
     bytes
-}
-
-/// The slowest call paystate has made to lightningd in this run: its
-/// method and how long lightningd took to answer (round trip). lightningd
-/// serves one command at a time, so this bounds how long paystate ever
-/// kept it from the node's other commands.
-#[derive(Default)]
-pub struct CallStats {
-    slowest: Mutex<Option<(String, std::time::Duration)>>,
-}
-
-impl CallStats {
-    fn record(&self, method: &str, took: std::time::Duration) {
-        let mut s = self.slowest.lock().unwrap_or_else(|p| p.into_inner());
-        if !s.as_ref().is_some_and(|(_, t)| took <= *t) {
-            *s = Some((method.to_string(), took));
-        }
-    }
-
-    pub fn slowest(&self) -> Option<(String, std::time::Duration)> {
-        self.slowest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
 }
 
 pub struct Rpc {

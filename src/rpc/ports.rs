@@ -60,7 +60,7 @@ impl Datastore for Rpc {
 
     async fn apply(&self, ops: Vec<Op>) -> Result<Vec<Result<(), RpcError>>, RpcError> {
         let mut out = Vec::with_capacity(ops.len());
-        for chunk in ops.chunks(super::batch::MAX_BATCH) {
+        for chunk in ops.chunks(crate::store::MAX_BATCH) {
             let calls: Vec<(&str, Value)> = chunk
                 .iter()
                 .map(|op| match op {
