@@ -15,7 +15,8 @@
 //!   [`follow`]: the node's deletes followed.
 //! - [`catchup`]: start-up catch-up and reconciliation with the node;
 //!   [`migrate`]: earlier datastore layouts.
-//! - [`release`]: what the lightningd paystate runs in can do.
+//! - [`release`]: what the lightningd paystate runs in can do; [`options`]:
+//!   the takeover switch, as an option and in the environment.
 
 pub mod app;
 pub mod calls;
@@ -29,6 +30,7 @@ pub mod ledger;
 pub mod migrate;
 pub mod node;
 pub mod notifications;
+pub mod options;
 pub mod output;
 pub mod params;
 pub mod pays;

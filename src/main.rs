@@ -1,13 +1,13 @@
 //! paystate's protocol wiring: the manifest, the handlers, and start-up.
 
 use anyhow::Context;
-use cln_plugin::options::{ConfigOption, DefaultBooleanConfigOption};
 use cln_plugin::{Builder, HookBuilder, HookFilter, Plugin, RpcMethodBuilder};
 use paystate::app::App;
 use paystate::commands::{self, COMMANDS};
 use paystate::error::RpcError;
 use paystate::ledger::Ledger;
 use paystate::notifications::{self, Topic};
+use paystate::options::{self, TAKEOVER};
 use paystate::output::Shaped;
 use paystate::params::Mode;
 use paystate::release::Release;
@@ -87,12 +87,6 @@ async fn notifications(shared: State, mut notes: mpsc::Receiver<(Topic, Value)>)
 
 type State = Arc<Shared>;
 
-const TAKEOVER: DefaultBooleanConfigOption = ConfigOption::new_bool_with_default(
-    "paystate-takeover",
-    true,
-    "Answer lightningd's own waitsendpay (through the rpc_command hook; from v25.12)",
-);
-
 fn to_anyhow(r: Result<Value, RpcError>) -> Result<Value, anyhow::Error> {
     // cln-plugin parses the error's display form back into {code, message, data}.
     r.map_err(anyhow::Error::new)
@@ -132,7 +126,10 @@ fn stdio() -> (Input, Output) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let release = Release::from_env();
-    let hooked = release.has_hook_filters();
+    // The hook is declared where the release can limit it to paystate's
+    // names, unless the environment turned takeover off (the option comes
+    // too late to undeclare it).
+    let hooked = release.has_hook_filters() && !options::takeover_off_in_env();
     let (stdin, stdout) = stdio();
     let mut builder = Builder::new(stdin, Shaped::new(stdout)).option(TAKEOVER);
     for c in COMMANDS.iter() {
@@ -239,6 +236,12 @@ async fn main() -> anyhow::Result<()> {
         log::info!(
             "paystate started on {release_name}: takeover {}, {mode:?} mode; the index loads in the background",
             if takeover { "on" } else { "off" }
+        );
+    } else if release.has_hook_filters() {
+        log::info!(
+            "paystate started on {release_name}: takeover off by {}=false (no hook declared): \
+             the paystate-* names only, {mode:?} mode",
+            options::TAKEOVER_ENV
         );
     } else {
         log::info!(

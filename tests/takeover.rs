@@ -347,3 +347,43 @@ async fn serves_on_a_lightning_dir_whose_socket_path_does_not_fit() {
     assert_eq!(r["payments"].as_array().unwrap().len(), 1);
     ld.assert_no_violations();
 }
+
+/// `paystate-takeover=false` comes after the manifest, too late to leave
+/// the hook out; `PAYSTATE_TAKEOVER=false` in lightningd's environment is
+/// read before it: no hook, so the node's own `waitsendpay` never passes
+/// through paystate.
+#[tokio::test]
+async fn takeover_off_in_the_environment_declares_no_hook() {
+    let mut o: Options = options();
+    o.env.push(("PAYSTATE_TAKEOVER".into(), "false".into()));
+    let ld = Lightningd::new(o).await.unwrap();
+    let manifest = ld.start_plugin(true).await.unwrap();
+    assert_eq!(manifest["hooks"], json!([]), "no rpc_command hook");
+    let k = pending(&ld, &hash(1), 1, 0);
+    let success = ld.succeed(&k, &preimage(1)).await;
+    let w = json!({"payment_hash": hash(1)});
+    assert_eq!(
+        ld.call("waitsendpay", w.clone()).await.unwrap().unwrap(),
+        success
+    );
+    assert_eq!(
+        ld.call("paystate-waitsendpay", w).await.unwrap().unwrap(),
+        success
+    );
+    assert!(ld
+        .sent_to_plugin()
+        .iter()
+        .all(|m| m["method"] != "rpc_command"));
+    let st = ld
+        .call("paystate-status", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (&st["takeover"], &st["hook"]),
+        (&json!(false), &json!(false))
+    );
+    assert!(ld.logs().iter().any(|l| l
+        .message
+        .contains("takeover off by PAYSTATE_TAKEOVER=false")));
+}

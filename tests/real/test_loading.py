@@ -106,3 +106,19 @@ def test_reckless_installs_from_a_local_source(node_factory, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     wait_for(lambda: "paystate-status" in str(l1.rpc.help()))
     assert status(l1)["catchup"]["state"] in ("running", "done")
+
+
+def test_takeover_off_in_lightningds_environment(node_factory, plugin_path):
+    """`PAYSTATE_TAKEOVER=false` where lightningd runs: paystate declares
+    no rpc_command hook (the option arrives too late to leave it out), so
+    the node's own waitsendpay never passes through it."""
+    l1 = node_factory.get_node(options={"plugin": plugin_path},
+                               start=False)
+    l1.daemon.env["PAYSTATE_TAKEOVER"] = "false"
+    l1.start()
+    st = status(l1)
+    assert (st["takeover"], st["hook"]) == (False, False)
+    assert l1.daemon.is_in_log("takeover off by PAYSTATE_TAKEOVER=false")
+    h = selfpay(l1)
+    assert l1.rpc.waitsendpay(h)["status"] == "complete"
+    assert l1.rpc.call("paystate-waitsendpay", [h])["status"] == "complete"
