@@ -238,6 +238,34 @@ def floors(plain, beside, relay):
         median_ms(f["plugin"]), "ms", "paystate-status vs getinfo")
 
 
+def test_bench_takeover_off(node_factory, plugin_path):
+    """The node's own waitsendpay polled with takeover off: by the option
+    (the hook is declared all the same, and relays), and by
+    PAYSTATE_TAKEOVER=false in lightningd's environment (no hook), against
+    a node without paystate, in shuffled rounds."""
+    plain = new_node(node_factory)
+    option = paystate(node_factory, plugin_path, takeover=False)
+    env = paystate_node(node_factory, plugin_path, takeover=False,
+                        start=False)
+    env.daemon.env["PAYSTATE_TAKEOVER"] = "false"
+    env = as_operators_run(env)
+    assert status(env)["hook"] is False
+    nodes = {"plain": plain, "option": option, "env": env}
+    h = {n: selfpay(node) for n, node in nodes.items()}
+    p = {n: [] for n in nodes}
+    calls = list(nodes)
+    shuffle = random.Random(24).shuffle
+    for _ in range(300):
+        shuffle(calls)
+        for n in calls:
+            p[n].append(timed(nodes[n].rpc.waitsendpay, h[n], 0))
+    b = median_ms(p["plain"])
+    row("poll: built-in waitsendpay, paystate-takeover=false (ms)", b,
+        median_ms(p["option"]), "ms", "hook declared: relayed")
+    row("poll: built-in waitsendpay, PAYSTATE_TAKEOVER=false (ms)", b,
+        median_ms(p["env"]), "ms", "no hook")
+
+
 def polls(node_factory, plain, taken, beside, relay):
     """Polls (timeout 0, no groupid) of a complete part, round by round."""
     rust = new_node(node_factory,
