@@ -175,6 +175,15 @@ impl Node for FakeNode {
         })
     }
 
+    /// `check` of a built-in whose parameters are all good.
+    async fn check_builtin(&self, params: Value) -> Result<Result<Value, RpcError>, RpcError> {
+        let name = params
+            .get("command_to_check")
+            .or_else(|| params.get(0))
+            .cloned();
+        Ok(Ok(json!({ "command_to_check": name })))
+    }
+
     /// lightningd's `delpay`, in its order of checks.
     async fn delpay_builtin(
         &self,

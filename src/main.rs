@@ -142,6 +142,14 @@ async fn main() -> anyhow::Result<()> {
             .usage(c.usage),
         );
     }
+    // lightningd's `check` of a paystate command (the manifest says
+    // `cancheck`, and lists no method of this name: output.rs).
+    builder = builder.rpcmethod_from_builder(RpcMethodBuilder::new(
+        commands::check::METHOD,
+        |p: Plugin<State>, params: Value| async move {
+            to_anyhow(commands::check::run(p.state().app().await, &params).await)
+        },
+    ));
     builder = builder
         .subscribe("sendpay_success", |p: Plugin<State>, params: Value| {
             p.state().notify(Topic::Success, params)

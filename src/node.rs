@@ -105,6 +105,14 @@ pub trait Node: Send + Sync + 'static {
         status: Status,
         part: Option<(u64, u64)>,
     ) -> impl Future<Output = Result<Result<Vec<Payment>, RpcError>, RpcError>> + Send;
+
+    /// The node's `check` of one of its built-ins (`params` as `check`
+    /// takes them, `command_to_check` included): its answer, result or
+    /// error. The outer error is a failure to reach the node at all.
+    fn check_builtin(
+        &self,
+        params: Value,
+    ) -> impl Future<Output = Result<Result<Value, RpcError>, RpcError>> + Send;
 }
 
 impl<T: Node> Node for std::sync::Arc<T> {
@@ -139,5 +147,11 @@ impl<T: Node> Node for std::sync::Arc<T> {
         part: Option<(u64, u64)>,
     ) -> impl Future<Output = Result<Result<Vec<Payment>, RpcError>, RpcError>> + Send {
         (**self).delpay_builtin(hash, status, part)
+    }
+    fn check_builtin(
+        &self,
+        params: Value,
+    ) -> impl Future<Output = Result<Result<Value, RpcError>, RpcError>> + Send {
+        (**self).check_builtin(params)
     }
 }

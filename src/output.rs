@@ -1,8 +1,11 @@
 //! What paystate writes to lightningd, shaped where cln-plugin's own
 //! framing is not lightningd's: cln-plugin answers a failed method with
 //! `"data": null` in its error object, where lightningd's errors carry
-//! `data` only when they have some. Frames pass through untouched but for
-//! that member of a method's error.
+//! `data` only when they have some; and its manifest cannot say
+//! `cancheck` (lightningd then passes `check` of paystate's commands on to
+//! paystate, which cln-plugin routes to the method `check`, left out of
+//! the manifest's methods: a plugin method named as a built-in is refused).
+//! Frames pass through untouched but for those.
 
 use std::io;
 use std::pin::Pin;
@@ -15,6 +18,8 @@ const NULL_DATA: &[u8] = b",\"data\":null}}\n\n";
 
 pub struct Shaped<W> {
     inner: W,
+    /// The manifest went out (the first frame with methods is it).
+    manifested: bool,
     /// Bytes of a frame not yet complete.
     partial: Vec<u8>,
     /// Shaped bytes not yet written to `inner`.
@@ -25,6 +30,7 @@ impl<W> Shaped<W> {
     pub fn new(inner: W) -> Self {
         Shaped {
             inner,
+            manifested: false,
             partial: Vec::new(),
             out: Vec::new(),
         }
@@ -55,6 +61,19 @@ fn shape(frame: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
+/// The manifest, if `frame` is it, with `cancheck` and without the
+/// `check` method.
+fn manifest(frame: &[u8]) -> Option<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(&frame[..frame.len() - 2]).ok()?;
+    let result = v.get_mut("result")?.as_object_mut()?;
+    let methods = result.get_mut("rpcmethods")?.as_array_mut()?;
+    methods.retain(|m| m["name"] != crate::commands::check::METHOD);
+    result.insert("cancheck".into(), serde_json::Value::Bool(true));
+    let mut out = serde_json::to_vec(&v).expect("a value serializes");
+    out.extend_from_slice(b"\n\n");
+    Some(out)
+}
+
 impl<W: AsyncWrite + Unpin> Shaped<W> {
     fn take(&mut self, buf: &[u8]) {
         self.partial.extend_from_slice(buf);
@@ -63,8 +82,14 @@ impl<W: AsyncWrite + Unpin> Shaped<W> {
         while i + 1 < self.partial.len() {
             if self.partial[i] == b'\n' && self.partial[i + 1] == b'\n' {
                 let end = i + 2;
-                let shaped = shape(&self.partial[start..end]);
-                self.out.extend_from_slice(&shaped);
+                let frame = &self.partial[start..end];
+                match (!self.manifested).then(|| manifest(frame)).flatten() {
+                    Some(m) => {
+                        self.manifested = true;
+                        self.out.extend_from_slice(&m);
+                    }
+                    None => self.out.extend_from_slice(&shape(frame)),
+                }
                 start = end;
                 i = end;
             } else {
@@ -161,5 +186,22 @@ mod tests {
             String::from_utf8(out).unwrap(),
             String::from_utf8(expected).unwrap()
         );
+    }
+
+    #[tokio::test]
+    async fn the_manifest_says_cancheck_and_lists_no_check_method() {
+        let m = b"{\"jsonrpc\":\"2.0\",\"id\":\"cln:getmanifest#1\",\"result\":{\"options\":[],\"rpcmethods\":[{\"name\":\"paystate-status\"},{\"name\":\"check\"}],\"subscriptions\":[],\"dynamic\":true}}\n\n";
+        let later = b"{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"rpcmethods\":[{\"name\":\"check\"}]}}\n\n";
+        let out = through(&[m, later]).await;
+        let text = String::from_utf8(out).unwrap();
+        let (first, rest) = text.split_once("\n\n").unwrap();
+        let v: serde_json::Value = serde_json::from_str(first).unwrap();
+        assert_eq!(v["result"]["cancheck"], true);
+        assert_eq!(
+            v["result"]["rpcmethods"],
+            serde_json::json!([{"name": "paystate-status"}])
+        );
+        // Only the manifest is shaped so.
+        assert_eq!(rest.as_bytes(), &later[..]);
     }
 }

@@ -16,7 +16,7 @@ use crate::catchup;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
 use crate::node::{Index, Node, Page};
-use crate::params::{self, optional, Param};
+use crate::params::{self, optional, Mode, Param};
 use crate::store::Datastore;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -30,7 +30,7 @@ const SPEC: [Param; 5] = [
 ];
 
 #[derive(Debug, Default)]
-struct Request {
+pub struct Request {
     hash: Option<cln_rpc::primitives::Sha256>,
     status: Option<Status>,
     index: Option<Index>,
@@ -39,9 +39,8 @@ struct Request {
 }
 
 /// lightningd's checks, in its order (`json_listsendpays`).
-fn parse<D: Datastore, N: Node>(app: &App<D, N>, params: &Value) -> Result<Request, RpcError> {
+pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
     let mut r = Request::default();
-    let mode = app.mode;
     params::walk(params, &SPEC, |i, v| {
         let name = SPEC[i].name;
         match i {
@@ -75,7 +74,7 @@ pub async fn run<D: Datastore, N: Node>(
     app: &App<D, N>,
     params: &Value,
 ) -> Result<Value, RpcError> {
-    let r = parse(app, params)?;
+    let r = parse(params, app.mode)?;
     let listed = match (r.hash, r.index) {
         // As lightningd: a hash lists all its parts, whatever the index.
         (None, Some(index)) => paged(app, &r, index).await?,

@@ -3,6 +3,7 @@
 //! parses its params in lightningd's style and answers with lightningd's
 //! result or error.
 
+pub mod check;
 pub mod delpay;
 pub mod listsendpays;
 pub mod status;

@@ -140,6 +140,10 @@ impl Node for Rpc {
         self.call_raw("waitsendpay", poll_params(&key)).await
     }
 
+    async fn check_builtin(&self, params: Value) -> Result<Result<Value, RpcError>, RpcError> {
+        self.call_raw("check", params).await
+    }
+
     async fn delpay_builtin(
         &self,
         hash: Sha256,
