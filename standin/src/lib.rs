@@ -10,6 +10,7 @@
 //! a commit per call, as lightningd keeps them (see `db`).
 
 mod batching;
+mod check;
 pub use plugin::STANDIN_VERSION;
 pub mod client;
 pub mod datastore;
@@ -57,6 +58,7 @@ pub const BUILTINS: &[&str] = &[
     "stop",
     "help",
     "wait",
+    "check",
 ];
 
 /// The folder beside the repository holding the official schemas and the
@@ -134,6 +136,8 @@ struct ActivePlugin {
     subscriptions: Vec<String>,
     /// `Some(filters)` if the plugin registered `rpc_command` (empty: all).
     hook_filters: Option<Vec<String>>,
+    /// The manifest said `cancheck`: `check` of its methods is passed on.
+    can_check: bool,
 }
 
 #[derive(Default)]
@@ -435,6 +439,7 @@ impl Lightningd {
             methods,
             subscriptions,
             hook_filters,
+            can_check: manifest["cancheck"].as_bool().unwrap_or(false),
         });
         *core.plugin.lock().unwrap() = Some(active);
         let seq = core.seq.fetch_add(1, Ordering::Relaxed);
@@ -936,6 +941,36 @@ impl Core {
                     }
                 }
             }
+            if method == "check" {
+                if let Some(name) = check::command_to_check(&params) {
+                    if p.methods.contains(&name) {
+                        if !p.can_check {
+                            self.logs.lock().unwrap().push(LogLine {
+                                level: "unusual".into(),
+                                message: format!(
+                                    "Plugin does not support check command for {name}"
+                                ),
+                            });
+                            return Ok(json!({ "command_to_check": name }));
+                        }
+                        // Passed on as the caller wrote it (lightningd's
+                        // plugin_rpcmethod_check), under the method `check`.
+                        drop(turn.take());
+                        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                        let call_id = format!("{}/cln:check#{seq}", id_text(id));
+                        return match p.proc.request(&call_id, "check", params).await {
+                            Ok(resp) => match (resp.get("result"), resp.get("error")) {
+                                (Some(r), _) => Ok(r.clone()),
+                                (_, Some(e)) => Err(e.clone()),
+                                _ => Err(json!({"code": -32603, "message": "bad plugin reply"})),
+                            },
+                            Err(_) => Err(
+                                json!({"code": -4, "message": "Plugin terminated before replying to RPC call."}),
+                            ),
+                        };
+                    }
+                }
+            }
             if p.methods.contains(&method) {
                 drop(turn.take());
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
@@ -984,11 +1019,29 @@ impl Core {
                 self.wait(&params, turn).await
             }
             "delpay" => self.node_call_in(batch, |n| {
-                let (answer, gone) = n.table.delpay(raw, developer)?;
+                let (answer, gone) = n.table.delpay(raw, developer, false)?;
                 n.save_parts(&gone);
                 Ok(answer)
             }),
             "waitsendpay" => self.waitsendpay(raw, batch, turn).await,
+            // Of the built-ins, `waitsendpay` and `delpay` are checked as
+            // lightningd checks them; the others' parameters pass.
+            "check" => {
+                let Some((name, rest)) = check::split(&params) else {
+                    return Err(json!({"code": -32602,
+                        "message": "missing required parameter: command_to_check"}));
+                };
+                let rest = rest.to_string();
+                match name.as_str() {
+                    "waitsendpay" => {
+                        self.node_call_in(batch, |n| n.table.check_waitsendpay(&rest, developer))
+                    }
+                    "delpay" => self.node_call_in(batch, |n| {
+                        n.table.delpay(&rest, developer, true).map(|(a, _)| a)
+                    }),
+                    _ => Ok(json!({ "command_to_check": name })),
+                }
+            }
             "datastore" | "listdatastore" | "deldatastore" | "datastoreusage" => self
                 .node_call_in(batch, |n| n.datastore_call(method, &params))
                 .map_err(fail),

@@ -437,6 +437,15 @@ impl Table {
     }
 
     /// `raw`: the request's `params` as the client wrote them.
+    /// `check waitsendpay`: its parameters only, as lightningd's `param`
+    /// stops there in check mode.
+    pub fn check_waitsendpay(&self, raw: &str, developer: bool) -> Result<Value, Value> {
+        match self.waitsendpay(raw, developer) {
+            Wait::Answer(Err(e)) if e["code"] == -32602 => Err(e),
+            _ => Ok(json!({"command_to_check": "waitsendpay"})),
+        }
+    }
+
     pub fn waitsendpay(&self, raw: &str, developer: bool) -> Wait {
         const SPEC: [(&str, bool); 4] = [
             ("payment_hash", true),
@@ -485,7 +494,14 @@ impl Table {
 
     /// `raw`: the request's `params` as the client wrote them. Returns the
     /// answer and the keys of the parts it deleted.
-    pub fn delpay(&mut self, raw: &str, developer: bool) -> Result<(Value, Vec<Key>), Value> {
+    /// `check_only`: `check delpay`, every lookup made and nothing deleted
+    /// (`json_delpay` stops right before the delete in check mode).
+    pub fn delpay(
+        &mut self,
+        raw: &str,
+        developer: bool,
+        check_only: bool,
+    ) -> Result<(Value, Vec<Key>), Value> {
         const SPEC: [(&str, bool); 4] = [
             ("payment_hash", true),
             ("status", true),
@@ -554,6 +570,9 @@ impl Table {
             return Err(json!({"code": 208, "message": format!(
                 "Payment with hash {hash} has {} status but it different from the one provided {}",
                 other.as_str(), status.as_str())}));
+        }
+        if check_only {
+            return Ok((json!({"command_to_check": "delpay"}), vec![]));
         }
         let listed: Vec<Value> = parts
             .iter()
