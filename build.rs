@@ -5,9 +5,12 @@
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(no_shared_fixtures)");
     println!("cargo::rerun-if-changed=build.rs");
-    println!("cargo::rerun-if-changed=../shared");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/cln-fixtures");
-    if !dir.is_dir() {
+    if dir.is_dir() {
+        println!("cargo::rerun-if-changed={}", dir.display());
+    } else {
+        // A path that does not exist would rerun this at every build (and
+        // rebuild the crate): `touch build.rs` once ../shared is there.
         println!("cargo::rustc-cfg=no_shared_fixtures");
     }
 }
