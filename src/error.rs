@@ -11,16 +11,11 @@ pub mod codes {
     pub const METHOD_NOT_FOUND: i32 = -32601;
     pub const INVALID_PARAMS: i32 = -32602;
     pub const PAY_IN_PROGRESS: i32 = 200;
-    pub const PAY_UNPARSEABLE_ONION: i32 = 202;
-    pub const PAY_DESTINATION_PERM_FAIL: i32 = 203;
-    pub const PAY_TRY_OTHER_ROUTE: i32 = 204;
     pub const PAY_NO_SUCH_PAYMENT: i32 = 208;
     pub const PAY_UNSPECIFIED_ERROR: i32 = 209;
     pub const DATASTORE_DEL_DOES_NOT_EXIST: i32 = 1200;
     pub const DATASTORE_DEL_WRONG_GENERATION: i32 = 1201;
     pub const DATASTORE_UPDATE_ALREADY_EXISTS: i32 = 1202;
-    pub const DATASTORE_UPDATE_DOES_NOT_EXIST: i32 = 1203;
-    pub const DATASTORE_UPDATE_WRONG_GENERATION: i32 = 1204;
 }
 
 /// A JSON-RPC error object: what a command fails with, and what lightningd

@@ -35,9 +35,9 @@ pub struct Entry {
     pub string: Option<String>,
 }
 
-/// The datastore operations paystate needs. Writes are conditional
-/// (`must-create`, or `must-replace` at a known generation), so no update
-/// can silently overwrite another.
+/// The datastore operations paystate needs. A record is written once
+/// (`must-create`) and never replaced, so no write can silently overwrite
+/// another.
 pub trait Datastore: Send + Sync + 'static {
     /// `datastore` in mode `must-create`; returns the new generation (0).
     fn create(
