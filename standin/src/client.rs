@@ -186,7 +186,7 @@ impl Client {
         let mut scanned = 0;
         loop {
             // Answers end with a blank line: parse only once one is here.
-            while let Some(end) = crate::blank_line(&self.buf, scanned) {
+            while let Some(end) = crate::framing::blank_line(&self.buf, scanned) {
                 let mut it =
                     serde_json::Deserializer::from_slice(&self.buf[..end]).into_iter::<Value>();
                 match it.next() {

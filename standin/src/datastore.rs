@@ -2,15 +2,10 @@
 //! children, never both; every value has a generation.
 
 use crate::db::Db;
+pub use crate::db::Record;
 use crate::params::{self, Fail};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Record {
-    pub generation: u64,
-    pub data: Vec<u8>,
-}
 
 #[derive(Debug, Default, Clone)]
 pub struct Datastore {

@@ -8,11 +8,17 @@
 //! The in-memory structures still decide every answer; this keeps the
 //! rows behind them, and `listdatastore` is answered from the rows it reads.
 
-use crate::datastore::Record;
 use crate::table::Part;
 use anyhow::Result;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
+
+/// A datastore row: its generation and its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub generation: u64,
+    pub data: Vec<u8>,
+}
 
 pub struct Db {
     conn: Connection,

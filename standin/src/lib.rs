@@ -11,6 +11,8 @@
 
 mod batching;
 mod check;
+mod framing;
+use framing::raw_params;
 pub use plugin::STANDIN_VERSION;
 pub mod client;
 pub mod datastore;
@@ -220,25 +222,6 @@ pub const NODE_ID: &str = "038194b5f32bdf0aa59812c86c4ef7ad2f294104fa027d1ace9b4
 const RPC_FILE: &str = "lightning-rpc";
 /// Plugin ids (`paystate-internal:N`) mark calls the plugin makes.
 const PLUGIN_ID_PREFIX: &str = "paystate-internal:";
-
-/// The end of the first blank line (`\n\n`) at or after `from`.
-pub(crate) fn blank_line(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| from + i + 2)
-}
-
-/// The `params` of one request frame as the client wrote them.
-fn raw_params(frame: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Req<'a> {
-        #[serde(borrow)]
-        params: Option<&'a serde_json::value::RawValue>,
-    }
-    let req: Req = serde_json::from_slice(frame).ok()?;
-    req.params.map(|p| p.get().to_string())
-}
 
 fn id_text(id: &Value) -> String {
     match id {

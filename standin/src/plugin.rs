@@ -74,7 +74,7 @@ impl PluginProc {
             'outer: loop {
                 // Plugins end each message with a blank line; parse only
                 // up to one, so big messages are not re-parsed per chunk.
-                while let Some(end) = crate::blank_line(&buf, scanned) {
+                while let Some(end) = crate::framing::blank_line(&buf, scanned) {
                     let mut it =
                         serde_json::Deserializer::from_slice(&buf[..end]).into_iter::<Value>();
                     match it.next() {
