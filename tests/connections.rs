@@ -101,7 +101,7 @@ async fn waiting_callers_share_one_watch_of_the_node() {
     // batches' and deletes' sockets, one watch, cln-plugin's: far below a
     // socket per caller.
     // (Each caller reads the node once more after its waiter is counted.)
-    let bound = CLIENTS as u64 + 22;
+    let bound = CLIENTS as u64 + 24;
     let mut waiting = ld.connections().0;
     for _ in 0..1000 {
         if waiting <= bound {
@@ -123,7 +123,11 @@ async fn waiting_callers_share_one_watch_of_the_node() {
         assert_eq!(v["result"]["status"], "complete", "{v}");
         assert_eq!(v["result"]["payment_hash"], hash(i as u64), "{v}");
     }
-    // At the busiest: paystate's calls in flight (64) and the rest above.
+    // At the busiest: paystate's calls in flight (64), its pool (16), the
+    // sockets it has just closed that the node has yet to reap (at most
+    // a burst's 64), the rest above: still well below one per caller.
     let (_, most) = ld.connections();
-    assert!(most <= CLIENTS as u64 + 72, "{most} sockets open at once");
+    let busiest = CLIENTS as u64 + 64 + 16 + 64 + 10;
+    eprintln!("sockets: {waiting} as {n} wait, {most} at the busiest");
+    assert!(most <= busiest, "{most} sockets open at once");
 }
