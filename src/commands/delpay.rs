@@ -15,16 +15,37 @@ use crate::app::App;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
 use crate::node::Node;
-use crate::params::{self, optional, required, Mode, Param};
+use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::{json, Value};
 
-const SPEC: [Param; 4] = [
-    required("payment_hash"),
-    required("status"),
-    optional("partid"),
-    optional("groupid"),
+/// The parameters as given, each read by its own spec entry.
+#[derive(Default)]
+struct Given {
+    payment_hash: Option<Sha256>,
+    status: Option<Status>,
+    partid: Option<u64>,
+    groupid: Option<u64>,
+}
+
+const SPEC: [Field<Given>; 4] = [
+    Field::required("payment_hash", |g, m, n, v| {
+        g.payment_hash = Some(params::hash(m, n, v)?);
+        Ok(())
+    }),
+    Field::required("status", |g, m, n, v| {
+        g.status = Some(params::deletable_status(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("partid", |g, m, n, v| {
+        g.partid = Some(params::u64_number(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("groupid", |g, m, n, v| {
+        g.groupid = Some(params::u64_number(m, n, v)?);
+        Ok(())
+    }),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,18 +57,8 @@ pub struct Request {
 }
 
 pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
-    let (mut payment_hash, mut status, mut partid, mut groupid) = (None, None, None, None);
-    params::walk(params, &SPEC, |i, v| {
-        let name = SPEC[i].name;
-        match i {
-            0 => payment_hash = Some(params::hash(mode, name, v)?),
-            1 => status = Some(params::deletable_status(mode, name, v)?),
-            2 => partid = Some(params::u64_number(mode, name, v)?),
-            _ => groupid = Some(params::u64_number(mode, name, v)?),
-        }
-        Ok(())
-    })?;
-    let part = match (partid, groupid) {
+    let g = params::fill(params, mode, &SPEC)?;
+    let part = match (g.partid, g.groupid) {
         (Some(p), Some(g)) => Some((p, g)),
         (None, None) => None,
         _ => {
@@ -57,8 +68,8 @@ pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
         }
     };
     Ok(Request {
-        payment_hash: payment_hash.expect("walk checks required params"),
-        status: status.expect("walk checks required params"),
+        payment_hash: g.payment_hash.expect("fill reads every required param"),
+        status: g.status.expect("fill reads every required param"),
         part,
     })
 }

@@ -16,17 +16,32 @@ use crate::catchup;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
 use crate::node::{Index, Node, Page};
-use crate::params::{self, optional, Mode, Param};
+use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-const SPEC: [Param; 5] = [
-    optional("payment_hash"),
-    optional("status"),
-    optional("index"),
-    optional("start"),
-    optional("limit"),
+const SPEC: [Field<Request>; 5] = [
+    Field::optional("payment_hash", |r, m, n, v| {
+        r.hash = Some(params::hash(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("status", |r, m, n, v| {
+        r.status = Some(params::status(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("index", |r, m, n, v| {
+        r.index = Some(params::index(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("start", |r, m, n, v| {
+        r.start = params::u64_number(m, n, v)?;
+        Ok(())
+    }),
+    Field::optional("limit", |r, m, n, v| {
+        r.limit = Some(params::u32_value(m, n, v)?);
+        Ok(())
+    }),
 ];
 
 #[derive(Debug, Default)]
@@ -40,18 +55,7 @@ pub struct Request {
 
 /// lightningd's checks, in its order (`json_listsendpays`).
 pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
-    let mut r = Request::default();
-    params::walk(params, &SPEC, |i, v| {
-        let name = SPEC[i].name;
-        match i {
-            0 => r.hash = Some(params::hash(mode, name, v)?),
-            1 => r.status = Some(params::status(mode, name, v)?),
-            2 => r.index = Some(params::index(mode, name, v)?),
-            3 => r.start = params::u64_number(mode, name, v)?,
-            _ => r.limit = Some(params::u32_value(mode, name, v)?),
-        }
-        Ok(())
-    })?;
+    let r: Request = params::fill(params, mode, &SPEC)?;
     if r.start != 0 && r.index.is_none() {
         return Err(RpcError::invalid_params(
             "Can only specify {start} with {index}",

@@ -17,13 +17,22 @@ use crate::app::App;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
 use crate::node::{Index, Node, Page};
-use crate::params::{self, optional, Mode, Param};
+use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
 use serde_json::{json, Value};
 
-const SPEC: [Param; 2] = [optional("lastpay_index"), optional("timeout")];
+const SPEC: [Field<Request>; 2] = [
+    Field::optional("lastpay_index", |r, m, n, v| {
+        r.lastpay_index = Some(params::u64_number(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("timeout", |r, m, n, v| {
+        r.timeout = Some(params::u32_number(m, n, v)?);
+        Ok(())
+    }),
+];
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Request {
     pub lastpay_index: Option<u64>,
     /// Seconds; `None` waits indefinitely, 0 polls.
@@ -31,19 +40,7 @@ pub struct Request {
 }
 
 pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
-    let (mut lastpay_index, mut timeout) = (None, None);
-    params::walk(params, &SPEC, |i, v| {
-        let name = SPEC[i].name;
-        match i {
-            0 => lastpay_index = Some(params::u64_number(mode, name, v)?),
-            _ => timeout = Some(params::u32_number(mode, name, v)?),
-        }
-        Ok(())
-    })?;
-    Ok(Request {
-        lastpay_index,
-        timeout,
-    })
+    params::fill(params, mode, &SPEC)
 }
 
 /// Parts read per page when catching up with the node's table.

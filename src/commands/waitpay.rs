@@ -14,7 +14,7 @@ use crate::domain::{Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::ledger::Lookup;
 use crate::node::Node;
-use crate::params::{self, optional, required, Mode, Param};
+use crate::params::{self, Field, Mode};
 use crate::pays;
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
@@ -24,10 +24,27 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::time::Instant;
 
-const SPEC: [Param; 3] = [
-    required("payment_hash"),
-    optional("timeout"),
-    optional("groupid"),
+/// The parameters as given, each read by its own spec entry.
+#[derive(Default)]
+struct Given {
+    payment_hash: Option<Sha256>,
+    timeout: Option<u32>,
+    groupid: Option<u64>,
+}
+
+const SPEC: [Field<Given>; 3] = [
+    Field::required("payment_hash", |g, m, n, v| {
+        g.payment_hash = Some(params::hash(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("timeout", |g, m, n, v| {
+        g.timeout = Some(params::u32_number(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("groupid", |g, m, n, v| {
+        g.groupid = Some(params::u64_number(m, n, v)?);
+        Ok(())
+    }),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,20 +57,11 @@ pub struct Request {
 }
 
 pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
-    let (mut payment_hash, mut timeout, mut groupid) = (None, None, None);
-    params::walk(params, &SPEC, |i, v| {
-        let name = SPEC[i].name;
-        match i {
-            0 => payment_hash = Some(params::hash(mode, name, v)?),
-            1 => timeout = Some(params::u32_number(mode, name, v)?),
-            _ => groupid = Some(params::u64_number(mode, name, v)?),
-        }
-        Ok(())
-    })?;
+    let g = params::fill(params, mode, &SPEC)?;
     Ok(Request {
-        payment_hash: payment_hash.expect("walk checks required params"),
-        timeout,
-        groupid,
+        payment_hash: g.payment_hash.expect("fill reads every required param"),
+        timeout: g.timeout,
+        groupid: g.groupid,
     })
 }
 

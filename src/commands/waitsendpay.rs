@@ -7,16 +7,37 @@ use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
-use crate::params::{self, optional, required, Mode, Param};
+use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
 
-const SPEC: [Param; 4] = [
-    required("payment_hash"),
-    optional("timeout"),
-    optional("partid"),
-    optional("groupid"),
+/// The parameters as given, each read by its own spec entry.
+#[derive(Default)]
+struct Given {
+    payment_hash: Option<Sha256>,
+    timeout: Option<u32>,
+    partid: Option<u64>,
+    groupid: Option<u64>,
+}
+
+const SPEC: [Field<Given>; 4] = [
+    Field::required("payment_hash", |g, m, n, v| {
+        g.payment_hash = Some(params::hash(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("timeout", |g, m, n, v| {
+        g.timeout = Some(params::u32_number(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("partid", |g, m, n, v| {
+        g.partid = Some(params::u64_number(m, n, v)?);
+        Ok(())
+    }),
+    Field::optional("groupid", |g, m, n, v| {
+        g.groupid = Some(params::u64_number(m, n, v)?);
+        Ok(())
+    }),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,22 +51,12 @@ pub struct Request {
 }
 
 pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
-    let (mut payment_hash, mut timeout, mut partid, mut groupid) = (None, None, None, None);
-    params::walk(params, &SPEC, |i, v| {
-        let name = SPEC[i].name;
-        match i {
-            0 => payment_hash = Some(params::hash(mode, name, v)?),
-            1 => timeout = Some(params::u32_number(mode, name, v)?),
-            2 => partid = Some(params::u64_number(mode, name, v)?),
-            _ => groupid = Some(params::u64_number(mode, name, v)?),
-        }
-        Ok(())
-    })?;
+    let g = params::fill(params, mode, &SPEC)?;
     Ok(Request {
-        payment_hash: payment_hash.expect("walk checks required params"),
-        timeout,
-        partid: partid.unwrap_or(0),
-        groupid,
+        payment_hash: g.payment_hash.expect("fill reads every required param"),
+        timeout: g.timeout,
+        partid: g.partid.unwrap_or(0),
+        groupid: g.groupid,
     })
 }
 

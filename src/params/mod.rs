@@ -91,20 +91,80 @@ pub const fn optional(name: &'static str) -> Param {
     }
 }
 
+/// One parameter of a command and where its value goes: the spec entry
+/// that names a parameter also reads it into the command's struct, so no
+/// value can land in another's field whatever the order of the spec.
+pub struct Field<R> {
+    pub param: Param,
+    /// Reads the value (its name given, for lightningd's messages) into
+    /// the command's struct.
+    pub read: fn(&mut R, Mode, &'static str, &Value) -> Result<(), RpcError>,
+}
+
+impl<R> Field<R> {
+    pub const fn required(
+        name: &'static str,
+        read: fn(&mut R, Mode, &'static str, &Value) -> Result<(), RpcError>,
+    ) -> Self {
+        Field {
+            param: required(name),
+            read,
+        }
+    }
+
+    pub const fn optional(
+        name: &'static str,
+        read: fn(&mut R, Mode, &'static str, &Value) -> Result<(), RpcError>,
+    ) -> Self {
+        Field {
+            param: optional(name),
+            read,
+        }
+    }
+}
+
+/// A spec entry: a bare parameter, or a [`Field`].
+pub trait Spec {
+    fn param(&self) -> Param;
+}
+
+impl Spec for Param {
+    fn param(&self) -> Param {
+        *self
+    }
+}
+
+impl<R> Spec for Field<R> {
+    fn param(&self) -> Param {
+        self.param
+    }
+}
+
+/// The command's parameters, read into `R` by the walk: each given value by
+/// its own field's reader, in lightningd's order. After it, every required
+/// parameter has been read.
+pub fn fill<R: Default>(params: &Value, mode: Mode, spec: &[Field<R>]) -> Result<R, RpcError> {
+    let mut r = R::default();
+    walk(params, spec, |i, v| {
+        (spec[i].read)(&mut r, mode, spec[i].param.name, v)
+    })?;
+    Ok(r)
+}
+
 /// Walks `params` as lightningd's `param()` does, handing each given value
 /// to `take(index into spec, value)` in request order; the first error,
 /// whether `take`'s or the walk's own, ends the walk. After a successful
 /// walk every required parameter has been taken.
-pub fn walk(
+pub fn walk<S: Spec>(
     params: &Value,
-    spec: &[Param],
+    spec: &[S],
     mut take: impl FnMut(usize, &Value) -> Result<(), RpcError>,
 ) -> Result<(), RpcError> {
     let mut given = vec![false; spec.len()];
     match params {
         Value::Object(members) => {
             for (name, value) in members {
-                let Some(i) = spec.iter().position(|p| p.name == name) else {
+                let Some(i) = spec.iter().position(|p| p.param().name == name) else {
                     return Err(RpcError::invalid_params(format!(
                         "unknown parameter: {name}, this may be caused by a failure to autodetect \
                          key=value-style parameters. Please try using the -k flag and explicit \
@@ -143,10 +203,14 @@ pub fn walk(
             ))
         }
     }
-    match spec.iter().zip(&given).find(|(p, g)| p.required && !**g) {
+    match spec
+        .iter()
+        .zip(&given)
+        .find(|(p, g)| p.param().required && !**g)
+    {
         Some((p, _)) => Err(RpcError::invalid_params(format!(
             "missing required parameter: {}",
-            p.name
+            p.param().name
         ))),
         None => Ok(()),
     }
