@@ -11,9 +11,9 @@ use paystate::options::{self, TAKEOVER};
 use paystate::output::Shaped;
 use paystate::params::Mode;
 use paystate::release::Release;
-use paystate::rpc::deletes::Deletes;
+use paystate::rpc::deletes;
 use paystate::rpc::{self, Rpc};
-use paystate::{catchup, follow, hook, migrate};
+use paystate::{catchup, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -262,30 +262,7 @@ async fn main() -> anyhow::Result<()> {
     // reconciles what happened before.
     let follower = shared.clone();
     let follow_rpc = rpc.clone();
-    tokio::spawn(async move {
-        let app = follower.app().await;
-        // Reopened after the last index followed: a reconciliation only
-        // if deletes were made while the feed was down (they come back
-        // as missed), not at every reconnect.
-        let mut from = None;
-        loop {
-            match Deletes::open(follow_rpc.clone(), from).await {
-                Ok((mut feed, _)) => {
-                    let e = follow::run(app, &mut feed).await;
-                    from = Some(feed.followed());
-                    log::warn!("Lost the node's deletes ({}); reopening", e.message);
-                }
-                Err(e) => {
-                    log::warn!("Cannot follow the node's deletes: {}", e.message);
-                    // Never opened: where it would have started is unknown.
-                    if from.is_none() {
-                        app.ledger.drifted();
-                    }
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-    });
+    tokio::spawn(async move { deletes::follow(follower.app().await, follow_rpc).await });
     let catchup = shared.clone();
     tokio::spawn(async move { catchup::run(catchup.app().await, interrupted).await });
 

@@ -11,8 +11,11 @@
 
 use super::waits::{self, Event};
 use super::{request, Conn, Rpc};
+use crate::app::App;
 use crate::error::RpcError;
-use crate::follow::{Deleted, Feed};
+use crate::follow::{self, Deleted, Feed};
+use crate::node::Node;
+use crate::store::Datastore;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -95,5 +98,30 @@ impl Feed for Deletes {
             Some((key, status)) => Deleted::Part { key, status, index },
             None => Deleted::Missed { index },
         })
+    }
+}
+
+/// Follows the node's deletes for as long as paystate runs: the feed is
+/// reopened a second after it fails, after the last index it followed, so
+/// that a reconciliation is asked for only if deletes were made while it
+/// was down (they come back as missed), not at every reconnect.
+pub async fn follow<D: Datastore, N: Node>(app: &App<D, N>, rpc: Arc<Rpc>) {
+    let mut from = None;
+    loop {
+        match Deletes::open(rpc.clone(), from).await {
+            Ok((mut feed, _)) => {
+                let e = follow::run(app, &mut feed).await;
+                from = Some(feed.followed());
+                log::warn!("Lost the node's deletes ({}); reopening", e.message);
+            }
+            Err(e) => {
+                log::warn!("Cannot follow the node's deletes: {}", e.message);
+                // Never opened: where it would have started is unknown.
+                if from.is_none() {
+                    app.ledger.drifted();
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
