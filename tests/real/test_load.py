@@ -36,6 +36,8 @@ def test_two_thousand_waiters_of_every_kind(node_factory, plugin_path,
     # cln-plugin's own: not a socket per caller (each waitpay caller had
     # one of its own, 500 here).
     wait_for(lambda: sockets_of(paystate) <= 32)
+    print("paystate: {} sockets while {} wait".format(sockets_of(paystate),
+                                                      len(calls)))
     l2.rpc.holdrelease()
     answers = raw_answers(socks, sent, executor)
     assert len(answers) == len(calls)
@@ -60,6 +62,8 @@ def test_two_thousand_waiters_of_every_kind(node_factory, plugin_path,
     assert sockets_of(paystate) <= 32
     # Thousands of callers are little state each (a few KiB).
     assert peak_rss_kib(paystate) < 64 * 1024, peak_rss_kib(paystate)
+    print("paystate: {} sockets after, peak RSS {} KiB".format(
+        sockets_of(paystate), peak_rss_kib(paystate)))
 
 
 def only_row(node, h):
