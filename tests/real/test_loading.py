@@ -108,6 +108,7 @@ def test_reckless_installs_from_a_local_source(node_factory, tmp_path):
     assert status(l1)["catchup"]["state"] in ("running", "done")
 
 
+@pytest.mark.takeover
 def test_takeover_off_in_lightningds_environment(node_factory, plugin_path):
     """`PAYSTATE_TAKEOVER=false` where lightningd runs: paystate declares
     no rpc_command hook (the option arrives too late to leave it out), so
