@@ -14,6 +14,7 @@
 use crate::app::App;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
+use crate::field;
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
@@ -30,22 +31,10 @@ struct Given {
 }
 
 const SPEC: [Field<Given>; 4] = [
-    Field::required("payment_hash", |g, m, n, v| {
-        g.payment_hash = Some(params::hash(m, n, v)?);
-        Ok(())
-    }),
-    Field::required("status", |g, m, n, v| {
-        g.status = Some(params::deletable_status(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("partid", |g, m, n, v| {
-        g.partid = Some(params::u64_number(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("groupid", |g, m, n, v| {
-        g.groupid = Some(params::u64_number(m, n, v)?);
-        Ok(())
-    }),
+    field!(required "payment_hash" => payment_hash: params::hash),
+    field!(required "status" => status: params::deletable_status),
+    field!(optional "partid" => partid: params::u64_number),
+    field!(optional "groupid" => groupid: params::u64_number),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

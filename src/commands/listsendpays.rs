@@ -15,6 +15,7 @@ use crate::app::App;
 use crate::catchup;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
+use crate::field;
 use crate::node::{Index, Node, Page};
 use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
@@ -22,26 +23,14 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 
 const SPEC: [Field<Request>; 5] = [
-    Field::optional("payment_hash", |r, m, n, v| {
-        r.hash = Some(params::hash(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("status", |r, m, n, v| {
-        r.status = Some(params::status(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("index", |r, m, n, v| {
-        r.index = Some(params::index(m, n, v)?);
-        Ok(())
-    }),
+    field!(optional "payment_hash" => hash: params::hash),
+    field!(optional "status" => status: params::status),
+    field!(optional "index" => index: params::index),
     Field::optional("start", |r, m, n, v| {
         r.start = params::u64_number(m, n, v)?;
         Ok(())
     }),
-    Field::optional("limit", |r, m, n, v| {
-        r.limit = Some(params::u32_value(m, n, v)?);
-        Ok(())
-    }),
+    field!(optional "limit" => limit: params::u32_value),
 ];
 
 #[derive(Debug, Default)]

@@ -16,20 +16,15 @@ use super::{deadline, until};
 use crate::app::App;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
+use crate::field;
 use crate::node::{Index, Node, Page};
 use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
 use serde_json::{json, Value};
 
 const SPEC: [Field<Request>; 2] = [
-    Field::optional("lastpay_index", |r, m, n, v| {
-        r.lastpay_index = Some(params::u64_number(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("timeout", |r, m, n, v| {
-        r.timeout = Some(params::u32_number(m, n, v)?);
-        Ok(())
-    }),
+    field!(optional "lastpay_index" => lastpay_index: params::u64_number),
+    field!(optional "timeout" => timeout: params::u32_number),
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

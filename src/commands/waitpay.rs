@@ -12,6 +12,7 @@ use super::{deadline, timed_out, until};
 use crate::app::App;
 use crate::domain::{Payment, Status};
 use crate::error::{codes, RpcError};
+use crate::field;
 use crate::ledger::Lookup;
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
@@ -33,18 +34,9 @@ struct Given {
 }
 
 const SPEC: [Field<Given>; 3] = [
-    Field::required("payment_hash", |g, m, n, v| {
-        g.payment_hash = Some(params::hash(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("timeout", |g, m, n, v| {
-        g.timeout = Some(params::u32_number(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("groupid", |g, m, n, v| {
-        g.groupid = Some(params::u64_number(m, n, v)?);
-        Ok(())
-    }),
+    field!(required "payment_hash" => payment_hash: params::hash),
+    field!(optional "timeout" => timeout: params::u32_number),
+    field!(optional "groupid" => groupid: params::u64_number),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,6 +5,7 @@ use crate::app::App;
 use crate::catchup;
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
+use crate::field;
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
@@ -22,22 +23,10 @@ struct Given {
 }
 
 const SPEC: [Field<Given>; 4] = [
-    Field::required("payment_hash", |g, m, n, v| {
-        g.payment_hash = Some(params::hash(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("timeout", |g, m, n, v| {
-        g.timeout = Some(params::u32_number(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("partid", |g, m, n, v| {
-        g.partid = Some(params::u64_number(m, n, v)?);
-        Ok(())
-    }),
-    Field::optional("groupid", |g, m, n, v| {
-        g.groupid = Some(params::u64_number(m, n, v)?);
-        Ok(())
-    }),
+    field!(required "payment_hash" => payment_hash: params::hash),
+    field!(optional "timeout" => timeout: params::u32_number),
+    field!(optional "partid" => partid: params::u64_number),
+    field!(optional "groupid" => groupid: params::u64_number),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

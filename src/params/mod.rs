@@ -123,6 +123,20 @@ impl<R> Field<R> {
     }
 }
 
+/// A [`Field`] that reads parameter `$name` with `$read` (a values
+/// reader: `(mode, name, value) -> Result<T>`) into `Some` of the
+/// struct's `$field`: `field!(required "payment_hash" => payment_hash:
+/// params::hash)`.
+#[macro_export]
+macro_rules! field {
+    ($kind:ident $name:literal => $field:ident : $read:path) => {
+        $crate::params::Field::$kind($name, |r, m, n, v| {
+            r.$field = Some($read(m, n, v)?);
+            Ok(())
+        })
+    };
+}
+
 /// A spec entry: a bare parameter, or a [`Field`].
 pub trait Spec {
     fn param(&self) -> Param;

@@ -124,39 +124,40 @@ impl Core {
                         // Passed on as the caller wrote it (lightningd's
                         // plugin_rpcmethod_check), under the method `check`.
                         drop(turn.take());
-                        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                        let call_id = format!("{}/cln:check#{seq}", id_text(id));
-                        return match p.proc.request(&call_id, "check", params).await {
-                            Ok(resp) => match (resp.get("result"), resp.get("error")) {
-                                (Some(r), _) => Ok(r.clone()),
-                                (_, Some(e)) => Err(e.clone()),
-                                _ => Err(json!({"code": -32603, "message": "bad plugin reply"})),
-                            },
-                            Err(_) => Err(
-                                json!({"code": -4, "message": "Plugin terminated before replying to RPC call."}),
-                            ),
-                        };
+                        return self.call_plugin(&p, id, "check", params).await;
                     }
                 }
             }
             if p.methods.contains(&method) {
                 drop(turn.take());
-                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                let call_id = format!("{}/cln:{method}#{seq}", id_text(id));
-                return match p.proc.request(&call_id, &method, params).await {
-                    Ok(resp) => match (resp.get("result"), resp.get("error")) {
-                        (Some(r), _) => Ok(r.clone()),
-                        (_, Some(e)) => Err(e.clone()),
-                        _ => Err(json!({"code": -32603, "message": "bad plugin reply"})),
-                    },
-                    Err(_) => Err(
-                        json!({"code": -4, "message": "Plugin terminated before replying to RPC call."}),
-                    ),
-                };
+                return self.call_plugin(&p, id, &method, params).await;
             }
         }
         let raw = raw.unwrap_or_else(|| params.to_string());
         self.builtin(&method, params, &raw, batch, turn).await
+    }
+
+    /// A plugin method's answer, as lightningd relays it (the caller's id
+    /// extended).
+    async fn call_plugin(
+        &self,
+        p: &ActivePlugin,
+        id: &Value,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let call_id = format!("{}/cln:{method}#{seq}", id_text(id));
+        match p.proc.request(&call_id, method, params).await {
+            Ok(resp) => match (resp.get("result"), resp.get("error")) {
+                (Some(r), _) => Ok(r.clone()),
+                (_, Some(e)) => Err(e.clone()),
+                _ => Err(json!({"code": -32603, "message": "bad plugin reply"})),
+            },
+            Err(_) => Err(
+                json!({"code": -4, "message": "Plugin terminated before replying to RPC call."}),
+            ),
+        }
     }
 
     /// `raw`: `params` as the client wrote them, which lightningd's own
