@@ -114,7 +114,7 @@ const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(600)
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
     once(app, interrupted).await;
     loop {
-        let _ = tokio::time::timeout(RECONCILE_EVERY, app.ledger.drift()).await;
+        let _ = tokio::time::timeout(RECONCILE_EVERY, app.ledger.reconciliation_asked()).await;
         app.update_catchup(|r| r.state = "running");
         report(app, whole_table(app).await);
     }

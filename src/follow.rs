@@ -46,14 +46,14 @@ pub async fn run<D: Datastore, N: Node, F: Feed>(app: &App<D, N>, feed: &mut F) 
                     Ok(held) => log::debug!("The node deleted {key}; the ledger held it: {held}"),
                     Err(e) => {
                         log::warn!("Could not forget {key}: {}; reconciling", e.message);
-                        app.ledger.drifted();
+                        app.ledger.ask_reconciliation();
                     }
                 }
             }
             Ok(Deleted::Missed { index }) => {
                 log::info!("Deletes up to index {index} came faster than they were followed; reconciling with the node");
                 app.ledger.note_node_delete();
-                app.ledger.drifted();
+                app.ledger.ask_reconciliation();
             }
             Err(e) => return e,
         }
@@ -129,8 +129,11 @@ mod tests {
         assert_eq!(names.len(), 1);
         assert!(names[0].starts_with(&kept.key().payment_hash.to_string()));
         // The gap was reported.
-        tokio::time::timeout(std::time::Duration::from_secs(1), app.ledger.drift())
-            .await
-            .expect("a reconciliation was asked for");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            app.ledger.reconciliation_asked(),
+        )
+        .await
+        .expect("a reconciliation was asked for");
     }
 }

@@ -73,7 +73,7 @@ async fn notifications(shared: State, mut notes: mpsc::Receiver<(Topic, Value)>)
             .swap(0, std::sync::atomic::Ordering::Relaxed);
         if left_out > 0 {
             log::info!("{left_out} notifications were left out of a full queue; reconciling");
-            app.ledger.drifted();
+            app.ledger.ask_reconciliation();
         }
         if let Some(part) = notifications::resolve(app, topic, &params) {
             let shared = shared.clone();

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub const CACHED_PARTS: usize = 4096;
 
 /// One part in the index: about 80 bytes, whatever the record's size.
-pub(super) struct Entry {
+pub(super) struct IndexEntry {
     pub created_index: u64,
     pub status: Status,
     /// Marked `deleting` by an earlier version (start-up finishes it).
@@ -26,9 +26,9 @@ pub(super) struct Entry {
     pub cached: Option<Arc<Part>>,
 }
 
-impl Entry {
-    pub fn stored(s: &Summary, deleting: bool) -> Entry {
-        Entry {
+impl IndexEntry {
+    pub fn stored(s: &Summary, deleting: bool) -> IndexEntry {
+        IndexEntry {
             created_index: s.created_index,
             status: s.status,
             deleting,
@@ -38,11 +38,11 @@ impl Entry {
         }
     }
 
-    pub fn unwritten(s: &Summary, part: Arc<Part>) -> Entry {
-        Entry {
+    pub fn unwritten(s: &Summary, part: Arc<Part>) -> IndexEntry {
+        IndexEntry {
             unwritten: true,
             cached: Some(part),
-            ..Entry::stored(s, false)
+            ..IndexEntry::stored(s, false)
         }
     }
 
@@ -63,8 +63,8 @@ pub struct Counts {
 }
 
 #[derive(Default)]
-pub(super) struct Index {
-    pub parts: BTreeMap<PartKey, Entry>,
+pub(super) struct PartIndex {
+    pub parts: BTreeMap<PartKey, IndexEntry>,
     /// Kept up to date on every change, so status costs nothing.
     pub counts: Counts,
     /// Keys of cached, written parts, oldest first (second chance for
@@ -72,8 +72,8 @@ pub(super) struct Index {
     cache_order: VecDeque<PartKey>,
 }
 
-impl Index {
-    fn count(&mut self, e: &Entry, delta: isize) {
+impl PartIndex {
+    fn count(&mut self, e: &IndexEntry, delta: isize) {
         let slot = match (e.deleting, e.status) {
             (true, _) => &mut self.counts.deleting,
             (false, Status::Failed) => &mut self.counts.failed,
@@ -82,7 +82,7 @@ impl Index {
         *slot = slot.saturating_add_signed(delta);
     }
 
-    pub fn insert(&mut self, key: PartKey, e: Entry) {
+    pub fn insert(&mut self, key: PartKey, e: IndexEntry) {
         self.count(&e, 1);
         let cacheable = e.cached.is_some() && !e.unwritten;
         if let Some(old) = self.parts.insert(key, e) {
@@ -93,7 +93,7 @@ impl Index {
         }
     }
 
-    pub fn remove(&mut self, key: &PartKey) -> Option<Entry> {
+    pub fn remove(&mut self, key: &PartKey) -> Option<IndexEntry> {
         let old = self.parts.remove(key)?;
         self.count(&old, -1);
         Some(old)

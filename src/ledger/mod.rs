@@ -30,7 +30,7 @@ use crate::domain::{Answer, Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
 use crate::store::{self, Datastore, Op, Summary};
 use cln_rpc::primitives::Sha256;
-use index::{Entry, Index};
+use index::{IndexEntry, PartIndex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tombstones::Tombstones;
@@ -44,7 +44,7 @@ const STRIPES: usize = 1024;
 /// The ledger's memory, behind one lock.
 #[derive(Default)]
 struct State {
-    index: Index,
+    index: PartIndex,
     waiters: Waiters,
     tombstones: Tombstones,
 }
@@ -118,7 +118,7 @@ pub struct Ledger<D> {
     writer: Writer,
     /// Rung when the ledger may have drifted from the node (deletes the
     /// feed missed, a record's delete that failed): catch-up reconciles.
-    drift: Arc<tokio::sync::Notify>,
+    reconcile: Arc<tokio::sync::Notify>,
     /// Counts the parts the node resolved in this run (notifications):
     /// whoever waits for any part's outcome watches it.
     resolved: tokio::sync::watch::Sender<u64>,
@@ -134,7 +134,7 @@ impl<D: Datastore> Ledger<D> {
             let Some(s) = shards::name_of(&e, true) else {
                 continue;
             };
-            st.index.insert(s.key, Entry::stored(&s, true));
+            st.index.insert(s.key, IndexEntry::stored(&s, true));
             interrupted.push(s.key);
         }
         let store = Arc::new(store);
@@ -145,7 +145,7 @@ impl<D: Datastore> Ledger<D> {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             node_deletes: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| tokio::sync::OnceCell::new()).collect(),
-            drift: Arc::default(),
+            reconcile: Arc::default(),
             resolved: tokio::sync::watch::Sender::new(0),
         };
         Ok((ledger, interrupted))
@@ -342,7 +342,7 @@ impl<D: Datastore> Ledger<D> {
                 self.queue_delete(old.record_key());
             }
             st.index
-                .insert(key, Entry::unwritten(&summary, part.clone()));
+                .insert(key, IndexEntry::unwritten(&summary, part.clone()));
             st.waiters.deliver(&key, answer);
         }
         let state = self.state.clone();
@@ -435,13 +435,13 @@ impl<D: Datastore> Ledger<D> {
     }
 
     /// Asks for a reconciliation with the node.
-    pub fn drifted(&self) {
-        self.drift.notify_one()
+    pub fn ask_reconciliation(&self) {
+        self.reconcile.notify_one()
     }
 
     /// Resolves when a reconciliation is asked for.
-    pub async fn drift(&self) {
-        self.drift.notified().await
+    pub async fn reconciliation_asked(&self) {
+        self.reconcile.notified().await
     }
 
     /// Returns once every write queued so far is applied.

@@ -3,7 +3,7 @@
 //! the key, records included, so listing the shards' parent of a large
 //! ledger would keep its one thread busy for seconds.
 
-use super::index::Entry;
+use super::index::IndexEntry;
 use super::Ledger;
 use crate::error::RpcError;
 use crate::store::{self, Datastore, Summary};
@@ -87,7 +87,7 @@ impl<D: Datastore> Ledger<D> {
             if st.tombstones.buries(&s.key, s.created_index) {
                 continue; // deleted in this run; its record's delete is queued
             }
-            st.index.insert(s.key, Entry::stored(&s, false));
+            st.index.insert(s.key, IndexEntry::stored(&s, false));
         }
     }
 
