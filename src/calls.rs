@@ -1,7 +1,12 @@
-//! How long lightningd took to answer paystate: kept by the node adapter
-//! as it calls, shown by `paystate-status`.
+//! paystate's own calls to lightningd: the ids they carry (so that the
+//! hook knows them when they come back through it) and how long
+//! lightningd took to answer them (kept by the node adapter as it calls,
+//! shown by `paystate-status`).
 
 use std::sync::Mutex;
+
+/// Every request paystate sends carries an id starting with this.
+pub const INTERNAL_ID_PREFIX: &str = "paystate-internal:";
 
 /// The slowest call paystate has made to lightningd in this run: its
 /// method and how long lightningd took to answer (round trip). lightningd

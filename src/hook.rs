@@ -3,9 +3,9 @@
 //! `filters` (paystate declares no hook on one that does not).
 
 use crate::app::App;
+use crate::calls::INTERNAL_ID_PREFIX;
 use crate::commands::{self, COMMANDS};
 use crate::node::Node;
-use crate::rpc::INTERNAL_ID_PREFIX;
 use crate::store::Datastore;
 use serde_json::{json, Value};
 

@@ -14,7 +14,7 @@ pub mod deletes;
 mod ports;
 mod waits;
 
-pub use crate::calls::CallStats;
+pub use crate::calls::{CallStats, INTERNAL_ID_PREFIX};
 
 use crate::error::RpcError;
 use serde::de::DeserializeOwned;
@@ -27,9 +27,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-
-/// Every request paystate sends carries an id starting with this.
-pub const INTERNAL_ID_PREFIX: &str = "paystate-internal:";
 
 /// Idle connections kept for reuse.
 const POOL_SIZE: usize = 16;
