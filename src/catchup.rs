@@ -9,63 +9,11 @@
 use crate::app::App;
 use crate::domain::{Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
+use crate::import::{import, PAGE};
 use crate::ledger::Recorded;
 use crate::node::{Node, Page};
 use crate::store::Datastore;
 use std::collections::HashSet;
-use std::sync::Arc;
-
-/// Parts read from the node per `listsendpays` page: a page of 400 kept
-/// a real lightningd busy for 43 ms just after a restart at 100,000
-/// parts (its caches cold); no call of paystate's is to take more than 50.
-pub const PAGE: u32 = 200;
-
-/// Imports one part the node reports, unless the ledger holds it already
-/// (or is deleting it). `deletes_before` is [`Ledger::node_deletes`] read
-/// before the node was: if a delete happened since, the part is read again
-/// (under the hash's lock), so a part just deleted is not brought back.
-/// A failed part is recorded without its failure's details (they are not
-/// in `listsendpays`, and answers take a failed part's error from the
-/// node, which keeps it as long as it keeps the part). Returns the part as
-/// the ledger now holds it, or `None` if it is not to be answered.
-///
-/// [`Ledger::node_deletes`]: crate::ledger::Ledger::node_deletes
-pub async fn import<D: Datastore, N: Node>(
-    app: &App<D, N>,
-    payment: Payment,
-    deletes_before: u64,
-) -> Result<Option<Arc<Part>>, RpcError> {
-    let key = payment.key();
-    app.ledger.ensure(&key.payment_hash).await?;
-    let _guard = app.ledger.lock(&key.payment_hash).await;
-    if app.ledger.holds_attempt(&payment) {
-        return app.ledger.get(&key).await;
-    }
-    let payment = if app.ledger.node_deletes() == deletes_before {
-        payment
-    } else {
-        let fresh = app.node.parts_of(key.payment_hash).await?;
-        match fresh.into_iter().find(|p| p.key() == key) {
-            Some(p) => p,
-            None => return Ok(None),
-        }
-    };
-    if payment.status == Status::Pending {
-        return Ok(None);
-    }
-    let part = Part {
-        payment,
-        failure: None,
-    };
-    match app.ledger.record(part).await? {
-        Recorded::Deleting => Ok(None),
-        Recorded::New => {
-            log::info!("Imported {key} from the node");
-            app.ledger.get(&key).await
-        }
-        Recorded::Duplicate => app.ledger.get(&key).await,
-    }
-}
 
 /// Finishes a delete that a crash interrupted in a version of paystate
 /// that marked deletes durably (`["paystate", "v2", "deleting", …]`; this
@@ -239,7 +187,7 @@ async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcEr
         .collect();
     let created_before = app.node.parts_created().await?;
     let mut in_node: HashSet<(PartKey, u64)> = HashSet::new();
-    node_table(app, true, |p| {
+    walk_table(app, |p| {
         in_node.insert((p.key(), p.created_index));
     })
     .await?;
@@ -263,25 +211,18 @@ async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcEr
     Ok(())
 }
 
-/// The node's whole table, a page at a time, handed to `each`; with
-/// `import`, the terminal parts the ledger lacks are imported on the way
-/// (paced).
-pub async fn node_table<D: Datastore, N: Node>(
+/// The node's whole table, a page at a time, handed to `each`, the
+/// terminal parts the ledger lacks imported on the way; paced.
+async fn walk_table<D: Datastore, N: Node>(
     app: &App<D, N>,
-    import: bool,
     mut each: impl FnMut(Payment),
 ) -> Result<(), RpcError> {
     let mut start = 0;
     loop {
         let deletes_before = app.ledger.node_deletes();
-        let page = match import {
-            true => paced(app.node.page(Page::created(start, PAGE))).await?,
-            false => app.node.page(Page::created(start, PAGE)).await?,
-        };
-        if import {
-            import_missing(app, &page, deletes_before).await?;
-            app.update_catchup(|r| r.checked += page.len());
-        }
+        let page = paced(app.node.page(Page::created(start, PAGE))).await?;
+        import_missing(app, &page, deletes_before).await?;
+        app.update_catchup(|r| r.checked += page.len());
         let full = page.len() == PAGE as usize;
         if let Some(last) = page.last() {
             start = last.created_index + 1;

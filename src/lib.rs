@@ -14,6 +14,8 @@
 //! - [`notifications`]: `sendpay_success`/`sendpay_failure` recorded;
 //!   [`follow`]: the node's deletes followed.
 //! - [`catchup`]: start-up catch-up and reconciliation with the node;
+//!   [`import`]: a node row brought into the ledger (catch-up's and the
+//!   answers');
 //!   [`migrate`]: earlier datastore layouts.
 //! - [`release`]: what the lightningd paystate runs in can do; [`options`]:
 //!   the takeover switch, as an option and in the environment.
@@ -26,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod follow;
 pub mod hook;
+pub mod import;
 pub mod ledger;
 pub mod migrate;
 pub mod node;

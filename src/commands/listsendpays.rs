@@ -12,10 +12,10 @@
 //! inspection, not for automation.
 
 use crate::app::App;
-use crate::catchup;
 use crate::domain::{Payment, Status};
 use crate::error::RpcError;
 use crate::field;
+use crate::import;
 use crate::node::{Index, Node, Page};
 use crate::params::{self, Field, Mode};
 use crate::store::Datastore;
@@ -92,7 +92,7 @@ async fn whole<D: Datastore, N: Node>(
             app.ledger.load_all().await?;
             let held = app.ledger.summaries();
             let mut rows = Vec::new();
-            catchup::node_table(app, false, |p| rows.push(p)).await?;
+            import::node_table(app, |p| rows.push(p)).await?;
             (held, rows)
         }
     };
@@ -116,7 +116,7 @@ async fn whole<D: Datastore, N: Node>(
     // paystate was away, and catch-up has not reached them): imported now,
     // so a listing is the node's terminal parts from the first answer on.
     for row in rows.into_values() {
-        if let Some(part) = catchup::import(app, row, deletes_before).await? {
+        if let Some(part) = import::import(app, row, deletes_before).await? {
             listed.push(part.payment.clone());
         }
     }
@@ -137,8 +137,8 @@ async fn paged<D: Datastore, N: Node>(
     let mut listed = Vec::new();
     let mut start = r.start;
     loop {
-        let want = r.limit.map_or(catchup::PAGE, |l| {
-            (l as usize - listed.len()).min(catchup::PAGE as usize) as u32
+        let want = r.limit.map_or(import::PAGE, |l| {
+            (l as usize - listed.len()).min(import::PAGE as usize) as u32
         });
         if want == 0 {
             return Ok(listed);
@@ -157,7 +157,7 @@ async fn paged<D: Datastore, N: Node>(
             app.ledger.ensure(&row.payment_hash).await?;
             if app.ledger.holds_attempt(&row) {
                 listed.push(row);
-            } else if let Some(part) = catchup::import(app, row, deletes_before).await? {
+            } else if let Some(part) = import::import(app, row, deletes_before).await? {
                 listed.push(part.payment.clone());
             }
         }

@@ -2,10 +2,10 @@
 
 use super::{deadline, never_attempted, timed_out, until};
 use crate::app::App;
-use crate::catchup;
 use crate::domain::{PartKey, Payment, Status};
 use crate::error::RpcError;
 use crate::field;
+use crate::import;
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
@@ -130,7 +130,7 @@ async fn terminal<D: Datastore, N: Node>(
 ) -> Result<Value, RpcError> {
     let key = row.key();
     if !app.ledger.holds_attempt(&row)
-        && Box::pin(catchup::import(app, row.clone(), deletes_before))
+        && Box::pin(import::import(app, row.clone(), deletes_before))
             .await?
             .is_none()
     {
