@@ -36,10 +36,12 @@ struct Move {
     part: Option<PartKey>,
 }
 
-/// What the watch has seen: its ring and, if the node refused the `wait`,
-/// its error (every caller gets it).
+/// What the watch has seen: where it began, its ring and, if the node
+/// refused the `wait`, its error (every caller gets it).
 #[derive(Debug, Default)]
 struct Seen {
+    /// The index the watch began after (its first caller's).
+    start: u64,
     moves: VecDeque<Move>,
     refused: Option<RpcError>,
 }
@@ -47,6 +49,14 @@ struct Seen {
 impl Seen {
     /// The move that follows `after`, if the watch has seen past it.
     fn after(&self, after: u64) -> Option<Created> {
+        // A caller behind the watch's start: parts were created since its
+        // read, which the watch never saw.
+        if after < self.start {
+            return Some(Created {
+                index: self.start,
+                part: None,
+            });
+        }
         let last = self.moves.back()?;
         if last.to <= after {
             return None;
@@ -88,7 +98,10 @@ impl Rpc {
             match slot.as_ref() {
                 Some(tx) => tx.subscribe(),
                 None => {
-                    let (tx, rx) = watch::channel(Seen::default());
+                    let (tx, rx) = watch::channel(Seen {
+                        start: after,
+                        ..Seen::default()
+                    });
                     let slot_of_task = self.created.slot.clone();
                     tokio::spawn(run(
                         self.path().to_path_buf(),
@@ -259,6 +272,22 @@ mod tests {
                 part: None
             }
         );
+    }
+
+    #[test]
+    fn a_caller_behind_the_watchs_start_reads_at_once() {
+        let s = Seen {
+            start: 10,
+            ..Seen::default()
+        };
+        assert_eq!(
+            s.after(7).unwrap(),
+            Created {
+                index: 10,
+                part: None
+            }
+        );
+        assert_eq!(s.after(10), None);
     }
 
     #[test]
