@@ -6,7 +6,8 @@ import threading
 import time
 
 from pyln.testing.utils import wait_for
-from util import (call, ledger_records, node_terminal, paystate_node,
+from util import (call, drop_torn_plugin_io, ledger_records, node_terminal,
+                  paystate_node,
                   plugin_proc, selfpay, status, wait_caught_up,
                   wait_ledger_is_node, wait_recorded)
 
@@ -145,6 +146,7 @@ def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
     payer.join()
     t.join()
     l1.daemon.wait()
+    drop_torn_plugin_io(l1)
     l1.start()
     wait_caught_up(l1)
     # Whatever the node kept, the ledger holds; nothing else.
