@@ -9,7 +9,7 @@
 use crate::app::App;
 use crate::domain::{Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
-use crate::import::{import, PAGE};
+use crate::import::{import, next_page, PAGE};
 use crate::ledger::Recorded;
 use crate::node::{Node, Page};
 use crate::store::Datastore;
@@ -223,13 +223,11 @@ async fn walk_table<D: Datastore, N: Node>(
         let page = paced(app.node.page(Page::created(start, PAGE))).await?;
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.checked += page.len());
-        let full = page.len() == PAGE as usize;
-        if let Some(last) = page.last() {
-            start = last.created_index + 1;
-        }
+        let next = next_page(&page);
         page.into_iter().for_each(&mut each);
-        if !full {
-            return Ok(());
+        match next {
+            Some(n) => start = n,
+            None => return Ok(()),
         }
     }
 }

@@ -71,13 +71,20 @@ pub async fn node_table<D: Datastore, N: Node>(
     let mut start = 0;
     loop {
         let page = app.node.page(Page::created(start, PAGE)).await?;
-        let full = page.len() == PAGE as usize;
-        if let Some(last) = page.last() {
-            start = last.created_index + 1;
-        }
+        let next = next_page(&page);
         page.into_iter().for_each(&mut each);
-        if !full {
-            return Ok(());
+        match next {
+            Some(n) => start = n,
+            None => return Ok(()),
         }
+    }
+}
+
+/// Where the page after this one of the node's table starts, by
+/// `created_index`; `None` after the last (a page short of [`PAGE`]).
+pub fn next_page(page: &[Payment]) -> Option<u64> {
+    match page.last() {
+        Some(last) if page.len() == PAGE as usize => Some(last.created_index + 1),
+        _ => None,
     }
 }
