@@ -1,10 +1,11 @@
-//! What every handler shares: the ledger, the node, the options, and the
-//! last catch-up's report.
+//! What every handler shares: the ledger, the node, the signals between
+//! tasks, the options, and the last catch-up's report.
 
 use crate::calls::CallStats;
 use crate::ledger::Ledger;
 use crate::node::Node;
 use crate::params::Mode;
+use crate::signals::Signals;
 use crate::store::Datastore;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,9 @@ pub struct CatchupReport {
 pub struct App<D, N> {
     pub ledger: Ledger<D>,
     pub node: N,
+    /// What the tasks tell each other (deletes seen, reconciliations asked
+    /// for, parts resolved).
+    pub signals: Signals,
     /// Whether the built-in names are answered (takeover asked for, and
     /// the hook declared).
     pub takeover: bool,
@@ -47,6 +51,7 @@ impl<D: Datastore, N: Node> App<D, N> {
         App {
             ledger,
             node,
+            signals: Signals::default(),
             takeover,
             hook: true,
             release: None,

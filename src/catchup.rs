@@ -38,7 +38,7 @@ pub async fn finish_delete<D: Datastore, N: Node>(
         Some(s) => {
             let part = Some((key.partid, key.groupid));
             let deleted = app.node.delpay_builtin(key.payment_hash, s, part).await;
-            app.ledger.note_node_delete();
+            app.signals.note_node_delete();
             match deleted? {
                 Err(e) if e.code != codes::PAY_NO_SUCH_PAYMENT => return Err(e),
                 _ => {}
@@ -62,7 +62,7 @@ const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(600)
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, interrupted: Vec<PartKey>) {
     once(app, interrupted).await;
     loop {
-        let _ = tokio::time::timeout(RECONCILE_EVERY, app.ledger.reconciliation_asked()).await;
+        let _ = tokio::time::timeout(RECONCILE_EVERY, app.signals.reconciliation_asked()).await;
         app.update_catchup(|r| r.state = "running");
         report(app, whole_table(app).await);
     }
@@ -151,7 +151,7 @@ async fn import_missing<D: Datastore, N: Node>(
         let mut imported = 0;
         for payment in fresh {
             // A delete since the page was read: ask the node again.
-            let recorded = if app.ledger.node_deletes() != deletes_before {
+            let recorded = if app.signals.node_deletes() != deletes_before {
                 import(app, payment, deletes_before).await?.is_some()
             } else {
                 let part = Part {
@@ -219,7 +219,7 @@ async fn walk_table<D: Datastore, N: Node>(
 ) -> Result<(), RpcError> {
     let mut start = 0;
     loop {
-        let deletes_before = app.ledger.node_deletes();
+        let deletes_before = app.signals.node_deletes();
         let page = paced(app.node.page(Page::created(start, PAGE))).await?;
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.checked += page.len());

@@ -41,19 +41,19 @@ pub async fn run<D: Datastore, N: Node, F: Feed>(app: &App<D, N>, feed: &mut F) 
     loop {
         match feed.next().await {
             Ok(Deleted::Part { key, status, .. }) => {
-                app.ledger.note_node_delete();
+                app.signals.note_node_delete();
                 match app.ledger.forget(&key, status, None).await {
                     Ok(held) => log::debug!("The node deleted {key}; the ledger held it: {held}"),
                     Err(e) => {
                         log::warn!("Could not forget {key}: {}; reconciling", e.message);
-                        app.ledger.ask_reconciliation();
+                        app.signals.ask_reconciliation();
                     }
                 }
             }
             Ok(Deleted::Missed { index }) => {
                 log::info!("Deletes up to index {index} came faster than they were followed; reconciling with the node");
-                app.ledger.note_node_delete();
-                app.ledger.ask_reconciliation();
+                app.signals.note_node_delete();
+                app.signals.ask_reconciliation();
             }
             Err(e) => return e,
         }
@@ -131,7 +131,7 @@ mod tests {
         // The gap was reported.
         tokio::time::timeout(
             std::time::Duration::from_secs(1),
-            app.ledger.reconciliation_asked(),
+            app.signals.reconciliation_asked(),
         )
         .await
         .expect("a reconciliation was asked for");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub const PAGE: u32 = 200;
 
 /// Imports one part the node reports, unless the ledger holds it already
-/// (or is deleting it). `deletes_before` is [`Ledger::node_deletes`] read
+/// (or is deleting it). `deletes_before` is [`Signals::node_deletes`] read
 /// before the node was: if a delete happened since, the part is read again
 /// (under the hash's lock), so a part just deleted is not brought back.
 /// A failed part is recorded without its failure's details (they are not
@@ -24,7 +24,7 @@ pub const PAGE: u32 = 200;
 /// node, which keeps it as long as it keeps the part). Returns the part as
 /// the ledger now holds it, or `None` if it is not to be answered.
 ///
-/// [`Ledger::node_deletes`]: crate::ledger::Ledger::node_deletes
+/// [`Signals::node_deletes`]: crate::signals::Signals::node_deletes
 pub async fn import<D: Datastore, N: Node>(
     app: &App<D, N>,
     payment: Payment,
@@ -36,7 +36,7 @@ pub async fn import<D: Datastore, N: Node>(
     if app.ledger.holds_attempt(&payment) {
         return app.ledger.get(&key).await;
     }
-    let payment = if app.ledger.node_deletes() == deletes_before {
+    let payment = if app.signals.node_deletes() == deletes_before {
         payment
     } else {
         let fresh = app.node.parts_of(key.payment_hash).await?;

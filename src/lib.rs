@@ -8,7 +8,7 @@
 //!   [`rpc`] implements both over lightningd's socket, timing its calls
 //!   ([`calls`]).
 //! - [`ledger`]: the in-memory index over the datastore, the waiters, and
-//!   the writes behind.
+//!   the writes behind; [`signals`]: what the tasks tell each other.
 //! - [`commands`], [`hook`]: the command handlers (one table) and the
 //!   `rpc_command` hook; [`output`]: what paystate writes to lightningd.
 //! - [`notifications`]: `sendpay_success`/`sendpay_failure` recorded;
@@ -39,6 +39,7 @@ pub mod params;
 pub mod pays;
 pub mod release;
 pub mod rpc;
+pub mod signals;
 pub mod store;
 
 #[cfg(test)]

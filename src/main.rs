@@ -6,7 +6,8 @@ use paystate::app::App;
 use paystate::commands::{self, COMMANDS};
 use paystate::error::RpcError;
 use paystate::ledger::Ledger;
-use paystate::notifications::{self, Topic};
+use paystate::notifications::queue::{self, Queue, QUEUED_NOTIFICATIONS};
+use paystate::notifications::Topic;
 use paystate::options::{self, TAKEOVER};
 use paystate::output::Shaped;
 use paystate::params::Mode;
@@ -17,7 +18,7 @@ use paystate::{catchup, hook, migrate};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::{mpsc, SetOnce};
+use tokio::sync::SetOnce;
 
 type Paystate = App<Arc<Rpc>, Arc<Rpc>>;
 
@@ -25,63 +26,21 @@ type Paystate = App<Arc<Rpc>, Arc<Rpc>>;
 /// RPC call before that could come back through paystate's own hook, which
 /// is not served yet); handlers that need it wait for it.
 struct Shared {
-    app: SetOnce<Paystate>,
+    app: SetOnce<Arc<Paystate>>,
     takeover: bool,
-    /// The notifications, in the order lightningd sent them.
-    notes: mpsc::Sender<(Topic, Value)>,
-    /// Notifications left out because the queue was full.
-    overflowed: std::sync::atomic::AtomicU64,
+    notes: Queue,
 }
 
-/// Notifications queued at most (a few KB each): while a migration or the
-/// index load runs nothing takes them, and a node paying fast must not
-/// grow paystate without bound. One left out is a part the ledger lacks,
-/// which the reconciliation this asks for imports (answers read the node
-/// meanwhile).
-const QUEUED_NOTIFICATIONS: usize = 10_000;
-
 impl Shared {
-    async fn app(&self) -> &Paystate {
+    async fn app(&self) -> &Arc<Paystate> {
         self.app.wait().await
     }
 
     /// Called by cln-plugin as it reads each notification, before it spawns
-    /// a task for the handler: the queue keeps lightningd's order, which
-    /// the tasks would not.
+    /// a task for the handler (see [`queue`]).
     fn notify(&self, topic: Topic, params: Value) -> std::future::Ready<Result<(), anyhow::Error>> {
-        use std::sync::atomic::Ordering;
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.notes.try_send((topic, params)) {
-            if self.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
-                log::warn!(
-                    "{QUEUED_NOTIFICATIONS} notifications queued while the ledger loads: \
-                     leaving the next ones to a reconciliation"
-                );
-            }
-        }
+        self.notes.push(topic, params);
         std::future::ready(Ok(()))
-    }
-}
-
-/// Takes the notifications in order: each part's waiters answered in turn
-/// (never awaiting), each record written by a task of its own (a record
-/// may wait for its shard to load; the next waiters do not wait for it).
-async fn notifications(shared: State, mut notes: mpsc::Receiver<(Topic, Value)>) {
-    let app = shared.app().await;
-    while let Some((topic, params)) = notes.recv().await {
-        let left_out = shared
-            .overflowed
-            .swap(0, std::sync::atomic::Ordering::Relaxed);
-        if left_out > 0 {
-            log::info!("{left_out} notifications were left out of a full queue; reconciling");
-            app.ledger.ask_reconciliation();
-        }
-        if let Some(part) = notifications::resolve(app, topic, &params) {
-            let shared = shared.clone();
-            tokio::spawn(async move {
-                let app = shared.app().await;
-                notifications::record(app, topic, part, &params).await;
-            });
-        }
     }
 }
 
@@ -194,14 +153,14 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("reaching lightningd's socket {}", config.rpc_file))?;
     let rpc = Arc::new(Rpc::new(socket));
 
-    let (notes, queued) = mpsc::channel(QUEUED_NOTIFICATIONS);
+    let (notes, queued) = queue::queue(QUEUED_NOTIFICATIONS);
     let shared: State = Arc::new(Shared {
         app: SetOnce::new(),
         takeover,
         notes,
-        overflowed: Default::default(),
     });
-    tokio::spawn(notifications(shared.clone(), queued));
+    let taker = shared.clone();
+    tokio::spawn(async move { queued.run(taker.app().await.clone()).await });
     let plugin = configured
         .start(shared.clone())
         .await
@@ -238,7 +197,7 @@ async fn main() -> anyhow::Result<()> {
     app.calls = rpc.stats.clone();
     app.hook = hooked;
     app.release = release.name.clone();
-    let _ = shared.app.set(app);
+    let _ = shared.app.set(Arc::new(app));
     let release_name = release.name.as_deref().unwrap_or("an unknown release");
     if hooked {
         log::info!(

@@ -69,7 +69,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         .node
         .delpay_builtin(req.payment_hash, req.status, req.part)
         .await;
-    app.ledger.note_node_delete();
+    app.signals.note_node_delete();
     let deleted = answer??;
     for p in &deleted {
         app.ledger

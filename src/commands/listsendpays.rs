@@ -82,7 +82,7 @@ async fn whole<D: Datastore, N: Node>(
     app: &App<D, N>,
     r: &Request,
 ) -> Result<Vec<Payment>, RpcError> {
-    let deletes_before = app.ledger.node_deletes();
+    let deletes_before = app.signals.node_deletes();
     let (held, rows) = match r.hash {
         Some(h) => {
             app.ledger.ensure(&h).await?;
@@ -143,7 +143,7 @@ async fn paged<D: Datastore, N: Node>(
         if want == 0 {
             return Ok(listed);
         }
-        let deletes_before = app.ledger.node_deletes();
+        let deletes_before = app.signals.node_deletes();
         let page = Page {
             index,
             start,

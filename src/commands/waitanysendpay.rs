@@ -45,7 +45,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let req = parse(&params, app.mode)?;
     let deadline = deadline(req.timeout);
     // Subscribed before the node is read: an outcome in between wakes it.
-    let mut resolutions = app.ledger.resolutions();
+    let mut resolutions = app.signals.resolutions();
     // Absent: from the node's index as first read.
     let mut last = req.lastpay_index;
     loop {

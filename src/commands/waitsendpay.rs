@@ -63,7 +63,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     // A part found pending and recorded before its waiter was is read from
     // the node again; a stale attempt the ledger held is dropped first.
     for round in 0..3 {
-        let deletes_before = app.ledger.node_deletes();
+        let deletes_before = app.signals.node_deletes();
         let parts = Box::pin(app.node.parts_of(hash)).await?;
         let groupid = req
             .groupid

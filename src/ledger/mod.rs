@@ -31,7 +31,6 @@ use crate::error::{codes, RpcError};
 use crate::store::{self, Datastore, Op, Summary};
 use cln_rpc::primitives::Sha256;
 use index::{IndexEntry, PartIndex};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tombstones::Tombstones;
 use waiters::Waiters;
@@ -110,18 +109,9 @@ pub struct Ledger<D> {
     store: Arc<D>,
     state: Arc<Mutex<State>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
-    /// Counts deletes from the node's table, so that an import can tell
-    /// whether what it read from the node may have gone since.
-    node_deletes: AtomicU64,
     /// Which shards of the index are loaded (by the hash's first byte).
     shards: Vec<tokio::sync::OnceCell<()>>,
     writer: Writer,
-    /// Rung when the ledger may have drifted from the node (deletes the
-    /// feed missed, a record's delete that failed): catch-up reconciles.
-    reconcile: Arc<tokio::sync::Notify>,
-    /// Counts the parts the node resolved in this run (notifications):
-    /// whoever waits for any part's outcome watches it.
-    resolved: tokio::sync::watch::Sender<u64>,
 }
 
 impl<D: Datastore> Ledger<D> {
@@ -143,10 +133,7 @@ impl<D: Datastore> Ledger<D> {
             store,
             state: Arc::new(Mutex::new(st)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            node_deletes: AtomicU64::new(0),
             shards: (0..SHARDS).map(|_| tokio::sync::OnceCell::new()).collect(),
-            reconcile: Arc::default(),
-            resolved: tokio::sync::watch::Sender::new(0),
         };
         Ok((ledger, interrupted))
     }
@@ -162,17 +149,6 @@ impl<D: Datastore> Ledger<D> {
         let b: &[u8] = hash.as_ref();
         let n = u16::from_be_bytes([b[0], b[1]]) as usize;
         self.stripes[n % STRIPES].lock().await
-    }
-
-    /// Read before reading parts from the node; see [`Ledger::note_node_delete`].
-    pub fn node_deletes(&self) -> u64 {
-        self.node_deletes.load(Ordering::SeqCst)
-    }
-
-    /// Called after each delete from the node's table: whoever read the
-    /// node before must read it again before importing from it.
-    pub fn note_node_delete(&self) {
-        self.node_deletes.fetch_add(1, Ordering::SeqCst);
     }
 
     fn known(st: &mut State, key: &PartKey) -> Known {
@@ -421,27 +397,6 @@ impl<D: Datastore> Ledger<D> {
     /// ask the node whether a part exists).
     fn queue_delete(&self, key: Vec<String>) {
         delete_behind(self.writer.clone(), key, 0);
-    }
-
-    /// A part was resolved in the node (a notification came).
-    pub fn note_resolved(&self) {
-        self.resolved.send_modify(|n| *n += 1);
-    }
-
-    /// Changes whenever a part is resolved; subscribe before reading the
-    /// node, so that an outcome in between is not missed.
-    pub fn resolutions(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.resolved.subscribe()
-    }
-
-    /// Asks for a reconciliation with the node.
-    pub fn ask_reconciliation(&self) {
-        self.reconcile.notify_one()
-    }
-
-    /// Resolves when a reconciliation is asked for.
-    pub async fn reconciliation_asked(&self) {
-        self.reconcile.notified().await
     }
 
     /// Returns once every write queued so far is applied.

@@ -118,7 +118,7 @@ pub async fn follow<D: Datastore, N: Node>(app: &App<D, N>, rpc: Arc<Rpc>) {
                 log::warn!("Cannot follow the node's deletes: {}", e.message);
                 // Never opened: where it would have started is unknown.
                 if from.is_none() {
-                    app.ledger.ask_reconciliation();
+                    app.signals.ask_reconciliation();
                 }
             }
         }

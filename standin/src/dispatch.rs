@@ -1,7 +1,32 @@
 //! One request's way through the node: an injected fault, the plugin's
 //! `rpc_command` hook, a plugin method (or its `check`), or a built-in.
 
-use super::*;
+use crate::batching::{Batch, Turn};
+use crate::options::Fault;
+use crate::plugin::{LogLine, STANDIN_VERSION};
+use crate::state::{ActivePlugin, Core, NODE_ID};
+use crate::table::{Status, Wait};
+use crate::{check, params, schema};
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Plugin ids (`paystate-internal:N`) mark calls the plugin makes.
+pub(crate) const PLUGIN_ID_PREFIX: &str = "paystate-internal:";
+
+pub(crate) fn id_text(id: &Value) -> String {
+    match id {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) enum Reply {
+    Answer(Result<Value, Value>),
+    Hangup,
+}
 
 impl Core {
     pub(crate) fn take_fault(&self, method: &str) -> Option<Fault> {

@@ -3,7 +3,14 @@
 //! connection), each run as its own task in the order they came, answers
 //! written as they are ready.
 
-use super::*;
+use crate::batching::{Order, Turn};
+use crate::dispatch::Reply;
+use crate::framing::raw_params;
+use crate::state::Core;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
 
 pub(crate) async fn serve(core: Arc<Core>, stream: UnixStream) {
     let (mut rd, wr) = stream.into_split();

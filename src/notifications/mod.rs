@@ -1,7 +1,7 @@
 //! `sendpay_success` and `sendpay_failure`: each answers the part's
 //! waiters, in the order lightningd sent them, then records the part's
-//! terminal state in the ledger. Malformed payloads are logged and
-//! skipped.
+//! terminal state in the ledger ([`queue`] keeps their order). Malformed
+//! payloads are logged and skipped.
 
 use crate::app::App;
 use crate::domain::{Answer, Part};
@@ -10,6 +10,8 @@ use crate::node::Node;
 use crate::store::Datastore;
 use serde_json::Value;
 use std::sync::Arc;
+
+pub mod queue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Topic {
@@ -59,7 +61,7 @@ pub fn resolve<D: Datastore, N: Node>(
     // form lightningd's own waiters get it.
     app.ledger
         .wake(&part.key(), || answer(topic, &part, params));
-    app.ledger.note_resolved();
+    app.signals.note_resolved();
     Some(part)
 }
 
