@@ -101,26 +101,6 @@ async fn a_stalled_node_slows_paystate_and_fresh_sockets_carry_on() {
     until_datastore_matches_node(&ld).await;
 }
 
-async fn until_logged(ld: &Lightningd, what: &str) {
-    for _ in 0..1000 {
-        if ld.logs().iter().any(|l| l.message.contains(what)) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never logged {what:?}");
-}
-
-async fn until_datastore_has(ld: &Lightningd, k: &lightningd_standin::table::Key) {
-    for _ in 0..1000 {
-        if datastore_keys(ld).contains(k) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the record of {k:?} never reached the datastore");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_while_the_ledger_loads_are_queued_within_a_bound() {
     // Past the queue's bound (10,000): the rest are left to a

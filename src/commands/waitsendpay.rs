@@ -64,7 +64,24 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     // the node again; a stale attempt the ledger held is dropped first.
     for round in 0..3 {
         let deletes_before = app.signals.node_deletes();
+        // Read before the node: a part held now and missing from the
+        // node's rows was deleted since.
+        let held = app.ledger.held(&hash, None);
         let parts = Box::pin(app.node.parts_of(hash)).await?;
+        // A delpay of the whole hash moves no index: whichever part is
+        // asked for, the hash's parts the node lost are learned now.
+        for s in held {
+            let kept = parts
+                .iter()
+                .any(|p| p.key() == s.key && p.created_index == s.created_index);
+            if !kept {
+                Box::pin(
+                    app.ledger
+                        .forget(&s.key, Some(s.status), Some(s.created_index)),
+                )
+                .await?;
+            }
+        }
         let groupid = req
             .groupid
             .or_else(|| parts.iter().map(|p| p.groupid).max())
@@ -76,10 +93,6 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
             partid: req.partid,
         };
         let Some(row) = parts.into_iter().find(|p| p.key() == key) else {
-            if app.ledger.holds(&key) {
-                // Deleted by a delpay that moved no index: learned now.
-                Box::pin(app.ledger.forget(&key, None, None)).await?;
-            }
             return Err(never_attempted(&key));
         };
         if row.status != Status::Pending {

@@ -152,18 +152,62 @@ pub async fn ledger_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
         .collect()
 }
 
-/// The parts whose records are in the datastore: the ledger itself, read
-/// from under the plugin (what a crash leaves is what is there).
-pub fn datastore_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
+/// The parts whose records are in the datastore, with their status: the
+/// ledger itself, read from under the plugin (what a crash leaves is what
+/// is there).
+pub fn datastore_records(ld: &Lightningd) -> std::collections::BTreeMap<Key, &'static str> {
     ld.datastore()
         .entries
         .keys()
         .filter(|k| k.len() == 6 && k[2] == "parts" && k[5] == "record")
         .map(|k| {
             let s = paystate::store::Summary::parse(&k[4]).expect("a part's name");
-            (s.key.payment_hash.to_string(), s.key.groupid, s.key.partid)
+            let key = (s.key.payment_hash.to_string(), s.key.groupid, s.key.partid);
+            (key, s.status.as_str())
         })
         .collect()
+}
+
+/// The parts whose records are in the datastore.
+pub fn datastore_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
+    datastore_records(ld).into_keys().collect()
+}
+
+/// The statuses of hash `h`'s records, read once every write paystate
+/// queued so far has landed (see [`until_writes_landed`]; its marker
+/// payments have hashes of their own).
+pub async fn records_of(ld: &Lightningd, h: &str) -> Vec<(Key, &'static str)> {
+    static MARKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
+    let marker = MARKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    until_writes_landed(ld, marker).await;
+    datastore_records(ld)
+        .into_iter()
+        .filter(|(k, _)| k.0 == h)
+        .collect()
+}
+
+/// Waits until hash `h`'s records are `want` (records are written and
+/// deleted behind, and deletes the node's feed tells come when they come),
+/// then checks that they stay so once every write queued since has landed.
+pub async fn until_records_of(ld: &Lightningd, h: &str, want: &[(Key, &'static str)]) {
+    let now = || -> Vec<(Key, &'static str)> {
+        datastore_records(ld)
+            .into_iter()
+            .filter(|(k, _)| k.0 == h)
+            .collect()
+    };
+    for _ in 0..1000 {
+        if now() == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(now(), want, "the datastore's records of {h}");
+    assert_eq!(
+        records_of(ld, h).await,
+        want,
+        "the datastore's records of {h}, later"
+    );
 }
 
 /// The node's terminal parts, by key.
@@ -225,11 +269,33 @@ pub fn assert_timed_out(e: &Value) {
 pub async fn until_writes_landed(ld: &Lightningd, marker: u64) {
     let k = pending(ld, &hash(marker), 1, 0);
     ld.succeed(&k, &preimage(marker)).await;
+    until_datastore_has(ld, &k).await;
+}
+
+/// Until `cond` holds, checked every 10 ms for at most 10 s (then the test
+/// fails, naming `what`).
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..1000 {
-        if datastore_keys(ld).contains(&k) {
+        if cond() {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("the marker's record never reached the datastore");
+    panic!("never: {what}");
+}
+
+/// Until the plugin has logged a line containing `what`.
+pub async fn until_logged(ld: &Lightningd, what: &str) {
+    until(&format!("logged {what:?}"), || {
+        ld.logs().iter().any(|l| l.message.contains(what))
+    })
+    .await
+}
+
+/// Until the datastore holds the record of `k`.
+pub async fn until_datastore_has(ld: &Lightningd, k: &Key) {
+    until(&format!("the record of {k:?} in the datastore"), || {
+        datastore_keys(ld).contains(k)
+    })
+    .await
 }

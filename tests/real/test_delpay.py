@@ -3,13 +3,12 @@ delete), `paystate-delpay` answers as it does, and whatever deletes a part
 (either name, with or without partid and groupid, autoclean), with
 takeover on and off, paystate answers it 208 at once and its ledger
 records follow."""
-import time
-
 import pytest
 from pyln.testing.utils import only_one, wait_for
 from util import (answer, call, held_pair, invoice, ledger_records,
                   node_terminal, paystate_node, selfpay, send_held, status,
-                  wait_caught_up, wait_ledger_is_node, wait_recorded)
+                  wait_autoclean_age, wait_caught_up, wait_ledger_is_node,
+                  wait_recorded)
 
 
 def mixed(node):
@@ -95,7 +94,7 @@ def test_autoclean_deletes_hundreds_and_the_ledger_follows(node_factory,
     wait_recorded(l1, complete=200, failed=100)
     wait_caught_up(l1)
     wait_ledger_is_node(l1)
-    time.sleep(2)  # autoclean-once deletes what is older than 1 s
+    wait_autoclean_age(l1)
     done = l1.rpc.call("autoclean-once", ["failedpays", 1])
     assert done["autoclean"]["failedpays"]["cleaned"] == 100
     done = l1.rpc.call("autoclean-once", ["succeededpays", 1])
@@ -140,7 +139,7 @@ def test_every_way_of_deleting_is_followed(node_factory, plugin_path,
     for p in parts[:4]:
         gone(l1, p)
     # autoclean, over the rest (older than 1 s).
-    time.sleep(2)
+    wait_autoclean_age(l1)
     l1.rpc.call("autoclean-once", ["failedpays", 1])
     l1.rpc.call("autoclean-once", ["succeededpays", 1])
     for p in parts[4:]:

@@ -3,13 +3,12 @@ answers, nothing lost, nothing deleted brought back."""
 import os
 import signal
 import threading
-import time
 
 from pyln.testing.utils import wait_for
 from util import (call, drop_torn_plugin_io, ledger_records, node_terminal,
-                  paystate_node,
-                  plugin_proc, selfpay, status, wait_caught_up,
-                  wait_ledger_is_node, wait_recorded)
+                  paystate_node, plugin_proc, selfpay, status,
+                  wait_autoclean_age, wait_caught_up, wait_ledger_is_node,
+                  wait_recorded)
 
 
 def ledger_keys(node):
@@ -108,7 +107,7 @@ def test_plugin_sigkill_during_autoclean(node_factory, plugin_path):
         selfpay(l1, wrong_secret=(i % 3 == 0))
     wait_recorded(l1, complete=200, failed=100)
     wait_ledger_is_node(l1)
-    time.sleep(2)  # autoclean-once deletes what is older than 1 s
+    wait_autoclean_age(l1)
     t, done = autoclean_in_background(l1)
     wait_for(lambda: len(node_terminal(l1)) < 250)
     os.kill(plugin_proc(l1).pid, signal.SIGKILL)
@@ -128,7 +127,7 @@ def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
     for i in range(200):
         selfpay(l1, wrong_secret=(i % 3 == 0))
     wait_ledger_is_node(l1)
-    time.sleep(2)  # autoclean-once deletes what is older than 1 s
+    wait_autoclean_age(l1)
     paid = []
 
     def stream():

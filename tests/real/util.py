@@ -3,6 +3,7 @@ import json
 import os
 import secrets
 import threading
+import time
 
 import psutil
 from pyln.client import RpcError
@@ -120,6 +121,15 @@ def node_terminal(node):
              p["status"])
             for p in node.rpc.listsendpays()["payments"]
             if p["status"] != "pending"}
+
+
+def wait_autoclean_age(node, age=1):
+    """Until `autoclean-once` with this age (seconds) takes every part the
+    node has now: it keeps a part created after `now - age`, in whole
+    seconds of the node's clock (plugins/autoclean.c)."""
+    newest = max(p["created_at"]
+                 for p in node.rpc.listsendpays()["payments"])
+    wait_for(lambda: int(time.time()) >= newest + age)
 
 
 def wait_ledger_is_node(node):
