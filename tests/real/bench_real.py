@@ -12,8 +12,11 @@ PAYSTATE_BENCH_AUTOCLEAN (default 5000) parts autoclean deletes,
 PAYSTATE_BENCH_HISTORY (default 10000) parts of a first start's history,
 PAYSTATE_BENCH_BIG (default 0: skipped) parts of the large restart,
 seeded straight into the node's tables while it is stopped.
+PAYSTATE_BENCH_FOOTPRINT (default 1500) self-payments of the footprint
+(bytes on disk per part, memory, CPU).
 PAYSTATE_BENCH_ONLY (default: all) names the sections of test_bench to run,
-comma-separated: payments, floors, polls, deletes, autoclean, first_start.
+comma-separated: payments, footprint, floors, polls, deletes, autoclean,
+first_start.
 """
 import hashlib
 import json
@@ -27,8 +30,8 @@ import time
 
 from pyln.testing.utils import wait_for
 from util import (AMOUNT, HOLD, invoice, node_terminal, ledger_records,
-                  paystate_node, raw_socket, raw_read, raw_send, selfpay,
-                  send_held, status)
+                  paystate_node, plugin_proc, raw_socket, raw_read, raw_send,
+                  selfpay, send_held, status)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
@@ -36,6 +39,7 @@ AUTOCLEAN_ROUNDS = 2
 WAKES = 50  # wake-ups measured of each kind
 HISTORY = int(os.environ.get("PAYSTATE_BENCH_HISTORY", "10000"))
 BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
+FOOTPRINT = int(os.environ.get("PAYSTATE_BENCH_FOOTPRINT", "1500"))
 ONLY = set(filter(None, os.environ.get("PAYSTATE_BENCH_ONLY", "").split(",")))
 ROWS = []
 
@@ -135,6 +139,8 @@ def test_bench(node_factory, plugin_path):
         slow.append(("while payments, deletes and polls ran", taken))
     if wanted("payments"):
         payments(node_factory, plain, taken)
+    if wanted("footprint"):
+        footprint(node_factory, plugin_path)
     if wanted("floors"):
         floors(plain, beside, relay)
     if wanted("polls"):
@@ -215,6 +221,88 @@ def payments(node_factory, plain, taken):
     size = taken.rpc.call("datastoreusage", {"key": ["paystate"]})
     row("datastore bytes per part", None,
         size["datastoreusage"]["total_bytes"] / len(terminal(taken)), "B")
+
+
+def db_path(node):
+    return os.path.join(node.daemon.lightning_dir, "regtest",
+                        "lightningd.sqlite3")
+
+
+def table_bytes(node):
+    """Bytes of each table with its indexes (sqlite's dbstat: the pages
+    each b-tree holds), and of the whole database under "*"."""
+    db = sqlite3.connect("file:{}?mode=ro".format(db_path(node)), uri=True)
+    try:
+        owner = dict(db.execute("SELECT name, tbl_name FROM sqlite_master "
+                                "WHERE type IN ('table', 'index')"))
+        out = {"*": 0}
+        for name, size in db.execute("SELECT name, SUM(pgsize) FROM dbstat "
+                                     "GROUP BY name"):
+            table = owner.get(name, name)
+            out[table] = out.get(table, 0) + size
+            out["*"] += size
+        return out
+    finally:
+        db.close()
+
+
+def cpu_seconds(pid):
+    """User and system CPU time a process has used (/proc/PID/stat)."""
+    with open("/proc/{}/stat".format(pid)) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pid):
+    """VmRSS and VmHWM (resident now, and at its most), in MiB."""
+    with open("/proc/{}/status".format(pid)) as f:
+        kib = {line.split(":")[0]: int(line.split()[1]) for line in f
+               if line.startswith(("VmRSS:", "VmHWM:"))}
+    return kib["VmRSS"] / 1024, kib["VmHWM"] / 1024
+
+
+def footprint(node_factory, plugin_path):
+    """What paystate costs at rest, per part of history: the bytes its
+    records add to the node's database against what the node's own
+    payments table adds, the CPU each process spends on the payments, and
+    paystate's memory; a node without paystate beside one with it, paying
+    in shuffled chunks of 25 (one payment in three failed, each with its
+    bolt11)."""
+    plain = new_node(node_factory)
+    taken = paystate(node_factory, plugin_path)
+    caught_up(taken)
+    nodes = {"plain": plain, "taken": taken}
+    pids = {"plain": plain.daemon.proc.pid, "taken": taken.daemon.proc.pid,
+            "paystate": plugin_proc(taken).pid}
+    before = {n: table_bytes(node) for n, node in nodes.items()}
+    cpu = {k: cpu_seconds(pid) for k, pid in pids.items()}
+    order = list(nodes)
+    shuffle = random.Random(23).shuffle
+    for _ in range(FOOTPRINT // 25):
+        shuffle(order)
+        for n in order:
+            history(nodes[n], 25)
+    made = FOOTPRINT // 25 * 25
+    caught_up(taken)
+    cpu = {k: (cpu_seconds(pid) - cpu[k]) * 1000 / made
+           for k, pid in pids.items()}
+    after = {n: table_bytes(node) for n, node in nodes.items()}
+
+    def grew(n, table):
+        return (after[n].get(table, 0) - before[n].get(table, 0)) / made
+    row("payments table, bytes per part (dbstat)", grew("plain", "payments"),
+        grew("taken", "payments"), "B", "the node's own rows")
+    row("paystate's records vs the node's payments, bytes per part",
+        grew("plain", "payments"), grew("taken", "datastore"), "B",
+        "datastore table and its index")
+    row("whole database, bytes per part", grew("plain", "*"),
+        grew("taken", "*"), "B")
+    row("lightningd CPU per 1,000 payments (s)", cpu["plain"], cpu["taken"],
+        "s")
+    row("paystate CPU per 1,000 payments (s)", None, cpu["paystate"], "s")
+    rss, hwm = memory_mib(pids["paystate"])
+    row("paystate memory after {} payments (MiB)".format(made), None, rss,
+        "MiB", "VmRSS; VmHWM {:.1f} MiB".format(hwm))
 
 
 def floors(plain, beside, relay):
