@@ -141,6 +141,19 @@ impl Db {
         report("payments write", done);
     }
 
+    /// The bytes a table holds with its indexes: the pages of each of
+    /// their b-trees, as sqlite's `dbstat` counts them (what a real
+    /// node's database file grows by).
+    pub fn table_bytes(&self, table: &str) -> u64 {
+        let n = self.conn.query_row(
+            "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN
+                 (SELECT name FROM sqlite_master WHERE tbl_name = ?1)",
+            params![table],
+            |r| r.get::<_, i64>(0),
+        );
+        report("dbstat", n).unwrap_or(0) as u64
+    }
+
     /// How many rows a table has (for tests).
     pub fn count(&self, table: &str) -> u64 {
         let n = self

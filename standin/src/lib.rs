@@ -322,6 +322,13 @@ impl Lightningd {
         Some((db.count("datastore"), db.count("payments")))
     }
 
+    /// Bytes of the database's `datastore` table with its index (sqlite's
+    /// `dbstat`, with `Options::sqlite`).
+    pub fn datastore_bytes(&self) -> Option<u64> {
+        let node = self.core.node.lock().unwrap();
+        Some(node.db.as_ref()?.table_bytes("datastore"))
+    }
+
     /// Makes the next `times` calls to `method` fail with `fault`.
     pub fn inject(&self, method: &str, fault: Fault, times: usize) {
         let mut f = self.core.faults.lock().unwrap();
