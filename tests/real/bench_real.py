@@ -14,6 +14,8 @@ PAYSTATE_BENCH_BIG (default 0: skipped) parts of the large restart,
 seeded straight into the node's tables while it is stopped.
 PAYSTATE_BENCH_FOOTPRINT (default 1500) self-payments of the footprint
 (bytes on disk per part, memory, CPU).
+TEST_DB_PROVIDER=postgres runs every node on PostgreSQL (the big restart,
+which seeds sqlite files, is sqlite's only).
 PAYSTATE_BENCH_ONLY (default: all) names the sections of test_bench to run,
 comma-separated: payments, footprint, floors, polls, deletes, autoclean,
 first_start.
@@ -28,6 +30,7 @@ import sqlite3
 import statistics
 import time
 
+import databases
 from pyln.testing.utils import wait_for
 from util import (AMOUNT, HOLD, invoice, node_terminal, ledger_records,
                   paystate_node, plugin_proc, raw_socket, raw_read, raw_send,
@@ -185,7 +188,7 @@ def test_bench_other_commands(node_factory, plugin_path):
 
 
 def test_bench_big_restart(node_factory, plugin_path):
-    if not BIG:
+    if not BIG or databases.provider() != "sqlite3":
         return
     big_restart(node_factory, plugin_path)
     print("\n".join(ROWS))
@@ -229,8 +232,18 @@ def db_path(node):
 
 
 def table_bytes(node):
-    """Bytes of each table with its indexes (sqlite's dbstat: the pages
-    each b-tree holds), and of the whole database under "*"."""
+    """Bytes of each table with its indexes, and of the whole database
+    under "*": on sqlite, dbstat's pages of each b-tree; on PostgreSQL,
+    pg_total_relation_size (indexes and TOAST included)."""
+    if databases.provider() == "postgres":
+        rows = node.db.query(
+            "SELECT c.relname AS name, pg_total_relation_size(c.oid) AS size "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'r' AND n.nspname = 'public'")
+        out = {r["name"]: r["size"] for r in rows}
+        out["*"] = node.db.query("SELECT pg_database_size(current_database())"
+                                 " AS size")[0]["size"]
+        return out
     db = sqlite3.connect("file:{}?mode=ro".format(db_path(node)), uri=True)
     try:
         owner = dict(db.execute("SELECT name, tbl_name FROM sqlite_master "
@@ -290,7 +303,7 @@ def footprint(node_factory, plugin_path):
 
     def grew(n, table):
         return (after[n].get(table, 0) - before[n].get(table, 0)) / made
-    row("payments table, bytes per part (dbstat)", grew("plain", "payments"),
+    row("payments table, bytes per part", grew("plain", "payments"),
         grew("taken", "payments"), "B", "the node's own rows")
     row("paystate's records vs the node's payments, bytes per part",
         grew("plain", "payments"), grew("taken", "datastore"), "B",

@@ -6,7 +6,9 @@ with one line saying what is missing, elsewhere. $PAYSTATE_LIGHTNINGD_DIR
 names a Core Lightning build to test against instead (its `lightningd/`,
 `cli/` and `tools/` go first on PATH). Tests of a feature the release
 lacks are skipped with the release and the reason. The plugin is the
-release binary (`cargo build --release`), or $PAYSTATE_PLUGIN.
+release binary (`cargo build --release`), or $PAYSTATE_PLUGIN. With
+TEST_DB_PROVIDER=postgres (or sqlite3-replica) the nodes keep their
+wallets in PostgreSQL (or sqlite with a replica): databases.py.
 """
 import os
 import re
@@ -14,9 +16,12 @@ import shutil
 import subprocess
 import sys
 
+import databases
 import pytest
 from pyln.testing.fixtures import *  # noqa: F401,F403
 from pyln.testing.utils import NodeFactory
+
+databases.install()
 
 _get_node = NodeFactory.get_node
 
@@ -84,8 +89,8 @@ def pytest_report_header(config):
     if MISSING:
         return "SKIPPED: real-node tests: {} not on PATH".format(
             " and ".join(MISSING))
-    return "real-node tests: {} ({}) with plugin {}".format(
-        shutil.which("lightningd"), RELEASE, PLUGIN)
+    return "real-node tests: {} ({}) with plugin {}, wallet on {}".format(
+        shutil.which("lightningd"), RELEASE, PLUGIN, databases.describe())
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import os
 import signal
 import threading
 
+import databases
+import pytest
 from pyln.testing.utils import wait_for
 from util import (call, drop_torn_plugin_io, ledger_records, node_terminal,
                   paystate_node, plugin_proc, selfpay, status,
@@ -120,10 +122,10 @@ def test_plugin_sigkill_during_autoclean(node_factory, plugin_path):
     assert ledger_records(l1) == set()
 
 
-def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
-                                                          plugin_path):
-    l1 = paystate_node(node_factory, plugin_path, may_fail=True,
-                       allow_broken_log=True)
+def kill_during_payments_and_autoclean(l1):
+    """200 payments, then 300 more streaming while autoclean deletes the
+    first ones, and lightningd SIGKILLed under them; returns the hashes
+    paid in the stream."""
     for i in range(200):
         selfpay(l1, wrong_secret=(i % 3 == 0))
     wait_ledger_is_node(l1)
@@ -146,6 +148,10 @@ def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
     t.join()
     l1.daemon.wait()
     drop_torn_plugin_io(l1)
+    return paid
+
+
+def assert_ledger_is_node_after_restart(l1, paid):
     l1.start()
     wait_caught_up(l1)
     # Whatever the node kept, the ledger holds; nothing else.
@@ -161,3 +167,33 @@ def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
             assert (kind, got) == ("result", rows[0])
         else:
             assert kind == "error" and got["data"]["status"] == "failed"
+
+
+def test_lightningd_sigkill_during_payments_and_autoclean(node_factory,
+                                                          plugin_path):
+    l1 = paystate_node(node_factory, plugin_path, may_fail=True,
+                       allow_broken_log=True)
+    paid = kill_during_payments_and_autoclean(l1)
+    assert_ledger_is_node_after_restart(l1, paid)
+
+
+@pytest.mark.skipif(databases.provider() == "postgres",
+                    reason="a replica is sqlite's (PostgreSQL replicates "
+                    "in the server)")
+def test_a_node_restarted_from_its_sqlite_replica_after_a_crash(
+        node_factory, plugin_path):
+    """lightningd on sqlite with a live replica (`sqlite3://MAIN:REPLICA`)
+    writes both; killed mid-payments and mid-autoclean, then started from
+    the replica alone (the main disk lost): paystate's ledger, kept in the
+    same database, is the replica's terminal parts."""
+    l1 = paystate_node(node_factory, plugin_path, may_fail=True,
+                       allow_broken_log=True, start=False)
+    main = os.path.join(l1.daemon.lightning_dir, "regtest",
+                        "lightningd.sqlite3")
+    replica = os.path.join(l1.daemon.lightning_dir, "replica.sqlite3")
+    l1.daemon.opts["wallet"] = "sqlite3://{}:{}".format(main, replica)
+    l1.start()
+    paid = kill_during_payments_and_autoclean(l1)
+    os.remove(main)
+    l1.daemon.opts["wallet"] = "sqlite3://{}".format(replica)
+    assert_ledger_is_node_after_restart(l1, paid)
