@@ -30,7 +30,10 @@ def _get_node_without_grpc(self, *args, **kwargs):
     # pyln-testing passes --grpc-port unless told not to; a lightningd built
     # without its Rust plugins (cln-grpc) refuses that option.
     kwargs.setdefault("unused_grpc_port", False)
-    return _get_node(self, *args, **kwargs)
+    node = _get_node(self, *args, **kwargs)
+    if databases.provider() == "sqlite3-replica":
+        databases.forgive_the_replica_leak(node)
+    return node
 
 
 NodeFactory.get_node = _get_node_without_grpc
