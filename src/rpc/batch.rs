@@ -37,7 +37,9 @@ impl Rpc {
         Ok(sent)
     }
 
-    async fn batching_conn(&self) -> Result<Conn, RpcError> {
+    /// A connection of its own with `batching` on: lightningd then wraps
+    /// each read's requests in one transaction, not one each.
+    pub(super) async fn batching_conn(&self) -> Result<Conn, RpcError> {
         let mut conn = Conn::open(self.path()).await?;
         let id = self.next_id();
         let answer = super::patient("batching", async {

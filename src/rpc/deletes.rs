@@ -41,7 +41,10 @@ impl Deletes {
     /// as missed), or at the node's current `deleted` index; returns it
     /// and where the feed starts.
     pub async fn open(rpc: Arc<Rpc>, from: Option<u64>) -> Result<(Deletes, u64), RpcError> {
-        let mut conn = Conn::open(rpc.path()).await?;
+        // Batching: a top-up's waits share one transaction (lightningd
+        // opens one per request otherwise, a round trip each to a
+        // PostgreSQL server).
+        let mut conn = rpc.batching_conn().await?;
         let current = match from {
             Some(last) => last,
             None => {
