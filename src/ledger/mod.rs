@@ -231,7 +231,8 @@ impl<D: Datastore> Ledger<D> {
     }
 
     /// Whether the ledger holds the part at all, deleting or not (its shard
-    /// loaded: [`Ledger::ensure`]).
+    /// loaded: [`Ledger::ensure`]); the unit tests' view.
+    #[cfg(test)]
     pub fn holds(&self, key: &PartKey) -> bool {
         self.state().index.parts.contains_key(key)
     }
