@@ -14,11 +14,13 @@ PAYSTATE_BENCH_BIG (default 0: skipped) parts of the large restart,
 seeded straight into the node's tables while it is stopped.
 PAYSTATE_BENCH_FOOTPRINT (default 1500) self-payments of the footprint
 (bytes on disk per part, memory, CPU).
+PAYSTATE_BENCH_DEEP (default 5000) parts of history before the payments
+of the deep section (payments on nodes that already hold a history).
 TEST_DB_PROVIDER=postgres runs every node on PostgreSQL (the big restart,
 which seeds sqlite files, is sqlite's only).
 PAYSTATE_BENCH_ONLY (default: all) names the sections of test_bench to run,
-comma-separated: payments, footprint, floors, polls, deletes, autoclean,
-first_start.
+comma-separated: payments, deep, footprint, floors, polls, deletes,
+autoclean, first_start.
 """
 import hashlib
 import json
@@ -43,6 +45,7 @@ WAKES = 50  # wake-ups measured of each kind
 HISTORY = int(os.environ.get("PAYSTATE_BENCH_HISTORY", "10000"))
 BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
 FOOTPRINT = int(os.environ.get("PAYSTATE_BENCH_FOOTPRINT", "1500"))
+DEEP = int(os.environ.get("PAYSTATE_BENCH_DEEP", "5000"))
 ONLY = set(filter(None, os.environ.get("PAYSTATE_BENCH_ONLY", "").split(",")))
 ROWS = []
 
@@ -142,6 +145,8 @@ def test_bench(node_factory, plugin_path):
         slow.append(("while payments, deletes and polls ran", taken))
     if wanted("payments"):
         payments(node_factory, plain, taken)
+    if wanted("deep"):
+        deep(node_factory, plugin_path)
     if wanted("footprint"):
         footprint(node_factory, plugin_path)
     if wanted("floors"):
@@ -224,6 +229,32 @@ def payments(node_factory, plain, taken):
     size = taken.rpc.call("datastoreusage", {"key": ["paystate"]})
     row("datastore bytes per part", None,
         size["datastoreusage"]["total_bytes"] / len(terminal(taken)), "B")
+
+
+def deep(node_factory, plugin_path):
+    """Payments on nodes that already hold DEEP parts of history, with
+    paystate and without, in shuffled chunks of 25: what a record's write
+    costs once the datastore is large (on PostgreSQL lightningd reads the
+    table's tail after each written key)."""
+    plain = new_node(node_factory)
+    taken = paystate(node_factory, plugin_path)
+    nodes = {"plain": plain, "taken": taken}
+    for node in nodes.values():
+        history(node, DEEP)
+    caught_up(taken)
+    spent = {n: 0.0 for n in nodes}
+    order = list(nodes)
+    shuffle = random.Random(25).shuffle
+    for _ in range(PARTS // 25):
+        shuffle(order)
+        for n in order:
+            spent[n] += timed(history, nodes[n], 25)
+    made = PARTS // 25 * 25
+    caught_up(taken)
+    row("{} self-payments over {} parts of history (s)".format(made, DEEP),
+        spent["plain"], spent["taken"], "s",
+        "{:+.3f} ms a payment".format(
+            (spent["taken"] - spent["plain"]) * 1000 / made))
 
 
 def db_path(node):
