@@ -1,13 +1,13 @@
 //! A part the node reports, brought into the ledger unless it holds it
-//! already, and the node's table read a page at a time: what catch-up and
-//! the answers that find a part the ledger lacks share.
+//! already; parts the node no longer reports, forgotten; and the node's
+//! table read a page at a time: what catch-up and the answers share.
 
 use crate::app::App;
 use crate::domain::{Part, Payment, Status};
 use crate::error::RpcError;
 use crate::ledger::Recorded;
 use crate::node::{Node, Page};
-use crate::store::Datastore;
+use crate::store::{Datastore, Summary};
 use std::sync::Arc;
 
 /// Parts read from the node per `listsendpays` page: a page of 400 kept
@@ -60,6 +60,25 @@ pub async fn import<D: Datastore, N: Node>(
         }
         Recorded::Duplicate => app.ledger.get(&key).await,
     }
+}
+
+/// Forgets the parts of `held` (what the ledger held before the node's
+/// rows were read) that `in_node` says the rows lack: the node deleted them
+/// since, by whatever means (a `delpay` of a whole hash moves no index, so
+/// an answer that reads the hash's rows is where paystate learns of it).
+pub async fn forget_lost<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    held: &[Summary],
+    in_node: impl Fn(&Summary) -> bool,
+) -> Result<(), RpcError> {
+    for s in held.iter().filter(|s| !in_node(s)) {
+        Box::pin(
+            app.ledger
+                .forget(&s.key, Some(s.status), Some(s.created_index)),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The node's whole table, a page at a time, handed to `each`, as fast as

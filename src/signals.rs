@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{watch, Notify};
 
+#[derive(Default)]
 pub struct Signals {
     /// Counts deletes from the node's table, so that an import can tell
     /// whether what it read from the node may have gone since.
@@ -15,16 +16,6 @@ pub struct Signals {
     /// Counts the parts the node resolved in this run (notifications):
     /// whoever waits for any part's outcome watches it.
     resolved: watch::Sender<u64>,
-}
-
-impl Default for Signals {
-    fn default() -> Self {
-        Signals {
-            node_deletes: AtomicU64::new(0),
-            reconcile: Notify::new(),
-            resolved: watch::Sender::new(0),
-        }
-    }
 }
 
 impl Signals {

@@ -101,17 +101,11 @@ async fn whole<D: Datastore, N: Node>(
         .filter(|p| p.status != Status::Pending)
         .map(|p| ((p.key(), p.created_index), p))
         .collect();
-    let mut listed: Vec<Payment> = Vec::new();
-    for s in &held {
-        match rows.remove(&(s.key, s.created_index)) {
-            Some(row) => listed.push(row),
-            None => {
-                app.ledger
-                    .forget(&s.key, Some(s.status), Some(s.created_index))
-                    .await?;
-            }
-        }
-    }
+    import::forget_lost(app, &held, |s| rows.contains_key(&(s.key, s.created_index))).await?;
+    let listed_held = held
+        .iter()
+        .filter_map(|s| rows.remove(&(s.key, s.created_index)));
+    let mut listed: Vec<Payment> = listed_held.collect();
     // Terminal parts the ledger has not imported yet (resolved while
     // paystate was away, and catch-up has not reached them): imported now,
     // so a listing is the node's terminal parts from the first answer on.

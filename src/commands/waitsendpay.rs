@@ -9,7 +9,7 @@ use crate::import;
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
-use crate::store::Datastore;
+use crate::store::{Datastore, Summary};
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
 
@@ -68,20 +68,13 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         // node's rows was deleted since.
         let held = app.ledger.held(&hash, None);
         let parts = Box::pin(app.node.parts_of(hash)).await?;
-        // A delpay of the whole hash moves no index: whichever part is
-        // asked for, the hash's parts the node lost are learned now.
-        for s in held {
-            let kept = parts
+        // Whichever part is asked for, the hash's parts the node lost.
+        let kept = |s: &Summary| {
+            parts
                 .iter()
-                .any(|p| p.key() == s.key && p.created_index == s.created_index);
-            if !kept {
-                Box::pin(
-                    app.ledger
-                        .forget(&s.key, Some(s.status), Some(s.created_index)),
-                )
-                .await?;
-            }
-        }
+                .any(|p| p.key() == s.key && p.created_index == s.created_index)
+        };
+        Box::pin(import::forget_lost(app, &held, kept)).await?;
         let groupid = req
             .groupid
             .or_else(|| parts.iter().map(|p| p.groupid).max())

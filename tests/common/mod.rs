@@ -180,6 +180,11 @@ pub async fn records_of(ld: &Lightningd, h: &str) -> Vec<(Key, &'static str)> {
     static MARKER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 40);
     let marker = MARKER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     until_writes_landed(ld, marker).await;
+    records_of_now(ld, h)
+}
+
+/// The statuses of hash `h`'s records in the datastore as it is now.
+fn records_of_now(ld: &Lightningd, h: &str) -> Vec<(Key, &'static str)> {
     datastore_records(ld)
         .into_iter()
         .filter(|(k, _)| k.0 == h)
@@ -190,19 +195,17 @@ pub async fn records_of(ld: &Lightningd, h: &str) -> Vec<(Key, &'static str)> {
 /// deleted behind, and deletes the node's feed tells come when they come),
 /// then checks that they stay so once every write queued since has landed.
 pub async fn until_records_of(ld: &Lightningd, h: &str, want: &[(Key, &'static str)]) {
-    let now = || -> Vec<(Key, &'static str)> {
-        datastore_records(ld)
-            .into_iter()
-            .filter(|(k, _)| k.0 == h)
-            .collect()
-    };
     for _ in 0..1000 {
-        if now() == want {
+        if records_of_now(ld, h) == want {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    assert_eq!(now(), want, "the datastore's records of {h}");
+    assert_eq!(
+        records_of_now(ld, h),
+        want,
+        "the datastore's records of {h}"
+    );
     assert_eq!(
         records_of(ld, h).await,
         want,

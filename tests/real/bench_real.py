@@ -74,6 +74,21 @@ def history(node, n):
     return [selfpay(node, wrong_secret=(i % 3 == 0)) for i in range(n)]
 
 
+def pay_in_turns(nodes, n, seed):
+    """n self-payments on each of `nodes` (name: node), in chunks of 25 in
+    a shuffled order each round, so that every node follows every other as
+    often on the shared cores; returns the seconds each spent, and how
+    many payments each made."""
+    spent = {name: 0.0 for name in nodes}
+    order = list(nodes)
+    shuffle = random.Random(seed).shuffle
+    for _ in range(n // 25):
+        shuffle(order)
+        for name in order:
+            spent[name] += timed(history, nodes[name], 25)
+    return spent, n // 25 * 25
+
+
 PASSTHROUGH = os.path.join(os.path.dirname(__file__), "plugins",
                            "passthrough.py")
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "target",
@@ -204,19 +219,13 @@ def payments(node_factory, plain, taken):
     merely subscribed to the payment notifications (the floor: any design
     of paystate learns outcomes that way) and one with paystate, in chunks
     of 25 in a shuffled order each round, so that every node follows every
-    other as often on the shared cores."""
+    other as often on the shared cores (pay_in_turns)."""
     subscribed = new_node(node_factory,
                           options={"plugin": example("subscriber")})
     # Loaded, as an operator's node has it: its start-up work done.
     caught_up(taken)
-    nodes = [("plain", plain), ("subscribed", subscribed), ("taken", taken)]
-    spent = {name: 0.0 for name, _ in nodes}
-    shuffle = random.Random(600).shuffle
-    for _ in range(PARTS // 25):
-        shuffle(nodes)
-        for name, node in nodes:
-            spent[name] += timed(history, node, 25)
-    made = PARTS // 25 * 25
+    nodes = {"plain": plain, "subscribed": subscribed, "taken": taken}
+    spent, made = pay_in_turns(nodes, PARTS, 600)
     caught_up(taken)
     row("making {} self-payments (s)".format(made),
         spent["plain"], spent["taken"], "s",
@@ -242,14 +251,7 @@ def deep(node_factory, plugin_path):
     for node in nodes.values():
         history(node, DEEP)
     caught_up(taken)
-    spent = {n: 0.0 for n in nodes}
-    order = list(nodes)
-    shuffle = random.Random(25).shuffle
-    for _ in range(PARTS // 25):
-        shuffle(order)
-        for n in order:
-            spent[n] += timed(history, nodes[n], 25)
-    made = PARTS // 25 * 25
+    spent, made = pay_in_turns(nodes, PARTS, 25)
     caught_up(taken)
     row("{} self-payments over {} parts of history (s)".format(made, DEEP),
         spent["plain"], spent["taken"], "s",
@@ -320,13 +322,7 @@ def footprint(node_factory, plugin_path):
             "paystate": plugin_proc(taken).pid}
     before = {n: table_bytes(node) for n, node in nodes.items()}
     cpu = {k: cpu_seconds(pid) for k, pid in pids.items()}
-    order = list(nodes)
-    shuffle = random.Random(23).shuffle
-    for _ in range(FOOTPRINT // 25):
-        shuffle(order)
-        for n in order:
-            history(nodes[n], 25)
-    made = FOOTPRINT // 25 * 25
+    _, made = pay_in_turns(nodes, FOOTPRINT, 23)
     caught_up(taken)
     cpu = {k: (cpu_seconds(pid) - cpu[k]) * 1000 / made
            for k, pid in pids.items()}
