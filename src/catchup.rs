@@ -12,7 +12,7 @@ use crate::error::{codes, RpcError};
 use crate::import::{import, next_page, PAGE};
 use crate::ledger::Recorded;
 use crate::node::{Node, Page};
-use crate::store::Datastore;
+use crate::store::{self, Datastore};
 use std::collections::HashSet;
 
 /// Finishes a delete that a crash interrupted in a version of paystate
@@ -46,7 +46,8 @@ pub async fn finish_delete<D: Datastore, N: Node>(
         }
         None => {}
     }
-    app.ledger.forget(&key, None, None).await.map(drop)
+    app.ledger.forget(&key, None, None);
+    Ok(())
 }
 
 /// How often the ledger is reconciled with the node's table when nothing
@@ -91,46 +92,37 @@ async fn catch_up<D: Datastore, N: Node>(
     app: &App<D, N>,
     interrupted: Vec<PartKey>,
 ) -> Result<(), RpcError> {
-    // A small ledger's index loads at once; a large one's in the background
-    // at the end (answers load what they need as they go).
-    let small = app.node.parts_created().await? <= SMALL_LEDGER;
-    if small {
-        app.ledger.load_small().await?;
-    }
     for key in interrupted {
         finish_delete(app, key).await?;
         app.update_catchup(|r| r.deletes_finished += 1);
         log::info!("Finished the interrupted delete of {key}");
     }
-    // The rest of the index (counts, listings, reconciliation): answers
-    // do not wait for it. Then one pass over the node's table by
-    // created_index finds what resolved while paystate was away. (Reading
-    // only what was updated since the last catch-up, `index=updated`, is
-    // a scan of the whole table in lightningd: 102 ms at 100,000 parts.)
-    let shards: Vec<u16> = (0..crate::ledger::SHARDS as u16).collect();
-    let (mut next, mut at_once) = (0, SHARDS_AT_ONCE.0);
-    while next < shards.len() {
-        let some = &shards[next..shards.len().min(next + at_once)];
-        let listed = paced(app.ledger.ensure_shards(some)).await?;
-        next += some.len();
-        // As many shards as make some ROWS_AT_ONCE rows.
-        let per_shard = listed.div_ceil(some.len()).max(1);
-        at_once = (ROWS_AT_ONCE / per_shard).clamp(SHARDS_AT_ONCE.0, SHARDS_AT_ONCE.1);
+    // The index, a few groups of records a step (answers do not wait for
+    // it). Then one pass over the node's table by created_index finds
+    // what resolved while paystate was away. (Reading only what was
+    // updated since the last catch-up, `index=updated`, is a scan of the
+    // whole table in lightningd: 102 ms at 100,000 parts.)
+    let end = groups_of(app).await?;
+    let mut at_once = GROUPS_AT_ONCE.1;
+    while let Some(rows) = paced(app.ledger.load_step(end, at_once)).await? {
+        // As many groups as make some ROWS_AT_ONCE rows by the last ones.
+        let per_group = rows.div_ceil(at_once as usize).max(1) as u64;
+        at_once = (ROWS_AT_ONCE / per_group).clamp(GROUPS_AT_ONCE.0, GROUPS_AT_ONCE.1);
     }
     whole_table(app).await
 }
 
-/// Shards listed in one round trip while the index loads, fewest and most:
-/// as many as hold some [`ROWS_AT_ONCE`] parts by the last ones listed
-/// (lightningd reads ~50 µs a row: 8 shards of ~25 parts at 100,000 parts
-/// are 10-20 ms of its time); on a first start, empty, 64 at once.
-const SHARDS_AT_ONCE: (usize, usize) = (8, 64);
-const ROWS_AT_ONCE: usize = 200;
+/// The groups of records the node's parts can have: every part's
+/// `created_index` is at most the node's.
+async fn groups_of<D: Datastore, N: Node>(app: &App<D, N>) -> Result<u64, RpcError> {
+    Ok(app.node.parts_created().await? / store::GROUP + 1)
+}
 
-/// A node that has made at most this many payment parts has a ledger small
-/// enough to list in one go (lightningd then reads at most this many
-/// records, a few milliseconds' work).
-const SMALL_LEDGER: u64 = 2_000;
+/// Groups listed in one round trip while the index loads, fewest and most:
+/// as many as hold some [`ROWS_AT_ONCE`] records by the last ones listed;
+/// on a first start, empty, 64 at once.
+const GROUPS_AT_ONCE: (u64, u64) = (1, 64);
+const ROWS_AT_ONCE: u64 = 512;
 
 /// Imports the terminal parts of a page read from the node that the
 /// ledger lacks: every record queued, then written (one commit per
@@ -143,7 +135,6 @@ async fn import_missing<D: Datastore, N: Node>(
     paced(async {
         let mut fresh = Vec::new();
         for p in page.iter().filter(|p| p.status != Status::Pending) {
-            app.ledger.ensure(&p.payment_hash).await?;
             if !app.ledger.holds_attempt(p) {
                 fresh.push(p.clone());
             }
@@ -171,52 +162,20 @@ async fn import_missing<D: Datastore, N: Node>(
 
 /// One pass over the node's whole table: imports any terminal part the
 /// ledger lacks, then drops what the ledger holds and the node no longer
-/// has (the whole index loaded first). Parts created after the pass began
-/// are left alone: the node had them all when their page was read, or
-/// their delete reaches the ledger through the feed. It runs in the
-/// background, answering goes on meanwhile (answers ask the node whether
-/// a part exists), and it is paced so that a large table does not crowd
-/// out the node's other commands.
+/// has, a range of [`RANGE`] `created_index` values at a time (so that
+/// what the pass holds stays small, whatever the table). Parts created
+/// after the pass began are left alone: the node had them all when their
+/// page was read, or their delete reaches the ledger through the feed. It
+/// runs in the background, answering goes on meanwhile (answers ask the
+/// node whether a part exists), and it is paced so that a large table
+/// does not crowd out the node's other commands.
 async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
-    app.ledger.load_all().await?;
-    let held: HashSet<(PartKey, u64)> = app
-        .ledger
-        .summaries()
-        .into_iter()
-        .map(|s| (s.key, s.created_index))
-        .collect();
+    app.ledger.load_all(groups_of(app).await?).await?;
     let created_before = app.node.parts_created().await?;
-    let mut in_node: HashSet<(PartKey, u64)> = HashSet::new();
-    walk_table(app, |p| {
-        in_node.insert((p.key(), p.created_index));
-    })
-    .await?;
-    for s in app.ledger.summaries() {
-        let gone = !in_node.contains(&(s.key, s.created_index));
-        if gone && s.created_index <= created_before && held.contains(&(s.key, s.created_index)) {
-            // That attempt existed when the pass began and no page showed
-            // it: deleted. (Recorded again, it is another attempt, with
-            // another created_index, which this leaves alone.)
-            app.ledger
-                .forget(&s.key, Some(s.status), Some(s.created_index))
-                .await?;
-            app.update_catchup(|r| r.dropped += 1);
-            log::info!(
-                "Dropped {} from the ledger: the node no longer has it",
-                s.key
-            );
-        }
-    }
-    app.ledger.flush().await;
-    Ok(())
-}
-
-/// The node's whole table, a page at a time, handed to `each`, the
-/// terminal parts the ledger lacks imported on the way; paced.
-async fn walk_table<D: Datastore, N: Node>(
-    app: &App<D, N>,
-    mut each: impl FnMut(Payment),
-) -> Result<(), RpcError> {
+    // Every row the node showed in the range being walked, pending ones
+    // included (a part recorded during the pass was shown pending).
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut lo = 0;
     let mut start = 0;
     loop {
         let deletes_before = app.signals.node_deletes();
@@ -224,16 +183,48 @@ async fn walk_table<D: Datastore, N: Node>(
         import_missing(app, &page, deletes_before).await?;
         app.update_catchup(|r| r.checked += page.len());
         let next = next_page(&page);
-        page.into_iter().for_each(&mut each);
+        seen.extend(page.iter().map(|p| p.created_index));
+        // The node's rows below `reached` are all seen.
+        let reached = next.unwrap_or(u64::MAX);
+        while reached.saturating_sub(lo) >= RANGE || (next.is_none() && lo < u64::MAX) {
+            let hi = if next.is_none() { u64::MAX } else { lo + RANGE };
+            drop_missing(app, lo, hi.min(created_before + 1), &seen);
+            seen.retain(|ci| *ci >= hi);
+            lo = hi;
+        }
         match next {
             Some(n) => start = n,
-            None => return Ok(()),
+            None => break,
+        }
+    }
+    app.ledger.flush().await;
+    Ok(())
+}
+
+/// `created_index` values reconciled at once: what the pass holds of the
+/// ledger and of the node is this range's.
+const RANGE: u64 = 1 << 16;
+
+/// Drops the parts in `[lo, hi)` the node did not show: that attempt
+/// existed when the pass began and no page showed it, so it was deleted.
+/// (Recorded again, it is another attempt, with another created_index.)
+fn drop_missing<D: Datastore, N: Node>(app: &App<D, N>, lo: u64, hi: u64, seen: &HashSet<u64>) {
+    if lo >= hi {
+        return;
+    }
+    for h in app.ledger.between(lo, hi) {
+        if !seen.contains(&h.created_index) && app.ledger.forget_held(&h) {
+            app.update_catchup(|r| r.dropped += 1);
+            log::info!(
+                "Dropped the part of created_index {} from the ledger: the node no longer has it",
+                h.created_index
+            );
         }
     }
 }
 
-/// After each of its steps (a page of the table, a page's imports, a
-/// shard of the index), catch-up rests half as long as the step took: it
+/// After each of its steps (a page of the table, a page's imports, some
+/// groups of the index), catch-up rests half as long as the step took: it
 /// keeps to two thirds of lightningd's time at most. A step is short (a
 /// page read, 100 records to a commit: 20-45 ms of lightningd's time), so
 /// a command that reaches lightningd during one waits that long at most,

@@ -10,11 +10,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// Each key's generation and value.
+pub type Entries = BTreeMap<Vec<String>, (u64, Vec<u8>)>;
+
 /// The datastore's generation rules, in memory; `fail_next` makes the next
 /// write fail.
 #[derive(Default)]
 pub struct FakeDatastore {
-    pub entries: Mutex<BTreeMap<Vec<String>, (u64, String)>>,
+    pub entries: Mutex<Entries>,
     pub fail_next: Mutex<Option<RpcError>>,
     /// The size of each batch applied, in order.
     pub batches: Mutex<Vec<usize>>,
@@ -30,7 +33,7 @@ impl FakeDatastore {
 }
 
 impl Datastore for FakeDatastore {
-    async fn create(&self, key: Vec<String>, value: String) -> Result<u64, RpcError> {
+    async fn create(&self, key: Vec<String>, value: Vec<u8>) -> Result<u64, RpcError> {
         self.fault()?;
         let mut e = self.entries.lock().unwrap();
         if e.contains_key(&key) {
@@ -43,11 +46,7 @@ impl Datastore for FakeDatastore {
         Ok(0)
     }
 
-    async fn delete(
-        &self,
-        key: Vec<String>,
-        generation: Option<u64>,
-    ) -> Result<Option<String>, RpcError> {
+    async fn delete(&self, key: Vec<String>, generation: Option<u64>) -> Result<(), RpcError> {
         self.fault()?;
         let mut e = self.entries.lock().unwrap();
         match e.get(&key) {
@@ -59,7 +58,10 @@ impl Datastore for FakeDatastore {
                 codes::DATASTORE_DEL_WRONG_GENERATION,
                 "generation is different",
             )),
-            Some(_) => Ok(e.remove(&key).map(|(_, v)| v)),
+            Some(_) => {
+                e.remove(&key);
+                Ok(())
+            }
         }
     }
 
@@ -69,7 +71,7 @@ impl Datastore for FakeDatastore {
             return Ok(vec![Entry {
                 key,
                 generation: Some(*g),
-                string: Some(v.clone()),
+                value: Some(v.clone()),
             }]);
         }
         // Immediate children: a value, or a bare parent key.
@@ -83,13 +85,13 @@ impl Datastore for FakeDatastore {
                 Entry {
                     key: k.clone(),
                     generation: Some(*g),
-                    string: Some(v.clone()),
+                    value: Some(v.clone()),
                 }
             } else {
                 Entry {
                     key: child.clone(),
                     generation: None,
-                    string: None,
+                    value: None,
                 }
             };
             out.entry(child).or_insert(entry);

@@ -5,10 +5,10 @@
 use crate::app::App;
 use crate::domain::{Part, Payment, Status};
 use crate::error::RpcError;
-use crate::ledger::Recorded;
+use crate::ledger::{Held, Recorded};
 use crate::node::{Node, Page};
-use crate::store::{Datastore, Summary};
-use std::sync::Arc;
+use crate::store::Datastore;
+use cln_rpc::primitives::Sha256;
 
 /// Parts read from the node per `listsendpays` page: a page of 400 kept
 /// a real lightningd busy for 43 ms just after a restart at 100,000
@@ -21,20 +21,20 @@ pub const PAGE: u32 = 200;
 /// (under the hash's lock), so a part just deleted is not brought back.
 /// A failed part is recorded without its failure's details (they are not
 /// in `listsendpays`, and answers take a failed part's error from the
-/// node, which keeps it as long as it keeps the part). Returns the part as
-/// the ledger now holds it, or `None` if it is not to be answered.
+/// node, which keeps it as long as it keeps the part). Returns the node's
+/// row of the part the ledger now holds, or `None` if it is not to be
+/// answered.
 ///
 /// [`Signals::node_deletes`]: crate::signals::Signals::node_deletes
 pub async fn import<D: Datastore, N: Node>(
     app: &App<D, N>,
     payment: Payment,
     deletes_before: u64,
-) -> Result<Option<Arc<Part>>, RpcError> {
+) -> Result<Option<Payment>, RpcError> {
     let key = payment.key();
-    app.ledger.ensure(&key.payment_hash).await?;
     let _guard = app.ledger.lock(&key.payment_hash).await;
     if app.ledger.holds_attempt(&payment) {
-        return app.ledger.get(&key).await;
+        return Ok(Some(payment));
     }
     let payment = if app.signals.node_deletes() == deletes_before {
         payment
@@ -49,36 +49,43 @@ pub async fn import<D: Datastore, N: Node>(
         return Ok(None);
     }
     let part = Part {
-        payment,
+        payment: payment.clone(),
         failure: None,
     };
     match app.ledger.record(part).await? {
         Recorded::Deleting => Ok(None),
         Recorded::New => {
             log::info!("Imported {key} from the node");
-            app.ledger.get(&key).await
+            Ok(Some(payment))
         }
-        Recorded::Duplicate => app.ledger.get(&key).await,
+        // Held at another attempt: the node's row is this one.
+        Recorded::Duplicate => Ok(app.ledger.holds_attempt(&payment).then_some(payment)),
     }
 }
 
 /// Forgets the parts of `held` (what the ledger held before the node's
-/// rows were read) that `in_node` says the rows lack: the node deleted them
-/// since, by whatever means (a `delpay` of a whole hash moves no index, so
-/// an answer that reads the hash's rows is where paystate learns of it).
-pub async fn forget_lost<D: Datastore, N: Node>(
+/// rows were read) whose `created_index` `in_node` says the rows lack: the
+/// node deleted them since, by whatever means (a `delpay` of a whole hash
+/// moves no index, so an answer that reads the hash's rows is where
+/// paystate learns of it). `hash`: theirs, where the caller knows it (a
+/// late notification of such a part is then kept out too).
+pub fn forget_lost<D: Datastore, N: Node>(
     app: &App<D, N>,
-    held: &[Summary],
-    in_node: impl Fn(&Summary) -> bool,
-) -> Result<(), RpcError> {
-    for s in held.iter().filter(|s| !in_node(s)) {
-        Box::pin(
-            app.ledger
-                .forget(&s.key, Some(s.status), Some(s.created_index)),
-        )
-        .await?;
+    hash: Option<&Sha256>,
+    held: &[Held],
+    in_node: impl Fn(u64) -> bool,
+) {
+    for h in held.iter().filter(|h| !in_node(h.created_index)) {
+        match hash {
+            Some(hash) => {
+                app.ledger
+                    .forget(&h.key(*hash), Some(h.status), Some(h.created_index));
+            }
+            None => {
+                app.ledger.forget_held(h);
+            }
+        }
     }
-    Ok(())
 }
 
 /// The node's whole table, a page at a time, handed to `each`, as fast as

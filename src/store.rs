@@ -1,29 +1,30 @@
 //! The node's datastore as paystate uses it: the port (a small trait, so the
 //! ledger can be tested against an in-memory fake) and the key layout.
 //!
-//! Layout, version 3 (documented in docs/design.md). A part's datastore *name*
-//! says everything the in-memory index needs, `<payment_hash>-<groupid>-
-//! <partid>-<created_index>-<status>`, so start-up lists names only (a key
-//! with children is listed without a value) and never reads the records:
-//! - `["paystate", "v3", "parts", "<hhh>", "<name>", "record"]`: the part,
-//!   JSON `{"payment": {...listsendpays fields...}, "failure": {"code",
-//!   "message", "details"}?}`. Written once, never replaced. `<hhh>` is the
-//!   hash's first three hex digits: 4,096 shards, so that listing one
-//!   stays short (lightningd reads every row under the key it lists, some
-//!   50 µs each: v2's 256 shards took 40-65 ms each at 100,000 parts).
-//! - `["paystate", "v3", "deleting", "<name>"]`: a delete of that part is in
-//!   progress (the part is gone for every answer; start-up finishes it).
-//!   Written by earlier versions only.
+//! Layout, version 4 (docs/design.md, "Datastore layout"): one record per
+//! part, keyed by the part's `created_index`, its value the few bytes
+//! [`crate::ledger::record`] encodes (identity, status, completion time,
+//! a failure's summary):
+//! - `["paystate", "v4", "<group>", "<slot>"]`: `<group>` is
+//!   `created_index / 256` in hex, after one hex digit saying how many
+//!   digits follow, less one (`"00"`, `"1ff"`, `"2100"`), and `<slot>` the
+//!   rest in 2 hex digits, so that key order is `created_index` order in
+//!   the fewest bytes. New parts land at the end of
+//!   paystate's keys: on PostgreSQL lightningd reads every row from a
+//!   written key to the table's end, which there is a few rows. A group
+//!   lists 256 rows at most.
+//!
+//! Earlier layouts (v1-v3) are moved to this one at start-up
+//! ([`crate::migrate`]).
 
-use crate::domain::{Part, PartKey, Status};
 use crate::error::RpcError;
-use cln_rpc::primitives::Sha256;
 use std::future::Future;
-use std::str::FromStr;
 
 pub const ROOT: &str = "paystate";
-pub const LAYOUT_VERSION: &str = "v3";
-const RECORD: &str = "record";
+pub const LAYOUT_VERSION: &str = "v4";
+
+/// Parts per group of keys.
+pub const GROUP: u64 = 256;
 
 /// One datastore entry, as `listdatastore` returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,27 +32,34 @@ pub struct Entry {
     pub key: Vec<String>,
     /// `None` for a key that has children rather than a value.
     pub generation: Option<u64>,
-    /// The value, where it is valid UTF-8.
-    pub string: Option<String>,
+    /// The value's bytes (`None` for a key with children).
+    pub value: Option<Vec<u8>>,
+}
+
+impl Entry {
+    /// The value as text, where it is valid UTF-8.
+    pub fn string(&self) -> Option<&str> {
+        std::str::from_utf8(self.value.as_deref()?).ok()
+    }
 }
 
 /// The datastore operations paystate needs. A record is written once
 /// (`must-create`) and never replaced, so no write can silently overwrite
 /// another.
 pub trait Datastore: Send + Sync + 'static {
-    /// `datastore` in mode `must-create`; returns the new generation (0).
+    /// `datastore` in mode `must-create` (the value as `hex`); returns the
+    /// new generation (0).
     fn create(
         &self,
         key: Vec<String>,
-        value: String,
+        value: Vec<u8>,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send;
-    /// `deldatastore`, at `generation` if given; returns the value it held
-    /// (where it is text), as lightningd's answer carries it.
+    /// `deldatastore`, at `generation` if given.
     fn delete(
         &self,
         key: Vec<String>,
         generation: Option<u64>,
-    ) -> impl Future<Output = Result<Option<String>, RpcError>> + Send;
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
     /// Several listings at once (over lightningd's socket: written together,
@@ -91,7 +99,7 @@ pub async fn apply_one_by_one<D: Datastore + ?Sized>(
     for op in ops {
         out.push(match op {
             Op::Create { key, value } => store.create(key, value).await.map(drop),
-            Op::Delete { key } => store.delete(key, None).await.map(drop),
+            Op::Delete { key } => store.delete(key, None).await,
         });
     }
     Ok(out)
@@ -106,114 +114,72 @@ pub const MAX_BATCH: usize = 100;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// `datastore` in mode `must-create`.
-    Create { key: Vec<String>, value: String },
+    Create { key: Vec<String>, value: Vec<u8> },
     /// `deldatastore`.
     Delete { key: Vec<String> },
 }
 
-fn prefix(section: &str) -> Vec<String> {
-    vec![ROOT.into(), LAYOUT_VERSION.into(), section.into()]
+/// `["paystate", "v4"]`: everything this layout keeps is under it.
+pub fn layout_prefix() -> Vec<String> {
+    vec![ROOT.into(), LAYOUT_VERSION.into()]
 }
 
-pub fn parts_prefix() -> Vec<String> {
-    prefix("parts")
+/// The key of the group holding `created_index`'s record (listed to load it).
+pub fn group_key(group: u64) -> Vec<String> {
+    let digits = format!("{group:x}");
+    let mut k = layout_prefix();
+    k.push(format!("{:x}{digits}", digits.len() - 1));
+    k
 }
 
-pub fn deleting_prefix() -> Vec<String> {
-    prefix("deleting")
+/// Where the record of the part with this `created_index` lives.
+pub fn record_key(created_index: u64) -> Vec<String> {
+    let mut k = group_key(created_index / GROUP);
+    k.push(format!("{:02x}", created_index % GROUP));
+    k
 }
 
-/// What the ledger's index holds of a part: its identity, attempt and
-/// terminal status, all of which its datastore name spells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Summary {
-    pub key: PartKey,
-    pub created_index: u64,
-    pub status: Status,
+/// The `created_index` a record's key spells; `None` for a key that is
+/// not one (any other spelling of the same number included, so that one
+/// part never has two keys).
+pub fn created_index_of(key: &[String]) -> Option<u64> {
+    let [root, version, group, slot] = key else {
+        return None;
+    };
+    let lower_hex =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if root != ROOT
+        || version != LAYOUT_VERSION
+        || !lower_hex(group)
+        || !lower_hex(slot)
+        || slot.len() != 2
+    {
+        return None;
+    }
+    let (len, digits) = group.split_at(1);
+    let canonical = digits.len() == 1 || !digits.starts_with('0');
+    if usize::from_str_radix(len, 16).ok()? + 1 != digits.len() || !canonical {
+        return None;
+    }
+    let group = u64::from_str_radix(digits, 16).ok()?;
+    let slot = u64::from_str_radix(slot, 16).ok()?;
+    (slot < GROUP).then(|| group.checked_mul(GROUP)?.checked_add(slot))?
 }
 
-impl Summary {
-    pub fn of(part: &Part) -> Summary {
-        Summary {
-            key: part.key(),
-            created_index: part.payment.created_index,
-            status: part.status(),
-        }
-    }
-
-    /// `<payment_hash>-<groupid>-<partid>-<created_index>-<status>`.
-    pub fn name(&self) -> String {
-        let k = &self.key;
-        format!(
-            "{}-{}-{}-{}-{}",
-            k.payment_hash, k.groupid, k.partid, self.created_index, self.status
-        )
-    }
-
-    pub fn parse(name: &str) -> Result<Summary, String> {
-        let fields: Vec<&str> = name.split('-').collect();
-        let [hash, groupid, partid, created_index, status] = fields[..] else {
-            return Err(format!(
-                "{name:?} is not <hash>-<groupid>-<partid>-<created_index>-<status>"
-            ));
-        };
-        let number = |what: &str, s: &str| {
-            // Canonical decimal only, as written: `u64::from_str` takes "+1"
-            // and "01", which would give one part two names.
-            let canonical = s == "0" || !s.starts_with('0');
-            if s.is_empty() || !canonical || !s.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{what} {s:?} in {name:?} is not a number"));
-            }
-            s.parse::<u64>()
-                .map_err(|e| format!("{what} {s:?} in {name:?}: {e}"))
-        };
-        if hash.len() != 64 || hash.bytes().any(|b| b.is_ascii_uppercase()) {
-            return Err(format!("{hash:?} in {name:?} is not a payment hash"));
-        }
-        let payment_hash = Sha256::from_str(hash)
-            .map_err(|e| format!("{hash:?} in {name:?} is not a payment hash: {e}"))?;
-        let status = match status {
-            "complete" => Status::Complete,
-            "failed" => Status::Failed,
-            other => return Err(format!("status {other:?} in {name:?} is not terminal")),
-        };
-        Ok(Summary {
-            key: PartKey {
-                payment_hash,
-                groupid: number("groupid", groupid)?,
-                partid: number("partid", partid)?,
-            },
-            created_index: number("created_index", created_index)?,
-            status,
-        })
-    }
-
-    fn shard(&self) -> String {
-        self.key.payment_hash.to_string()[..3].to_string()
-    }
-
-    /// Where the part's record lives.
-    pub fn record_key(&self) -> Vec<String> {
-        let mut k = parts_prefix();
-        k.extend([self.shard(), self.name(), RECORD.into()]);
-        k
-    }
-
-    /// The mark of a delete in progress.
-    pub fn deleting_key(&self) -> Vec<String> {
-        let mut k = deleting_prefix();
-        k.push(self.name());
-        k
-    }
+/// Bytes as lowercase hex: how datastore values travel.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A part's record: [`Part`] as JSON.
-pub fn encode(part: &Part) -> String {
-    serde_json::to_string(part).expect("a part always serializes")
-}
-
-pub fn decode(s: &str) -> Result<Part, String> {
-    serde_json::from_str(s).map_err(|e| e.to_string())
+/// Hex (either case) as bytes; `None` for anything else.
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Shared handles delegate, so one client can serve as datastore and node.
@@ -221,7 +187,7 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
     fn create(
         &self,
         key: Vec<String>,
-        value: String,
+        value: Vec<u8>,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).create(key, value)
     }
@@ -229,7 +195,7 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
         &self,
         key: Vec<String>,
         generation: Option<u64>,
-    ) -> impl Future<Output = Result<Option<String>, RpcError>> + Send {
+    ) -> impl Future<Output = Result<(), RpcError>> + Send {
         (**self).delete(key, generation)
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {
@@ -252,38 +218,48 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::payment;
 
     #[test]
-    fn a_name_spells_the_summary_and_parses_back() {
-        let part = Part {
-            payment: payment(7, Status::Failed),
-            failure: None,
-        };
-        let s = Summary::of(&part);
-        let name = s.name();
-        assert!(name.ends_with(&format!("-{}-failed", part.payment.created_index)));
-        assert_eq!(Summary::parse(&name), Ok(s));
-        assert_eq!(s.record_key()[3], name[..3]);
-        assert_eq!(s.record_key()[4], name);
+    fn keys_sort_as_created_index_and_parse_back() {
+        let keys: Vec<Vec<String>> = [0, 1, 255, 256, 4097, 1 << 33].map(record_key).to_vec();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        for (k, ci) in keys.iter().zip([0, 1, 255, 256, 4097, 1 << 33]) {
+            assert_eq!(created_index_of(k), Some(ci), "{k:?}");
+        }
+        assert_eq!(record_key(258)[2..], ["01".to_string(), "02".into()]);
+        assert_eq!(record_key(0x10000)[2], "2100");
+        assert_eq!(record_key(u64::MAX)[2], "dffffffffffffff");
     }
 
     #[test]
-    fn foreign_names_are_refused_with_a_reason() {
-        let h = "ab".repeat(32);
-        for bad in [
-            "".to_string(),
-            format!("{h}-1-0-5"),
-            format!("{h}-1-0-5-pending"),
-            format!("{h}-1-0-+5-complete"),
-            format!("{h}-01-0-5-complete"),
-            format!("{h}-x-0-5-complete"),
-            format!("{}-1-0-5-complete", "AB".repeat(32)),
-            format!("{}-1-0-5-complete", &h[..63]),
-            format!("{h}-1-0-99999999999999999999-complete"),
-        ] {
-            assert!(Summary::parse(&bad).is_err(), "{bad:?} parsed");
+    fn hex_both_ways() {
+        assert_eq!(to_hex(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(from_hex("00AB10"), Some(vec![0, 0xab, 0x10]));
+        for bad in ["0", "zz", "+1", "0x"] {
+            assert_eq!(from_hex(bad), None, "{bad}");
         }
-        assert!(Summary::parse(&format!("{h}-1-0-5-complete")).is_ok());
+    }
+
+    #[test]
+    fn other_spellings_are_not_records() {
+        let k =
+            |g: &str, s: &str| vec![ROOT.to_string(), LAYOUT_VERSION.into(), g.into(), s.into()];
+        assert_eq!(created_index_of(&k("01", "01")), Some(257));
+        for bad in [
+            k("1001", "01"),
+            k("101", "01"),
+            k("01", "1"),
+            k("0A", "01"),
+            k("01", "0g"),
+            k("+1", "01"),
+            k("", "01"),
+            k("0", "01"),
+            vec![ROOT.into(), "v3".into(), "01".into(), "01".into()],
+            vec![ROOT.into(), LAYOUT_VERSION.into(), "01".into()],
+        ] {
+            assert_eq!(created_index_of(&bad), None, "{bad:?}");
+        }
     }
 }

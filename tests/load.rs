@@ -8,7 +8,8 @@ mod common;
 use common::*;
 use lightningd_standin::Lightningd;
 use paystate::domain::Part;
-use paystate::store::{self, Summary};
+use paystate::ledger::record::Record;
+use paystate::store;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -45,11 +46,12 @@ async fn start_over_ledger(parts: u64) -> (Lightningd, Vec<Part>) {
         .into_iter()
         .map(|v| Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap())
         .collect();
-    ld.seed_datastore_many(
-        seeded
-            .iter()
-            .map(|p| (Summary::of(p).record_key(), store::encode(p))),
-    );
+    ld.seed_datastore_many(seeded.iter().map(|p| {
+        (
+            store::record_key(p.payment.created_index),
+            Record::of(p).encode(),
+        )
+    }));
     ld.start_plugin(true).await.unwrap();
     until_ledger_has(&ld, parts as usize).await;
     (ld, seeded)

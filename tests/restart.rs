@@ -305,7 +305,20 @@ async fn sigkill_during_deletes_resurrects_nothing() {
     }
 }
 
-/// A ledger kept in layout v1 by a development version moves to v3 at
+/// The paystate keys in the datastore, each under the current layout.
+fn only_v4_keys(ld: &Lightningd) -> Vec<Vec<String>> {
+    let keys: Vec<Vec<String>> = ld
+        .datastore()
+        .entries
+        .keys()
+        .filter(|k| k[0] == "paystate")
+        .cloned()
+        .collect();
+    assert!(keys.iter().all(|k| k[1] == "v4"), "{keys:?}");
+    keys
+}
+
+/// A ledger kept in layout v1 by a development version moves to v4 at
 /// start-up: every part answers as before, and nothing is left under v1.
 #[tokio::test]
 async fn a_v1_ledger_is_migrated_at_start_up() {
@@ -324,11 +337,11 @@ async fn a_v1_ledger_is_migrated_at_start_up() {
             h[..2].into(),
             format!("{h}-1-0"),
         ],
-        &json!({ "payment": done }).to_string(),
+        json!({ "payment": done }).to_string().as_bytes(),
     );
     ld.seed_datastore(
         vec!["paystate".into(), "v1".into(), "catchup".into()],
-        r#"{"updated_index":0}"#,
+        br#"{"updated_index":0}"#,
     );
     ld.start_plugin(true).await.unwrap();
     until_caught_up(&ld).await;
@@ -338,23 +351,15 @@ async fn a_v1_ledger_is_migrated_at_start_up() {
         .unwrap()
         .unwrap();
     assert_eq!(got, done);
-    assert!(ld
-        .datastore()
-        .entries
-        .keys()
-        .all(|k| k[0] != "paystate" || k[1] == "v3"));
     // v1's watermark is not carried over: catch-up reads by created_index.
-    assert!(!ld.datastore().entries.contains_key(&vec![
-        "paystate".to_string(),
-        "v3".into(),
-        "catchup".into()
-    ]));
+    assert_eq!(only_v4_keys(&ld).len(), 2);
     // The part resolved in the node is caught up beside the migrated one.
-    assert_eq!(until_ledger_has(&ld, 2).await["layout_version"], "v3");
+    assert_eq!(until_ledger_has(&ld, 2).await["layout_version"], "v4");
+    until_datastore_matches_node(&ld).await;
 }
 
-/// A ledger kept in layout v2 (paystate 0.1: 256 shards) moves to v3's
-/// 4,096 shards at start-up: every record as it was, nothing left under v2.
+/// A ledger kept in layout v2 (paystate 0.1: 256 shards) moves to v4 at
+/// start-up: nothing left under v2.
 #[tokio::test]
 async fn a_v2_ledger_is_migrated_at_start_up() {
     let ld = Lightningd::new(options()).await.unwrap();
@@ -368,25 +373,23 @@ async fn a_v2_ledger_is_migrated_at_start_up() {
         ["paystate", "v2", "parts", &h[..2], &name, "record"]
             .map(String::from)
             .to_vec(),
-        &record,
+        record.as_bytes(),
     );
     ld.seed_datastore(
         ["paystate", "v2", "catchup"].map(String::from).to_vec(),
-        r#"{"updated_index":1}"#,
+        br#"{"updated_index":1}"#,
     );
     ld.start_plugin(true).await.unwrap();
     until_caught_up(&ld).await;
-    let keys: Vec<Vec<String>> = ld.datastore().entries.keys().cloned().collect();
+    let ci = done["created_index"].as_u64().unwrap();
     assert_eq!(
-        keys,
-        vec![["paystate", "v3", "parts", &h[..3], &name, "record"]
-            .map(String::from)
-            .to_vec()],
+        only_v4_keys(&ld),
+        [paystate::store::record_key(ci)],
         "moved, and nothing else left"
     );
     assert_eq!(
-        ld.datastore().entries.values().next().unwrap().data,
-        record.as_bytes()
+        datastore_records(&ld).into_iter().collect::<Vec<_>>(),
+        [(a, "complete")]
     );
     let got = ld
         .call("waitsendpay", json!({"payment_hash": h, "timeout": 0}))
@@ -394,6 +397,88 @@ async fn a_v2_ledger_is_migrated_at_start_up() {
         .unwrap()
         .unwrap();
     assert_eq!(got, done);
+}
+
+/// A ledger kept in layout v3 (paystate 0.2: each part's whole listing)
+/// moves to v4's few bytes a part at start-up, a failure's summary
+/// included, and a delete v3 marked is finished.
+#[tokio::test]
+async fn a_v3_ledger_is_migrated_at_start_up() {
+    let ld = Lightningd::new(options()).await.unwrap();
+    let (a, f, gone) = (
+        pending(&ld, &hash(1), 1, 0),
+        pending(&ld, &hash(2), 1, 0),
+        pending(&ld, &hash(3), 1, 0),
+    );
+    ld.succeed(&a, &preimage(1)).await;
+    ld.fail(&f, Some(route_failure())).await;
+    ld.succeed(&gone, &preimage(3)).await;
+    let v3_record = |k: &Key, part: Value| {
+        let row = ld.parts().into_iter().find(|p| p.key() == *k).unwrap();
+        let name = format!(
+            "{}-{}-{}-{}-{}",
+            k.0,
+            k.1,
+            k.2,
+            row.created_index,
+            row.listing()["status"].as_str().unwrap()
+        );
+        let key = ["paystate", "v3", "parts", &k.0[..3], &name, "record"]
+            .map(String::from)
+            .to_vec();
+        ld.seed_datastore(key, part.to_string().as_bytes());
+        name
+    };
+    let listing = |k: &Key| {
+        ld.parts()
+            .into_iter()
+            .find(|p| p.key() == *k)
+            .unwrap()
+            .listing()
+    };
+    v3_record(&a, json!({ "payment": listing(&a) }));
+    let failure = json!({"code": 204, "message": "failed: WIRE_TEMPORARY_CHANNEL_FAILURE (reply from remote)",
+        "details": {"erring_index": 1, "failcode": 4103, "erring_node": format!("02{}", "11".repeat(32)),
+                    "erring_channel": "103x1x0", "erring_direction": 1}});
+    v3_record(&f, json!({ "payment": listing(&f), "failure": failure }));
+    let name = v3_record(&gone, json!({ "payment": listing(&gone) }));
+    ld.seed_datastore(
+        ["paystate", "v3", "deleting", &name]
+            .map(String::from)
+            .to_vec(),
+        b"deleting",
+    );
+    ld.start_plugin(true).await.unwrap();
+    until_caught_up(&ld).await;
+    until_datastore_matches_node(&ld).await;
+    assert!(
+        !ld.parts().iter().any(|p| p.key() == gone),
+        "the marked delete is finished"
+    );
+    assert_eq!(only_v4_keys(&ld).len(), 2);
+    let ci = ld
+        .parts()
+        .into_iter()
+        .find(|p| p.key() == f)
+        .unwrap()
+        .created_index;
+    let stored = &ld.datastore().entries[&paystate::store::record_key(ci)];
+    let r = paystate::ledger::record::Record::decode(&stored.data).unwrap();
+    assert_eq!(
+        (
+            r.failure.failcode,
+            r.failure.erring_index,
+            r.failure.erring_direction
+        ),
+        (Some(4103), Some(1), Some(1))
+    );
+    assert_eq!(
+        r.failure
+            .erring_channel
+            .map(paystate::ledger::record::scid_string)
+            .as_deref(),
+        Some("103x1x0")
+    );
 }
 
 #[tokio::test]

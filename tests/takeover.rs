@@ -278,7 +278,7 @@ async fn listsendpays_and_status() {
         st["parts"],
         json!({"complete": 1, "failed": 1, "deleting": 0})
     );
-    assert_eq!(st["layout_version"], "v3");
+    assert_eq!(st["layout_version"], "v4");
     assert_eq!(st["waiters"], 0);
     assert_eq!(st["takeover"], true);
 }

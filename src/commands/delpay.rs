@@ -73,8 +73,7 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
     let deleted = answer??;
     for p in &deleted {
         app.ledger
-            .forget(&p.key(), Some(p.status), Some(p.created_index))
-            .await?;
+            .forget(&p.key(), Some(p.status), Some(p.created_index));
     }
     log::debug!(
         "Deleted {} {} part(s) of {}",

@@ -84,35 +84,29 @@ async fn whole<D: Datastore, N: Node>(
 ) -> Result<Vec<Payment>, RpcError> {
     let deletes_before = app.signals.node_deletes();
     let (held, rows) = match r.hash {
-        Some(h) => {
-            app.ledger.ensure(&h).await?;
-            (app.ledger.held(&h, None), app.node.parts_of(h).await?)
-        }
+        Some(h) => (app.ledger.held(&h, None), app.node.parts_of(h).await?),
         None => {
-            app.ledger.load_all().await?;
-            let held = app.ledger.summaries();
+            let groups = app.node.parts_created().await? / crate::store::GROUP + 1;
+            app.ledger.load_all(groups).await?;
+            let held = app.ledger.all();
             let mut rows = Vec::new();
             import::node_table(app, |p| rows.push(p)).await?;
             (held, rows)
         }
     };
-    let mut rows: HashMap<_, Payment> = rows
+    let mut rows: HashMap<u64, Payment> = rows
         .into_iter()
         .filter(|p| p.status != Status::Pending)
-        .map(|p| ((p.key(), p.created_index), p))
+        .map(|p| (p.created_index, p))
         .collect();
-    import::forget_lost(app, &held, |s| rows.contains_key(&(s.key, s.created_index))).await?;
-    let listed_held = held
-        .iter()
-        .filter_map(|s| rows.remove(&(s.key, s.created_index)));
+    import::forget_lost(app, r.hash.as_ref(), &held, |ci| rows.contains_key(&ci));
+    let listed_held = held.iter().filter_map(|h| rows.remove(&h.created_index));
     let mut listed: Vec<Payment> = listed_held.collect();
     // Terminal parts the ledger has not imported yet (resolved while
     // paystate was away, and catch-up has not reached them): imported now,
     // so a listing is the node's terminal parts from the first answer on.
     for row in rows.into_values() {
-        if let Some(part) = import::import(app, row, deletes_before).await? {
-            listed.push(part.payment.clone());
-        }
+        listed.extend(import::import(app, row, deletes_before).await?);
     }
     listed.retain(|p| r.status.map_or(true, |st| p.status == st));
     listed.sort_by_key(|p| p.created_index);
@@ -148,11 +142,10 @@ async fn paged<D: Datastore, N: Node>(
         let full = rows.len() == want as usize;
         let next = rows.last().and_then(|p| index.of(p));
         for row in rows.into_iter().filter(|p| p.status != Status::Pending) {
-            app.ledger.ensure(&row.payment_hash).await?;
             if app.ledger.holds_attempt(&row) {
                 listed.push(row);
-            } else if let Some(part) = import::import(app, row, deletes_before).await? {
-                listed.push(part.payment.clone());
+            } else {
+                listed.extend(import::import(app, row, deletes_before).await?);
             }
         }
         match next {

@@ -79,15 +79,14 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         let mut waiters = Vec::new();
         let mut resolved = false;
         for p in group.iter().filter(|p| p.status == Status::Pending) {
-            match Box::pin(app.ledger.lookup_or_wait(p.key())).await? {
+            match app.ledger.lookup_or_wait(p.key()) {
                 Lookup::Absent(w) => waiters.push(Box::pin(w.wait())),
-                Lookup::Ready(part) if part.payment.created_index != p.created_index => {
+                Lookup::Ready { created_index, .. } if created_index != p.created_index => {
                     // An earlier attempt the node deleted without a word.
-                    let stale = Some(part.payment.created_index);
-                    Box::pin(app.ledger.forget(&p.key(), None, stale)).await?;
+                    app.ledger.forget(&p.key(), None, Some(created_index));
                     resolved = true;
                 }
-                Lookup::Ready(_) | Lookup::Deleting => resolved = true,
+                Lookup::Ready { .. } | Lookup::Deleting => resolved = true,
             }
         }
         if resolved {

@@ -9,7 +9,7 @@ use crate::import;
 use crate::ledger::{Lookup, Waiter};
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
-use crate::store::{Datastore, Summary};
+use crate::store::Datastore;
 use cln_rpc::primitives::Sha256;
 use serde_json::Value;
 
@@ -59,7 +59,6 @@ pub fn parse(params: &Value, mode: Mode) -> Result<Request, RpcError> {
 pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Result<Value, RpcError> {
     let req = parse(&params, app.mode)?;
     let hash = req.payment_hash;
-    Box::pin(app.ledger.ensure(&hash)).await?;
     // A part found pending and recorded before its waiter was is read from
     // the node again; a stale attempt the ledger held is dropped first.
     for round in 0..3 {
@@ -69,12 +68,8 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         let held = app.ledger.held(&hash, None);
         let parts = Box::pin(app.node.parts_of(hash)).await?;
         // Whichever part is asked for, the hash's parts the node lost.
-        let kept = |s: &Summary| {
-            parts
-                .iter()
-                .any(|p| p.key() == s.key && p.created_index == s.created_index)
-        };
-        Box::pin(import::forget_lost(app, &held, kept)).await?;
+        let kept = |ci: u64| parts.iter().any(|p| p.created_index == ci);
+        import::forget_lost(app, Some(&hash), &held, kept);
         let groupid = req
             .groupid
             .or_else(|| parts.iter().map(|p| p.groupid).max())
@@ -93,18 +88,21 @@ pub async fn run<D: Datastore, N: Node>(app: &App<D, N>, params: Value) -> Resul
         }
         // The waiter is registered before the wait, and a part recorded
         // from now on wakes it.
-        let waiter = match Box::pin(app.ledger.lookup_or_wait(key)).await? {
+        let waiter = match app.ledger.lookup_or_wait(key) {
             Lookup::Absent(w) => w,
             // An earlier attempt of the part, which the node deleted
             // without a word (the node's row is a new attempt).
-            Lookup::Ready(part) if part.payment.created_index != row.created_index => {
-                let stale = Some(part.payment.created_index);
-                Box::pin(app.ledger.forget(&key, None, stale)).await?;
+            Lookup::Ready { created_index, .. } if created_index != row.created_index => {
+                app.ledger.forget(&key, None, Some(created_index));
                 continue;
             }
-            Lookup::Ready(part) if round == 2 => return part.waitsendpay_answer(),
+            // Still pending in the node: the notification's part, as
+            // lightningd's own waiters got it.
+            Lookup::Ready {
+                part: Some(part), ..
+            } if round == 2 => return part.waitsendpay_answer(),
             // Resolved since the node was read: read it again.
-            Lookup::Ready(_) | Lookup::Deleting => continue,
+            Lookup::Ready { .. } | Lookup::Deleting => continue,
         };
         return Box::pin(wait_for(waiter, req.timeout)).await;
     }

@@ -1,172 +1,307 @@
-//! The in-memory index: what identifies each part (its datastore name
-//! says it all), counts kept on every change, and a small cache of whole
-//! parts.
+//! The in-memory index: each part the ledger holds in 16 bytes (some 27
+//! with the tree's own), whatever its record: a fingerprint of its
+//! payment hash, its `groupid`, `partid`, `created_index` and status,
+//! packed in one number. Counts are kept on every change.
+//!
+//! The fingerprint is the hash under a key drawn at start-up (SipHash),
+//! so nobody can make two payment hashes share one; the index is rebuilt
+//! from the records at each start. A part whose numbers do not fit the
+//! packing (a `groupid` or `partid` of 4,096 or more, a `created_index`
+//! past 2^39) is kept whole beside it.
 
-use crate::domain::{Part, PartKey, Status};
-use crate::store::Summary;
-use std::collections::{BTreeMap, VecDeque};
-use std::ops::Bound;
-use std::sync::Arc;
+use crate::domain::{PartKey, Status};
+use cln_rpc::primitives::Sha256;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, RandomState};
 
-/// How many parts are kept whole in memory. Polls and wake-ups concern the
-/// parts just resolved, which are here; any other costs one datastore read.
-pub const CACHED_PARTS: usize = 4096;
+const ID_BITS: u32 = 12;
+const CI_BITS: u32 = 39;
 
-/// One part in the index: about 80 bytes, whatever the record's size.
-pub(super) struct IndexEntry {
+/// A part the index holds: its identity within its hash, its attempt and
+/// its status. (The hash itself is the caller's, or only fingerprinted.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Held {
+    pub groupid: u64,
+    pub partid: u64,
     pub created_index: u64,
     pub status: Status,
-    /// Marked `deleting` by an earlier version (start-up finishes it).
-    pub deleting: bool,
-    /// Its record is queued, not yet in the datastore: the part stays in
-    /// memory until it is.
-    pub unwritten: bool,
-    /// Read since it last had a chance of eviction.
-    recent: bool,
-    pub cached: Option<Arc<Part>>,
+    slot: Slot,
 }
 
-impl IndexEntry {
-    pub fn stored(s: &Summary, deleting: bool) -> IndexEntry {
-        IndexEntry {
-            created_index: s.created_index,
-            status: s.status,
-            deleting,
-            unwritten: false,
-            recent: false,
-            cached: None,
+impl Held {
+    /// The part's whole identity, given its hash.
+    pub fn key(&self, payment_hash: Sha256) -> PartKey {
+        PartKey {
+            payment_hash,
+            groupid: self.groupid,
+            partid: self.partid,
         }
     }
+}
 
-    pub fn unwritten(s: &Summary, part: Arc<Part>) -> IndexEntry {
-        IndexEntry {
-            unwritten: true,
-            cached: Some(part),
-            ..IndexEntry::stored(s, false)
-        }
-    }
-
-    pub fn summary(&self, key: PartKey) -> Summary {
-        Summary {
-            key,
-            created_index: self.created_index,
-            status: self.status,
-        }
-    }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Packed(u128),
+    Odd(PartKey),
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub complete: usize,
     pub failed: usize,
+    /// Deletes an earlier version marked, not finished yet.
     pub deleting: usize,
 }
 
 #[derive(Default)]
 pub(super) struct PartIndex {
-    pub parts: BTreeMap<PartKey, IndexEntry>,
-    /// Kept up to date on every change, so status costs nothing.
+    packed: BTreeSet<u128>,
+    odd: BTreeMap<PartKey, (u64, Status)>,
+    seed: RandomState,
     pub counts: Counts,
-    /// Keys of cached, written parts, oldest first (second chance for
-    /// recent reads).
-    cache_order: VecDeque<PartKey>,
 }
 
 impl PartIndex {
-    fn count(&mut self, e: &IndexEntry, delta: isize) {
-        let slot = match (e.deleting, e.status) {
-            (true, _) => &mut self.counts.deleting,
-            (false, Status::Failed) => &mut self.counts.failed,
-            (false, _) => &mut self.counts.complete,
+    fn fingerprint(&self, hash: &Sha256) -> u128 {
+        let b: &[u8] = hash.as_ref();
+        u128::from(self.seed.hash_one(b))
+    }
+
+    /// Where the entries of this part (or of the whole hash, `None`) lie.
+    fn range(&self, hash: &Sha256, part: Option<(u64, u64)>) -> std::ops::RangeInclusive<u128> {
+        let fp = self.fingerprint(hash) << 64;
+        match part {
+            Some((g, p)) => {
+                let base =
+                    fp | u128::from(g) << (64 - ID_BITS) | u128::from(p) << (64 - 2 * ID_BITS);
+                base..=base | ((1u128 << (64 - 2 * ID_BITS)) - 1)
+            }
+            None => fp..=fp | u128::from(u64::MAX),
+        }
+    }
+
+    fn fits(key: &PartKey, created_index: u64) -> bool {
+        key.groupid < 1 << ID_BITS && key.partid < 1 << ID_BITS && created_index < 1 << CI_BITS
+    }
+
+    fn unpack(v: u128) -> Held {
+        let low = v as u64;
+        let mask = |bits: u32| (1u64 << bits) - 1;
+        Held {
+            groupid: (low >> (64 - ID_BITS)) & mask(ID_BITS),
+            partid: (low >> (64 - 2 * ID_BITS)) & mask(ID_BITS),
+            created_index: (low >> 1) & mask(CI_BITS),
+            status: if low & 1 == 1 {
+                Status::Failed
+            } else {
+                Status::Complete
+            },
+            slot: Slot::Packed(v),
+        }
+    }
+
+    fn count(&mut self, status: Status, delta: isize) {
+        let slot = match status {
+            Status::Failed => &mut self.counts.failed,
+            _ => &mut self.counts.complete,
         };
         *slot = slot.saturating_add_signed(delta);
     }
 
-    pub fn insert(&mut self, key: PartKey, e: IndexEntry) {
-        self.count(&e, 1);
-        let cacheable = e.cached.is_some() && !e.unwritten;
-        if let Some(old) = self.parts.insert(key, e) {
-            self.count(&old, -1);
+    /// The attempt of this part the index holds.
+    pub fn get(&self, key: &PartKey) -> Option<Held> {
+        if let Some((ci, status)) = self.odd.get(key) {
+            return Some(Held {
+                groupid: key.groupid,
+                partid: key.partid,
+                created_index: *ci,
+                status: *status,
+                slot: Slot::Odd(*key),
+            });
         }
-        if cacheable {
-            self.note_cached(key);
+        let range = self.range(&key.payment_hash, Some((key.groupid, key.partid)));
+        self.packed
+            .range(range)
+            .next_back()
+            .map(|v| Self::unpack(*v))
+    }
+
+    /// Holds this attempt of the part, in place of any other it held
+    /// (returned).
+    pub fn insert(&mut self, key: PartKey, created_index: u64, status: Status) -> Option<Held> {
+        let old = self.remove(&key);
+        if Self::fits(&key, created_index) {
+            let v = *self
+                .range(&key.payment_hash, Some((key.groupid, key.partid)))
+                .start()
+                | u128::from(created_index) << 1
+                | u128::from(status == Status::Failed);
+            self.packed.insert(v);
+        } else {
+            self.odd.insert(key, (created_index, status));
         }
+        self.count(status, 1);
+        old
     }
 
-    pub fn remove(&mut self, key: &PartKey) -> Option<IndexEntry> {
-        let old = self.parts.remove(key)?;
-        self.count(&old, -1);
-        Some(old)
+    /// Forgets the part, whichever attempt it held (returned).
+    pub fn remove(&mut self, key: &PartKey) -> Option<Held> {
+        let held = self.get(key)?;
+        self.remove_held(&held);
+        Some(held)
     }
 
-    /// The record of this attempt is in the datastore now: the part may
-    /// leave memory like any other.
-    pub fn written(&mut self, summary: &Summary) {
-        if let Some(e) = self.parts.get_mut(&summary.key) {
-            if e.created_index == summary.created_index && e.unwritten {
-                e.unwritten = false;
-                self.note_cached(summary.key);
-            }
+    /// Forgets exactly this entry; whether it was there.
+    pub fn remove_held(&mut self, h: &Held) -> bool {
+        let gone = match h.slot {
+            Slot::Packed(v) => self.packed.remove(&v),
+            Slot::Odd(k) => self.odd.remove(&k).is_some(),
+        };
+        if gone {
+            self.count(h.status, -1);
         }
+        gone
     }
 
-    /// A live part from the cache, marked as recently read.
-    pub fn cached(&mut self, key: &PartKey) -> Option<Arc<Part>> {
-        let e = self.parts.get_mut(key).filter(|e| !e.deleting)?;
-        e.recent = true;
-        e.cached.clone()
-    }
-
-    /// Keeps a part read from the datastore, if the index still holds that
-    /// very attempt.
-    pub fn fill(&mut self, summary: Summary, part: &Arc<Part>) {
-        if let Some(e) = self.parts.get_mut(&summary.key) {
-            if e.created_index == summary.created_index && e.cached.is_none() {
-                e.cached = Some(part.clone());
-                self.note_cached(summary.key);
-            }
-        }
-    }
-
-    fn note_cached(&mut self, key: PartKey) {
-        self.cache_order.push_back(key);
-        // Each pass either evicts or clears a `recent` bit: this ends.
-        while self.cache_order.len() > CACHED_PARTS {
-            let Some(old) = self.cache_order.pop_front() else {
-                break;
-            };
-            match self.parts.get_mut(&old) {
-                Some(e) if e.recent && e.cached.is_some() => {
-                    e.recent = false;
-                    self.cache_order.push_back(old);
-                }
-                Some(e) if !e.unwritten => e.cached = None,
-                _ => {}
-            }
-        }
-    }
-
-    /// The live parts of one hash, in key order.
-    pub fn summaries_of(&self, hash: &cln_rpc::primitives::Sha256) -> Vec<Summary> {
+    /// The parts of one hash, by `groupid` and `partid`.
+    pub fn of_hash(&self, hash: &Sha256) -> Vec<Held> {
+        let mut out: Vec<Held> = self
+            .packed
+            .range(self.range(hash, None))
+            .map(|v| Self::unpack(*v))
+            .collect();
         let lo = PartKey {
             payment_hash: *hash,
             groupid: 0,
             partid: 0,
         };
-        self.parts
-            .range((Bound::Included(lo), Bound::Unbounded))
-            .take_while(|(k, _)| k.payment_hash == *hash)
-            .filter(|(_, e)| !e.deleting)
-            .map(|(k, e)| e.summary(*k))
+        out.extend(
+            self.odd
+                .range(lo..)
+                .take_while(|(k, _)| k.payment_hash == *hash)
+                .map(|(k, (ci, status))| Held {
+                    groupid: k.groupid,
+                    partid: k.partid,
+                    created_index: *ci,
+                    status: *status,
+                    slot: Slot::Odd(*k),
+                }),
+        );
+        out.sort_by_key(|h| (h.groupid, h.partid));
+        out
+    }
+
+    /// Every part held.
+    pub fn all(&self) -> Vec<Held> {
+        let odd = self.odd.iter().map(|(k, (ci, status))| Held {
+            groupid: k.groupid,
+            partid: k.partid,
+            created_index: *ci,
+            status: *status,
+            slot: Slot::Odd(*k),
+        });
+        self.packed
+            .iter()
+            .map(|v| Self::unpack(*v))
+            .chain(odd)
             .collect()
     }
 
-    /// Every live part.
-    pub fn summaries(&self) -> Vec<Summary> {
-        self.parts
+    /// The parts whose `created_index` lies in `[lo, hi)`.
+    pub fn between(&self, lo: u64, hi: u64) -> Vec<Held> {
+        let mask = (1u128 << (CI_BITS + 1)) - 1;
+        let packed = self.packed.iter().filter(|v| {
+            let ci = ((*v & mask) >> 1) as u64;
+            lo <= ci && ci < hi
+        });
+        let odd = self
+            .odd
             .iter()
-            .filter(|(_, e)| !e.deleting)
-            .map(|(k, e)| e.summary(*k))
-            .collect()
+            .filter(|(_, (ci, _))| lo <= *ci && *ci < hi)
+            .map(|(k, (ci, status))| Held {
+                groupid: k.groupid,
+                partid: k.partid,
+                created_index: *ci,
+                status: *status,
+                slot: Slot::Odd(*k),
+            });
+        packed.map(|v| Self::unpack(*v)).chain(odd).collect()
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.packed.len() + self.odd.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn key(h: u8, groupid: u64, partid: u64) -> PartKey {
+        PartKey {
+            payment_hash: Sha256::from_str(&format!("{h:02x}").repeat(32)).unwrap(),
+            groupid,
+            partid,
+        }
+    }
+
+    #[test]
+    fn parts_are_found_by_identity_and_hash_and_counted() {
+        let mut ix = PartIndex::default();
+        ix.insert(key(1, 1, 0), 10, Status::Complete);
+        ix.insert(key(1, 2, 3), 12, Status::Failed);
+        ix.insert(key(2, 1, 0), 11, Status::Complete);
+        // Numbers past the packing are kept whole.
+        ix.insert(key(1, 5000, 0), 1 << 40, Status::Failed);
+        assert_eq!(
+            ix.counts,
+            Counts {
+                complete: 2,
+                failed: 2,
+                deleting: 0
+            }
+        );
+        let h = ix.get(&key(1, 2, 3)).unwrap();
+        assert_eq!((h.created_index, h.status), (12, Status::Failed));
+        assert_eq!(ix.get(&key(1, 5000, 0)).unwrap().created_index, 1 << 40);
+        assert!(ix.get(&key(1, 2, 4)).is_none());
+        let of: Vec<(u64, u64, u64)> = ix
+            .of_hash(&key(1, 0, 0).payment_hash)
+            .iter()
+            .map(|h| (h.groupid, h.partid, h.created_index))
+            .collect();
+        assert_eq!(of, [(1, 0, 10), (2, 3, 12), (5000, 0, 1 << 40)]);
+        assert_eq!(ix.all().len(), 4);
+        let mut between: Vec<u64> = ix
+            .between(11, 1 << 41)
+            .iter()
+            .map(|h| h.created_index)
+            .collect();
+        between.sort();
+        assert_eq!(between, [11, 12, 1 << 40]);
+        // A new attempt replaces the old.
+        let old = ix.insert(key(1, 1, 0), 20, Status::Failed).unwrap();
+        assert_eq!(old.created_index, 10);
+        assert_eq!(
+            ix.counts,
+            Counts {
+                complete: 1,
+                failed: 3,
+                deleting: 0
+            }
+        );
+        assert!(ix.remove_held(&ix.get(&key(1, 5000, 0)).unwrap()));
+        assert_eq!(ix.remove(&key(2, 1, 0)).unwrap().created_index, 11);
+        assert_eq!(ix.len(), 2);
+        assert_eq!(
+            ix.counts,
+            Counts {
+                complete: 0,
+                failed: 2,
+                deleting: 0
+            }
+        );
     }
 }

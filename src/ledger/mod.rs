@@ -2,19 +2,24 @@
 //! them, indexed in memory and kept in the node's datastore; and the
 //! callers waiting for a part to become terminal.
 //!
-//! - [`index`]: what identifies each part, counts, and a cache of parts;
-//! - [`shards`]: loading the index from the datastore a shard at a time;
+//! - [`index`]: each part in 16 bytes, and counts;
+//! - [`record`]: a part's record, the few bytes the datastore keeps;
+//! - [`load`]: the index rebuilt from the records, a few groups at a time;
+//! - [`marks`]: deletes an earlier version marked, finished at start-up;
+//! - [`recent`]: the parts recorded last, whole, for the answers racing them;
 //! - [`waiters`]: callers waiting for a part;
 //! - [`tombstones`]: deletes remembered against late notifications;
 //! - [`writer`]: datastore writes queued and applied in batches.
 //!
 //! The ledger follows the node: a part is recorded when it becomes
-//! terminal and forgotten when the node deletes it. The index holds what
-//! identifies each part, not the part itself (a node may have made
-//! millions): records are read from the datastore when asked for.
+//! terminal and forgotten when the node deletes it. Answers start from
+//! the node's rows; the ledger says which parts were terminal, and how.
 
 mod index;
-mod shards;
+mod load;
+pub mod marks;
+mod recent;
+pub mod record;
 mod tombstones;
 mod waiters;
 mod writer;
@@ -22,15 +27,17 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use index::{Counts, CACHED_PARTS};
-pub use shards::SHARDS;
+pub use index::{Counts, Held};
 pub use writer::FLUSH_AFTER;
 
 use crate::domain::{Answer, Part, PartKey, Payment, Status};
 use crate::error::{codes, RpcError};
-use crate::store::{self, Datastore, Op, Summary};
+use crate::store::{self, Datastore, Op};
 use cln_rpc::primitives::Sha256;
-use index::{IndexEntry, PartIndex};
+use index::PartIndex;
+use recent::Recent;
+use record::Record;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tombstones::Tombstones;
 use waiters::Waiters;
@@ -46,13 +53,25 @@ struct State {
     index: PartIndex,
     waiters: Waiters,
     tombstones: Tombstones,
+    recent: Recent,
+    /// Deletes an earlier version marked and a crash interrupted: the
+    /// part, and the mark to delete once the part is gone.
+    marks: HashMap<PartKey, Vec<String>>,
+    /// While the index loads: deletes of parts it did not hold (yet),
+    /// applied to the records the load finds (`None`: any status).
+    unplaced: HashMap<PartKey, Option<Status>>,
+    loaded: bool,
 }
 
 pub use waiters::Waiter;
 
 /// What the ledger knows of a part when a caller asks to wait for it.
 pub enum Lookup {
-    Ready(Arc<Part>),
+    /// Terminal, at this attempt; the part whole if it was recorded lately.
+    Ready {
+        created_index: u64,
+        part: Option<Arc<Part>>,
+    },
     /// Being deleted: gone for every answer.
     Deleting,
     /// Not recorded: the waiter is registered already, so a part recorded
@@ -97,43 +116,36 @@ pub enum Recorded {
     Deleting,
 }
 
-/// What the index says of a part before its record is read.
-enum Known {
-    Cached(Arc<Part>),
-    Stored(Summary),
-    Deleting,
-    Absent,
-}
-
 pub struct Ledger<D> {
     store: Arc<D>,
     state: Arc<Mutex<State>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
-    /// Which shards of the index are loaded (by the hash's first byte).
-    shards: Vec<tokio::sync::OnceCell<()>>,
+    /// The next group of records to load (all below it are loaded).
+    loading: tokio::sync::Mutex<u64>,
+    groups_loaded: std::sync::atomic::AtomicU64,
     writer: Writer,
 }
 
 impl<D: Datastore> Ledger<D> {
-    /// Opens the ledger: the deletes an earlier version marked and a crash interrupted (returned, for the caller to
-    /// finish). The index of parts loads shard by shard afterwards.
+    /// Opens the ledger: the deletes an earlier version marked and a crash
+    /// interrupted (returned, for the caller to finish). The index loads
+    /// afterwards ([`load`]), while answers go on.
     pub async fn load(store: D) -> Result<(Self, Vec<PartKey>), RpcError> {
         let mut st = State::default();
         let mut interrupted = Vec::new();
-        for e in store.list(store::deleting_prefix()).await? {
-            let Some(s) = shards::name_of(&e, true) else {
-                continue;
-            };
-            st.index.insert(s.key, IndexEntry::stored(&s, true));
-            interrupted.push(s.key);
+        for (key, mark) in marks::interrupted_deletes(&store).await? {
+            st.marks.insert(key, mark);
+            interrupted.push(key);
         }
+        st.index.counts.deleting = st.marks.len();
         let store = Arc::new(store);
         let ledger = Ledger {
             writer: Writer::start(store.clone()),
             store,
             state: Arc::new(Mutex::new(st)),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
-            shards: (0..SHARDS).map(|_| tokio::sync::OnceCell::new()).collect(),
+            loading: tokio::sync::Mutex::new(0),
+            groups_loaded: Default::default(),
         };
         Ok((ledger, interrupted))
     }
@@ -151,123 +163,63 @@ impl<D: Datastore> Ledger<D> {
         self.stripes[n % STRIPES].lock().await
     }
 
-    fn known(st: &mut State, key: &PartKey) -> Known {
-        if let Some(part) = st.index.cached(key) {
-            return Known::Cached(part);
-        }
-        match st.index.parts.get(key) {
-            None => Known::Absent,
-            Some(e) if e.deleting => Known::Deleting,
-            Some(e) => Known::Stored(e.summary(*key)),
-        }
-    }
-
-    /// Reads a part's record; `None` if it went meanwhile (deleted).
-    async fn read(&self, summary: Summary) -> Result<Option<Arc<Part>>, RpcError> {
-        let Some(e) = self.store.list(summary.record_key()).await?.pop() else {
-            return Ok(None);
-        };
-        let part = e
-            .string
-            .as_deref()
-            .ok_or_else(|| "not a string".to_string())
-            .and_then(store::decode)
-            .and_then(|p| match Summary::of(&p) == summary {
-                true => Ok(p),
-                false => Err("its fields disagree with its name".into()),
-            })
-            .map_err(|why| {
-                RpcError::lightningd(format!(
-                    "Unreadable datastore record of {}: {why}",
-                    summary.key
-                ))
-            })?;
-        let part = Arc::new(part);
-        self.state().index.fill(summary, &part);
-        Ok(Some(part))
-    }
-
     /// The part if recorded, else a registered waiter for it.
-    pub async fn lookup_or_wait(&self, key: PartKey) -> Result<Lookup, RpcError> {
-        self.ensure(&key.payment_hash).await?;
-        let summary = {
-            let mut st = self.state();
-            match Self::known(&mut st, &key) {
-                Known::Cached(part) => return Ok(Lookup::Ready(part)),
-                Known::Deleting => return Ok(Lookup::Deleting),
-                Known::Stored(s) => s,
-                Known::Absent => {
-                    let state = self.state.clone();
-                    return Ok(Lookup::Absent(st.waiters.add(key, state)));
-                }
+    pub fn lookup_or_wait(&self, key: PartKey) -> Lookup {
+        let mut st = self.state();
+        if st.marks.contains_key(&key) {
+            return Lookup::Deleting;
+        }
+        match st.index.get(&key) {
+            Some(h) => Lookup::Ready {
+                created_index: h.created_index,
+                part: st.recent.get(&key, h.created_index),
+            },
+            None => {
+                let state = self.state.clone();
+                Lookup::Absent(st.waiters.add(key, state))
             }
-        };
-        Ok(match self.read(summary).await? {
-            Some(part) => Lookup::Ready(part),
-            None => Lookup::Deleting,
-        })
-    }
-
-    /// The live part, if recorded.
-    pub async fn get(&self, key: &PartKey) -> Result<Option<Arc<Part>>, RpcError> {
-        self.ensure(&key.payment_hash).await?;
-        let known = Self::known(&mut self.state(), key);
-        match known {
-            Known::Cached(part) => Ok(Some(part)),
-            Known::Stored(s) => self.read(s).await,
-            Known::Deleting | Known::Absent => Ok(None),
         }
     }
 
-    /// What the index holds of a live part (its shard loaded:
-    /// [`Ledger::ensure`]).
-    pub fn summary(&self, key: &PartKey) -> Option<Summary> {
+    /// The attempt of the part the ledger holds, if any (a part being
+    /// deleted is not held).
+    pub fn attempt(&self, key: &PartKey) -> Option<Held> {
         let st = self.state();
-        st.index
-            .parts
-            .get(key)
-            .filter(|e| !e.deleting)
-            .map(|e| e.summary(*key))
-    }
-
-    /// Whether the ledger holds the part at all, deleting or not (its shard
-    /// loaded: [`Ledger::ensure`]); the unit tests' view.
-    #[cfg(test)]
-    pub fn holds(&self, key: &PartKey) -> bool {
-        self.state().index.parts.contains_key(key)
+        st.index.get(key).filter(|_| !st.marks.contains_key(key))
     }
 
     /// Whether the ledger holds this attempt of the part (same
-    /// `created_index`; its shard loaded).
+    /// `created_index`).
     pub fn holds_attempt(&self, p: &Payment) -> bool {
-        self.summary(&p.key())
-            .is_some_and(|s| s.created_index == p.created_index)
+        self.attempt(&p.key())
+            .is_some_and(|h| h.created_index == p.created_index)
     }
 
-    /// What the index holds of one hash (optionally one part of it), in
-    /// key order, without reading a record (its shard loaded).
-    pub fn held(&self, hash: &Sha256, part: Option<(u64, u64)>) -> Vec<Summary> {
-        let mut held = self.state().index.summaries_of(hash);
+    /// The parts of one hash the ledger holds (optionally one part of it),
+    /// by `groupid` and `partid`.
+    pub fn held(&self, hash: &Sha256, part: Option<(u64, u64)>) -> Vec<Held> {
+        let mut held = self.state().index.of_hash(hash);
         if let Some((partid, groupid)) = part {
-            held.retain(|s| s.key.partid == partid && s.key.groupid == groupid);
+            held.retain(|h| h.partid == partid && h.groupid == groupid);
         }
         held
     }
 
-    /// Every live part the loaded index holds.
-    pub fn summaries(&self) -> Vec<Summary> {
-        self.state().index.summaries()
+    /// Every part the index holds.
+    pub fn all(&self) -> Vec<Held> {
+        self.state().index.all()
     }
 
-    /// The parts of these summaries, in their order; those deleted
-    /// meanwhile are left out (the tests read the records back with it).
+    /// The parts whose `created_index` lies in `[lo, hi)` (a scan of the
+    /// index: reconciliation takes the table a range at a time).
+    pub fn between(&self, lo: u64, hi: u64) -> Vec<Held> {
+        self.state().index.between(lo, hi)
+    }
+
+    /// Whether the ledger holds the part at all; the unit tests' view.
     #[cfg(test)]
-    pub async fn read_all(&self, summaries: Vec<Summary>) -> Result<Vec<Arc<Part>>, RpcError> {
-        let mut out = Vec::with_capacity(summaries.len());
-        for s in summaries {
-            out.extend(self.get(&s.key).await?);
-        }
-        Ok(out)
+    pub fn holds(&self, key: &PartKey) -> bool {
+        self.state().index.get(key).is_some()
     }
 
     pub fn counts(&self) -> Counts {
@@ -293,43 +245,35 @@ impl<D: Datastore> Ledger<D> {
         part: Arc<Part>,
         answer: impl FnOnce() -> Answer,
     ) -> Result<Recorded, RpcError> {
-        let summary = Summary::of(&part);
-        let key = summary.key;
-        self.ensure(&key.payment_hash).await?;
+        let key = part.key();
+        let created_index = part.payment.created_index;
+        let status = part.status();
         {
             let mut st = self.state();
-            if st.tombstones.buries(&key, summary.created_index) {
+            if st.tombstones.buries(&key, created_index) || st.marks.contains_key(&key) {
                 st.waiters.deliver(&key, answer);
                 return Ok(Recorded::Deleting);
             }
-            let older = match st.index.parts.get(&key) {
-                Some(e) if e.deleting => {
-                    st.waiters.deliver(&key, answer);
-                    return Ok(Recorded::Deleting);
-                }
-                Some(e) if e.created_index >= summary.created_index => {
+            match st.index.get(&key) {
+                Some(h) if h.created_index >= created_index => {
                     st.waiters.deliver(&key, answer);
                     return Ok(Recorded::Duplicate);
                 }
                 // An older attempt the node no longer has: the newer stands.
-                Some(e) => Some(e.summary(key)),
-                None => None,
-            };
-            if let Some(old) = older {
-                self.queue_delete(old.record_key());
+                Some(h) => self.queue_delete(store::record_key(h.created_index)),
+                None => {}
             }
-            st.index
-                .insert(key, IndexEntry::unwritten(&summary, part.clone()));
+            st.index.insert(key, created_index, status);
+            st.recent.add(part.clone());
             st.waiters.deliver(&key, answer);
         }
         let state = self.state.clone();
         self.writer.queue(
             Op::Create {
-                key: summary.record_key(),
-                value: store::encode(&part),
+                key: store::record_key(created_index),
+                value: Record::of(&part).encode(),
             },
             Some(Box::new(move |outcome| {
-                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
                 match outcome {
                     // Already there: an earlier run wrote it.
                     Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => {
@@ -338,13 +282,12 @@ impl<D: Datastore> Ledger<D> {
                             e.message,
                             e.code
                         );
-                        if st.index.parts.get(&key).is_some_and(|e| {
-                            e.unwritten && e.created_index == summary.created_index
-                        }) {
+                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                        if st.index.get(&key).is_some_and(|h| h.created_index == created_index) {
                             st.index.remove(&key);
                         }
                     }
-                    _ => st.index.written(&summary),
+                    _ => {}
                 }
             })),
         );
@@ -362,35 +305,50 @@ impl<D: Datastore> Ledger<D> {
     /// known): the ledger forgets it at once, and its record goes with the
     /// next batch of writes. A notification or import of that attempt
     /// arriving later is ignored. Returns whether the ledger held it.
-    pub async fn forget(
+    pub fn forget(
         &self,
         key: &PartKey,
         status: Option<Status>,
         created_index: Option<u64>,
-    ) -> Result<bool, RpcError> {
-        self.ensure(&key.payment_hash).await?;
+    ) -> bool {
         let mut st = self.state();
-        let held = st
-            .index
-            .parts
-            .get(key)
-            .map(|e| (e.summary(*key), e.deleting));
-        let Some((summary, marked)) = held.filter(|(s, _)| {
-            status.map_or(true, |w| s.status == w)
-                && created_index.map_or(true, |c| s.created_index == c)
-        }) else {
-            // Not recorded (yet): a notification in flight must not bring it back.
+        let held = st.index.get(key).filter(|h| {
+            status.map_or(true, |w| h.status == w)
+                && created_index.map_or(true, |c| h.created_index == c)
+        });
+        let mark = st.marks.remove(key);
+        st.index.counts.deleting = st.marks.len();
+        let Some(h) = held else {
+            // Not recorded (yet): a notification in flight must not bring
+            // it back, nor the load its record.
             st.tombstones.add(*key, created_index);
-            return Ok(false);
+            if !st.loaded {
+                st.unplaced.insert(*key, status);
+            }
+            drop(st);
+            if let Some(mark) = mark {
+                self.queue_delete(mark);
+            }
+            return false;
         };
-        st.index.remove(key);
-        st.tombstones.add(*key, Some(summary.created_index));
+        st.index.remove_held(&h);
+        st.tombstones.add(*key, Some(h.created_index));
         drop(st);
-        self.queue_delete(summary.record_key());
-        if marked {
-            self.queue_delete(summary.deleting_key());
+        self.queue_delete(store::record_key(h.created_index));
+        if let Some(mark) = mark {
+            self.queue_delete(mark);
         }
-        Ok(true)
+        true
+    }
+
+    /// Forgets a part the index holds, found by [`Ledger::all`] (the node
+    /// no longer has that attempt). Returns whether it still held it.
+    pub fn forget_held(&self, h: &Held) -> bool {
+        if !self.state().index.remove_held(h) {
+            return false;
+        }
+        self.queue_delete(store::record_key(h.created_index));
+        true
     }
 
     /// A record's delete, written behind; should it fail, it is tried

@@ -5,9 +5,11 @@ use crate::commands::delpay;
 use crate::domain::{Part, Status};
 use crate::error::RpcError;
 use crate::fakes::{payment, FakeDatastore, FakeNode};
+use crate::ledger::marks::{mark_key, Name};
+use crate::ledger::record::Record;
 use crate::ledger::{Ledger, Lookup, Recorded};
 use crate::params::Mode;
-use crate::store::Summary;
+use crate::store;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ fn mark_as_earlier_versions_did(ds: &FakeDatastore, part: &Part) {
     ds.entries
         .lock()
         .unwrap()
-        .insert(Summary::of(part).deleting_key(), (0, "deleting".into()));
+        .insert(mark_key(&Name::of(part)), (0, b"deleting".to_vec()));
 }
 
 fn complete(n: u8) -> Part {
@@ -36,12 +38,26 @@ async fn app_with(parts: &[Part], node: FakeNode) -> App<Arc<FakeDatastore>, Arc
     App::new(ledger, Arc::new(node), true, Mode::DEVELOPER)
 }
 
+/// What the datastore holds for the part of this `created_index`.
+fn stored(ds: &FakeDatastore, created_index: u64) -> Option<Record> {
+    let e = ds.entries.lock().unwrap();
+    e.get(&store::record_key(created_index))
+        .map(|(_, v)| Record::decode(v).expect("a record"))
+}
+
+/// A fresh ledger over the same datastore, its index loaded.
+async fn reloaded(ds: &Arc<FakeDatastore>) -> Ledger<Arc<FakeDatastore>> {
+    let (again, _) = Ledger::load(ds.clone()).await.unwrap();
+    again.load_all(1 << 20).await.unwrap();
+    again
+}
+
 #[tokio::test]
 async fn record_is_durable_idempotent_and_wakes_waiters() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     let part = complete(1);
-    let Lookup::Absent(waiter) = ledger.lookup_or_wait(part.key()).await.unwrap() else {
+    let Lookup::Absent(waiter) = ledger.lookup_or_wait(part.key()) else {
         panic!("not yet recorded")
     };
     assert_eq!(ledger.waiter_count(), 1);
@@ -54,25 +70,20 @@ async fn record_is_durable_idempotent_and_wakes_waiters() {
     );
     assert!(ds.entries.lock().unwrap().is_empty(), "written behind");
     ledger.flush().await;
-    let stored = ds
-        .entries
-        .lock()
-        .unwrap()
-        .get(&Summary::of(&part).record_key())
-        .cloned()
-        .unwrap();
-    assert_eq!(stored.0, 0, "written once");
+    let gen = ds.entries.lock().unwrap()[&store::record_key(1)].0;
+    assert_eq!(gen, 0, "written once");
+    assert_eq!(stored(&ds, 1), Some(Record::of(&part)));
     // A fresh load sees it.
-    let (again, interrupted) = Ledger::load(ds).await.unwrap();
-    assert!(interrupted.is_empty());
-    assert_eq!(*again.get(&part.key()).await.unwrap().unwrap(), part);
+    let again = reloaded(&ds).await;
+    assert!(again.holds_attempt(&part.payment));
+    assert_eq!(again.counts().complete, 1);
 }
 
 #[tokio::test]
 async fn a_dropped_waiter_unregisters() {
     let ds = FakeDatastore::default();
     let (ledger, _) = Ledger::load(ds).await.unwrap();
-    let Lookup::Absent(w) = ledger.lookup_or_wait(complete(1).key()).await.unwrap() else {
+    let Lookup::Absent(w) = ledger.lookup_or_wait(complete(1).key()) else {
         panic!()
     };
     drop(w);
@@ -86,13 +97,10 @@ async fn an_entry_written_by_an_earlier_run_is_adopted() {
     let (second, _) = Ledger::load(ds.clone()).await.unwrap();
     first.record(complete(1)).await.unwrap();
     first.flush().await;
-    // `second` never saw it: its shard's listing shows it.
-    assert_eq!(
-        second.record(complete(1)).await.unwrap(),
-        Recorded::Duplicate
-    );
+    // `second` never loaded it: its write finds the record there.
+    assert_eq!(second.record(complete(1)).await.unwrap(), Recorded::New);
     second.flush().await;
-    assert!(second.get(&complete(1).key()).await.unwrap().is_some());
+    assert!(second.holds_attempt(&complete(1).payment));
     assert_eq!(ds.entries.lock().unwrap().len(), 1);
 }
 
@@ -106,7 +114,7 @@ async fn a_refused_write_changes_nothing() {
     assert_eq!(ledger.record(complete(1)).await.unwrap(), Recorded::New);
     assert!(ledger.holds(&complete(1).key()));
     ledger.flush().await;
-    assert!(ledger.get(&complete(1).key()).await.unwrap().is_none());
+    assert!(!ledger.holds(&complete(1).key()));
     assert!(ds.entries.lock().unwrap().is_empty());
 }
 
@@ -146,7 +154,12 @@ async fn a_delete_marked_by_an_earlier_version_is_interrupted_at_load() {
     // "Crash": a new ledger from the same datastore.
     let (reloaded, interrupted) = Ledger::load(ds).await.unwrap();
     assert_eq!(interrupted, vec![complete(1).key()]);
-    assert!(reloaded.get(&complete(1).key()).await.unwrap().is_none());
+    reloaded.load_all(1).await.unwrap();
+    assert!(reloaded.attempt(&complete(1).key()).is_none());
+    assert!(matches!(
+        reloaded.lookup_or_wait(complete(1).key()),
+        Lookup::Deleting
+    ));
     assert_eq!(reloaded.counts().deleting, 1);
     assert_eq!(
         reloaded.record(complete(1)).await.unwrap(),
@@ -175,7 +188,9 @@ async fn catch_up_imports_parts_resolved_meanwhile_without_their_failure() {
         .lock()
         .unwrap()
         .extend([payment(1, Status::Complete), payment(2, Status::Failed)]);
-    let app = app_with(&[], node).await;
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    let app = App::new(ledger, Arc::new(node), true, Mode::DEVELOPER);
     crate::catchup::once(&app, vec![]).await;
     let report = app.catchup_report();
     assert_eq!(
@@ -183,13 +198,11 @@ async fn catch_up_imports_parts_resolved_meanwhile_without_their_failure() {
         ("done", 2, 2)
     );
     // A failed part's error is the node's to answer: imported without it.
-    let failed = app
-        .ledger
-        .get(&payment(2, Status::Failed).key())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((failed.status(), &failed.failure), (Status::Failed, &None));
+    let failed = stored(&ds, 2).unwrap();
+    assert_eq!(
+        (failed.status, failed.failure),
+        (Status::Failed, Default::default())
+    );
     let e = crate::commands::waitsendpay::run(
         &app,
         json!([payment(2, Status::Failed).payment_hash.to_string()]),
@@ -231,80 +244,74 @@ fn numbered(i: u32) -> Part {
 }
 
 #[tokio::test]
-async fn load_reads_names_only_and_a_bad_record_fails_only_its_own_reads() {
+async fn a_bad_record_is_skipped_and_the_rest_load() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     for i in 0..3 {
         ledger.record(numbered(i)).await.unwrap();
     }
     ledger.flush().await;
-    let bad = Summary::of(&numbered(1)).record_key();
-    ds.entries.lock().unwrap().get_mut(&bad).unwrap().1 = "{not json".into();
-    let (again, _) = Ledger::load(ds).await.unwrap();
-    again.load_all().await.unwrap();
-    assert_eq!(again.counts().complete, 3, "indexed from the names");
-    let e = again.get(&numbered(1).key()).await.unwrap_err();
-    assert_eq!(e.code, -1);
+    let bad = store::record_key(1001);
+    ds.entries.lock().unwrap().get_mut(&bad).unwrap().1 = b"{not a record".to_vec();
+    let again = reloaded(&ds).await;
+    assert_eq!(again.counts().complete, 2);
+    assert!(again.holds_attempt(&numbered(2).payment));
+    assert!(!again.holds(&numbered(1).key()));
     assert!(
-        e.message.starts_with("Unreadable datastore record of "),
-        "{}",
-        e.message
-    );
-    assert_eq!(
-        *again.get(&numbered(2).key()).await.unwrap().unwrap(),
-        numbered(2)
+        ds.entries.lock().unwrap().contains_key(&bad),
+        "left for a reader to see"
     );
 }
 
 #[tokio::test]
-async fn an_answer_loads_only_its_own_shard_of_the_index() {
+async fn a_part_deleted_before_its_record_loaded_goes_when_found() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
-    // Three hashes in three shards (their first bytes differ).
-    let ids = [0u32, 0x1000_0000, 0x2000_0000];
-    for i in ids {
+    for i in 0..3 {
         ledger.record(numbered(i)).await.unwrap();
     }
     ledger.flush().await;
-    let (again, _) = Ledger::load(ds).await.unwrap();
-    assert_eq!(again.shards_loaded(), 0, "nothing listed at open");
-    assert_eq!(
-        *again.get(&numbered(ids[2]).key()).await.unwrap().unwrap(),
-        numbered(ids[2])
-    );
-    assert_eq!(again.shards_loaded(), 1);
-    assert_eq!(again.counts().complete, 1, "only that shard's parts");
-    again.load_all().await.unwrap();
-    assert_eq!(again.shards_loaded(), crate::ledger::SHARDS);
-    assert_eq!(again.counts().complete, 3);
+    let (again, _) = Ledger::load(ds.clone()).await.unwrap();
+    assert!(!again.loaded());
+    // The node's delete comes before the load reached the record.
+    assert!(!again.forget(&numbered(1).key(), Some(Status::Complete), None));
+    again.load_all(1 << 20).await.unwrap();
+    assert!(again.loaded());
+    assert!(!again.holds(&numbered(1).key()));
+    again.flush().await;
+    assert!(stored(&ds, 1001).is_none(), "its record went");
+    assert_eq!(again.counts().complete, 2);
 }
 
 #[tokio::test]
-async fn parts_beyond_the_cache_are_read_back_from_the_datastore() {
-    use crate::ledger::CACHED_PARTS;
+async fn many_parts_load_in_steps_of_groups() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
-    let n = CACHED_PARTS as u32 + 50;
+    let n = 3 * store::GROUP as u32;
     for i in 0..n {
         ledger.record(numbered(i)).await.unwrap();
     }
     ledger.flush().await;
-    // The first parts were evicted; removing their records from under the
-    // ledger shows that a read goes to the datastore.
-    let first = Summary::of(&numbered(0)).record_key();
-    let stored = ds.entries.lock().unwrap().remove(&first).unwrap();
-    assert!(ledger.get(&numbered(0).key()).await.unwrap().is_none());
-    ds.entries.lock().unwrap().insert(first, stored);
-    assert_eq!(
-        *ledger.get(&numbered(0).key()).await.unwrap().unwrap(),
-        numbered(0)
+    let (again, _) = Ledger::load(ds.clone()).await.unwrap();
+    let end = (1000 + u64::from(n)) / store::GROUP + 1;
+    let mut steps = Vec::new();
+    while let Some(rows) = again.load_step(end, 2).await.unwrap() {
+        steps.push(rows);
+    }
+    assert!(
+        steps.iter().all(|r| *r <= 2 * store::GROUP as usize),
+        "{steps:?}"
     );
-    let Lookup::Ready(p) = ledger.lookup_or_wait(numbered(1).key()).await.unwrap() else {
+    assert_eq!(steps.iter().sum::<usize>(), n as usize);
+    assert_eq!(again.counts().complete, n as usize);
+    let Lookup::Ready {
+        created_index,
+        part,
+    } = again.lookup_or_wait(numbered(7).key())
+    else {
         panic!("recorded")
     };
-    assert_eq!(*p, numbered(1));
-    let all = ledger.read_all(ledger.summaries()).await.unwrap();
-    assert_eq!(all.len(), n as usize);
+    assert_eq!((created_index, part), (1007, None), "loaded, not whole");
 }
 
 #[tokio::test]
@@ -316,35 +323,34 @@ async fn a_delete_interrupted_after_its_record_went_is_finished_from_its_mark() 
     ledger.flush().await;
     mark_as_earlier_versions_did(&ds, &part);
     // "Crash" between the record's delete and the mark's.
-    ds.entries
-        .lock()
-        .unwrap()
-        .remove(&Summary::of(&part).record_key());
+    ds.entries.lock().unwrap().remove(&store::record_key(3));
     let (reloaded, interrupted) = Ledger::load(ds.clone()).await.unwrap();
     assert_eq!(interrupted, vec![part.key()]);
     assert_eq!(reloaded.counts().deleting, 1);
-    reloaded.forget(&part.key(), None, None).await.unwrap();
+    reloaded.forget(&part.key(), None, None);
+    reloaded.load_all(1).await.unwrap();
     reloaded.flush().await;
     assert!(ds.entries.lock().unwrap().is_empty(), "nothing left behind");
     assert!(!reloaded.holds(&part.key()));
+    assert_eq!(reloaded.counts().deleting, 0);
 }
 
 #[tokio::test]
 async fn entries_that_are_not_paystates_are_skipped_at_load() {
     let ds = Arc::new(FakeDatastore::default());
-    let mut parts = crate::store::parts_prefix();
-    parts.push("ab".into());
-    let mut foreign = parts.clone();
-    foreign.extend(["not-a-part".to_string(), "record".to_string()]);
-    let mut value = parts.clone();
-    value.push("a-value".into());
+    let mut group = store::group_key(0);
     {
         let mut e = ds.entries.lock().unwrap();
-        e.insert(foreign, (0, "x".into()));
-        e.insert(value, (0, "x".into()));
+        let mut foreign = group.clone();
+        foreign.push("zz".into());
+        e.insert(foreign, (0, Record::of(&complete(1)).encode()));
+        group.push("01".into());
+        group.push("deeper".into());
+        e.insert(group, (0, Record::of(&complete(1)).encode()));
     }
-    let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
+    let (ledger, interrupted) = Ledger::load(ds.clone()).await.unwrap();
     assert!(interrupted.is_empty());
+    ledger.load_all(1).await.unwrap();
     assert_eq!(ledger.counts(), Default::default());
 }
 
@@ -357,7 +363,7 @@ async fn a_notification_answers_at_once_and_writes_with_the_next_batch() {
     let parts: Vec<Part> = (1..=3).map(complete).collect();
     let mut waiters = Vec::new();
     for p in &parts {
-        let Lookup::Absent(w) = app.ledger.lookup_or_wait(p.key()).await.unwrap() else {
+        let Lookup::Absent(w) = app.ledger.lookup_or_wait(p.key()) else {
             panic!("not yet recorded")
         };
         waiters.push(w);
@@ -369,6 +375,13 @@ async fn a_notification_answers_at_once_and_writes_with_the_next_batch() {
     for (w, p) in waiters.into_iter().zip(&parts) {
         assert_eq!(*w.wait().await, p.waitsendpay_answer());
     }
+    let Lookup::Ready {
+        part: Some(whole), ..
+    } = app.ledger.lookup_or_wait(parts[0].key())
+    else {
+        panic!("recorded, and whole among the newest")
+    };
+    assert_eq!(*whole, parts[0]);
     assert!(ds.batches.lock().unwrap().is_empty(), "nothing written yet");
     tokio::time::sleep(crate::ledger::FLUSH_AFTER * 2).await;
     assert_eq!(

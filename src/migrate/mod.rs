@@ -1,17 +1,21 @@
 //! Moves a ledger kept in an earlier datastore layout to the current one
-//! (v3, [`crate::store`]), at start-up, before the ledger loads. Each old
+//! (v4, [`crate::store`]), at start-up, before the ledger loads: v1 and v2
+//! to v3's names, then v3 to v4. Each old
 //! entry is deleted only after its copy is written, so a crash midway
 //! loses nothing: the next start-up carries on where this one stopped.
 
 mod v1;
 mod v2;
+mod v3;
 
 use crate::error::{codes, RpcError};
 use crate::store::Datastore;
 
-/// Every earlier layout moved; returns how many parts moved.
+/// Every earlier layout moved; returns how many parts reached v4.
 pub async fn run<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
-    Ok(v1::from_v1(ds).await? + v2::from_v2(ds).await?)
+    v1::from_v1(ds).await?;
+    v2::from_v2(ds).await?;
+    v3::from_v3(ds).await
 }
 
 /// A create that finds the key written already (by an interrupted run of
@@ -36,16 +40,20 @@ fn moved_from(from: &str, moved: usize) -> usize {
     if moved > 0 {
         log::info!(
             "Moved {moved} parts from datastore layout {from} to {}",
-            crate::store::LAYOUT_VERSION
+            if from == "v3" {
+                crate::store::LAYOUT_VERSION
+            } else {
+                "v3"
+            }
         );
     }
     moved
 }
 
-async fn create<D: Datastore>(ds: &D, key: Vec<String>, value: String) -> Result<(), RpcError> {
+async fn create<D: Datastore>(ds: &D, key: Vec<String>, value: Vec<u8>) -> Result<(), RpcError> {
     created(ds.create(key, value).await.map(drop))
 }
 
 async fn delete<D: Datastore>(ds: &D, key: Vec<String>) -> Result<(), RpcError> {
-    deleted(ds.delete(key, None).await.map(drop))
+    deleted(ds.delete(key, None).await)
 }

@@ -3,10 +3,12 @@
 //! JSON `{"payment", "failure"?, "deleting"?}`, and a catch-up watermark
 //! under `["paystate", "v1", "catchup"]`.
 
+use super::v3;
 use super::{create, delete, moved_from};
 use crate::domain::{Failure, Part, Payment};
 use crate::error::RpcError;
-use crate::store::{self, Datastore, Summary};
+use crate::ledger::marks::Name;
+use crate::store::{self, Datastore};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -29,8 +31,7 @@ pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
     for shard in ds.list(v1("parts")).await? {
         for e in ds.list(shard.key).await? {
             let decoded = e
-                .string
-                .as_deref()
+                .string()
                 .ok_or_else(|| "not a string".to_string())
                 .and_then(|s| serde_json::from_str::<V1Part>(s).map_err(|e| e.to_string()));
             let old = match decoded {
@@ -48,10 +49,10 @@ pub async fn from_v1<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
                 payment: old.payment,
                 failure: old.failure,
             };
-            let summary = Summary::of(&part);
-            create(ds, summary.record_key(), store::encode(&part)).await?;
+            let name = Name::of(&part);
+            create(ds, name.record_key(), v3::encode(&part)).await?;
             if old.deleting {
-                create(ds, summary.deleting_key(), "deleting".into()).await?;
+                create(ds, name.v3_mark(), b"deleting".to_vec()).await?;
             }
             delete(ds, e.key).await?;
             moved += 1;
@@ -91,19 +92,25 @@ mod tests {
         let going = payment(2, Status::Failed);
         {
             let mut e = ds.entries.lock().unwrap();
-            e.insert(v1_key(&done), (0, json!({ "payment": done }).to_string()));
+            e.insert(
+                v1_key(&done),
+                (0, json!({ "payment": done }).to_string().into_bytes()),
+            );
             let failure = json!({"code": 204, "message": "failed", "details": {"failcode": 4103}});
             e.insert(
                 v1_key(&going),
                 (
                     3,
-                    json!({"payment": going, "failure": failure, "deleting": true}).to_string(),
+                    json!({"payment": going, "failure": failure, "deleting": true})
+                        .to_string()
+                        .into_bytes(),
                 ),
             );
-            e.insert(v1("catchup"), (5, r#"{"updated_index":9}"#.into()));
+            e.insert(v1("catchup"), (5, br#"{"updated_index":9}"#.to_vec()));
         }
-        assert_eq!(from_v1(&ds).await.unwrap(), 2);
+        assert_eq!(crate::migrate::run(&ds).await.unwrap(), 2);
         assert_eq!(from_v1(&ds).await.unwrap(), 0, "nothing left in v1");
+        assert_eq!(crate::migrate::run(&ds).await.unwrap(), 0);
         assert!(ds
             .entries
             .lock()
@@ -116,7 +123,11 @@ mod tests {
             vec![going.key()],
             "a delete under way stays under way"
         );
-        let part = ledger.get(&done.key()).await.unwrap().unwrap();
-        assert_eq!(part.payment, done);
+        ledger.load_all(1).await.unwrap();
+        let held = ledger.attempt(&done.key()).unwrap();
+        assert_eq!(
+            (held.created_index, held.status),
+            (done.created_index, done.status)
+        );
     }
 }

@@ -5,7 +5,8 @@
 
 use super::{create, created, delete, deleted, moved_from};
 use crate::error::RpcError;
-use crate::store::{self, Datastore, Op, Summary};
+use crate::ledger::marks::Name;
+use crate::store::{self, Datastore, Op};
 
 fn v2(path: &[&str]) -> Vec<String> {
     let mut k = vec![store::ROOT.to_string(), "v2".into()];
@@ -34,7 +35,7 @@ pub async fn from_v2<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
                 };
                 let mut old = e.key.clone();
                 old.push(RECORD.into());
-                match ds.list(old.clone()).await?.pop().and_then(|r| r.string) {
+                match ds.list(old.clone()).await?.pop().and_then(|r| r.value) {
                     Some(value) => {
                         copies.push(Op::Create {
                             key: summary.record_key(),
@@ -56,7 +57,7 @@ pub async fn from_v2<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
     }
     for e in ds.list(v2(&["deleting"])).await? {
         if let Some(summary) = parse(&e.key) {
-            create(ds, summary.deleting_key(), "deleting".into()).await?;
+            create(ds, summary.v3_mark(), b"deleting".to_vec()).await?;
             delete(ds, e.key).await?;
         }
     }
@@ -66,9 +67,9 @@ pub async fn from_v2<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
     Ok(moved_from("v2", moved))
 }
 
-fn parse(key: &[String]) -> Option<Summary> {
+fn parse(key: &[String]) -> Option<Name> {
     let name = key.last().map(String::as_str).unwrap_or_default();
-    Summary::parse(name)
+    Name::parse(name)
         .map_err(|why| log::warn!("Not migrating {key:?}: {why}"))
         .ok()
 }
@@ -81,8 +82,8 @@ mod tests {
     use crate::ledger::Ledger;
     use std::sync::Arc;
 
-    fn v2_name(s: &Summary) -> Vec<String> {
-        let name = s.name();
+    fn v2_name(s: &Name) -> Vec<String> {
+        let name = s.spell();
         v2(&["parts", &name[..2], &name])
     }
 
@@ -93,7 +94,7 @@ mod tests {
             payment: payment(1, Status::Complete),
             failure: None,
         };
-        let going = Summary::of(&Part {
+        let going = Name::of(&Part {
             payment: payment(2, Status::Failed),
             failure: None,
         });
@@ -106,14 +107,14 @@ mod tests {
         {
             let mut e = ds.entries.lock().unwrap();
             for p in many.iter().chain([&done]) {
-                let mut k = v2_name(&Summary::of(p));
+                let mut k = v2_name(&Name::of(p));
                 k.push(RECORD.into());
-                e.insert(k, (0, store::encode(p)));
+                e.insert(k, (0, super::super::v3::encode(p)));
             }
-            e.insert(v2(&["deleting", &going.name()]), (1, "deleting".into()));
-            e.insert(v2(&["catchup"]), (5, r#"{"updated_index":9}"#.into()));
+            e.insert(v2(&["deleting", &going.spell()]), (1, b"deleting".to_vec()));
+            e.insert(v2(&["catchup"]), (5, br#"{"updated_index":9}"#.to_vec()));
         }
-        assert_eq!(from_v2(&ds).await.unwrap(), 248);
+        assert_eq!(crate::migrate::run(&ds).await.unwrap(), 248);
         assert_eq!(from_v2(&ds).await.unwrap(), 0, "nothing left in v2");
         assert!(ds
             .entries
@@ -123,9 +124,8 @@ mod tests {
             .all(|k| k[1] == store::LAYOUT_VERSION));
         let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
         assert_eq!(interrupted, vec![going.key], "a delete under way stays");
-        let part = ledger.get(&done.key()).await.unwrap().unwrap();
-        assert_eq!(part.payment, done.payment);
-        ledger.load_all().await.unwrap();
+        ledger.load_all(1).await.unwrap();
+        assert!(ledger.holds_attempt(&done.payment));
         assert_eq!(ledger.counts().complete, 248);
     }
 }

@@ -18,28 +18,19 @@ struct Written {
 }
 
 impl Datastore for Rpc {
-    async fn create(&self, key: Vec<String>, value: String) -> Result<u64, RpcError> {
+    async fn create(&self, key: Vec<String>, value: Vec<u8>) -> Result<u64, RpcError> {
         let r: Written = self
-            .call_as(
-                "datastore",
-                json!({"key": key, "string": value, "mode": "must-create"}),
-            )
+            .call_as("datastore", create_params(&key, &value))
             .await??;
         Ok(r.generation)
     }
 
-    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<Option<String>, RpcError> {
-        #[derive(Deserialize)]
-        struct Deleted {
-            #[serde(default)]
-            string: Option<String>,
-        }
+    async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<(), RpcError> {
         let params = match gen {
             Some(g) => json!({"key": key, "generation": g}),
             None => json!({ "key": key }),
         };
-        let d: Deleted = self.call_as("deldatastore", params).await??;
-        Ok(d.string)
+        self.call("deldatastore", params).await.map(drop)
     }
 
     async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
@@ -64,10 +55,7 @@ impl Datastore for Rpc {
             let calls: Vec<(&str, Value)> = chunk
                 .iter()
                 .map(|op| match op {
-                    Op::Create { key, value } => (
-                        "datastore",
-                        json!({"key": key, "string": value, "mode": "must-create"}),
-                    ),
+                    Op::Create { key, value } => ("datastore", create_params(key, value)),
                     Op::Delete { key } => ("deldatastore", json!({ "key": key })),
                 })
                 .collect();
@@ -170,8 +158,13 @@ impl Rpc {
     }
 }
 
-/// A `listdatastore` answer's entries; `hex` (the value again, twice as
-/// long) is skipped unread.
+/// A `datastore` write of a new key, the value as hex (records are bytes).
+fn create_params(key: &[String], value: &[u8]) -> Value {
+    json!({"key": key, "hex": crate::store::to_hex(value), "mode": "must-create"})
+}
+
+/// A `listdatastore` answer's entries: each value read from its `hex`
+/// (`string`, the same where it is text, is skipped unread).
 fn entries(answer: Value) -> Result<Vec<Entry>, RpcError> {
     #[derive(Deserialize)]
     struct Listing {
@@ -183,17 +176,28 @@ fn entries(answer: Value) -> Result<Vec<Entry>, RpcError> {
         #[serde(default)]
         generation: Option<u64>,
         #[serde(default)]
-        string: Option<String>,
+        hex: Option<String>,
     }
     let listing: Listing = serde_json::from_value(answer)
         .map_err(|e| RpcError::lightningd(format!("unreadable listdatastore answer: {e}")))?;
-    Ok(listing
+    listing
         .datastore
         .into_iter()
-        .map(|e| Entry {
-            key: e.key,
-            generation: e.generation,
-            string: e.string,
+        .map(|e| {
+            let value = match e.hex {
+                Some(h) => Some(crate::store::from_hex(&h).ok_or_else(|| {
+                    RpcError::lightningd(format!(
+                        "unreadable listdatastore answer: the hex of {:?} is not hex",
+                        e.key
+                    ))
+                })?),
+                None => None,
+            };
+            Ok(Entry {
+                key: e.key,
+                generation: e.generation,
+                value,
+            })
         })
-        .collect())
+        .collect()
 }

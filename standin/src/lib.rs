@@ -288,17 +288,17 @@ impl Lightningd {
     }
 
     /// Writes a datastore entry directly (to prepare a large ledger).
-    pub fn seed_datastore(&self, key: Vec<String>, value: &str) {
-        self.seed_datastore_many([(key, value.to_string())]);
+    pub fn seed_datastore(&self, key: Vec<String>, value: &[u8]) {
+        self.seed_datastore_many([(key, value.to_vec())]);
     }
 
     /// Writes datastore entries directly, in one transaction.
-    pub fn seed_datastore_many(&self, entries: impl IntoIterator<Item = (Vec<String>, String)>) {
+    pub fn seed_datastore_many(&self, entries: impl IntoIterator<Item = (Vec<String>, Vec<u8>)>) {
         self.core.node_call(|n| {
             for (key, value) in entries {
                 let record = datastore::Record {
                     generation: 0,
-                    data: value.into_bytes(),
+                    data: value,
                 };
                 if let Some(db) = &n.db {
                     db.put_entry(&key, &record);

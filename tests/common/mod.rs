@@ -158,10 +158,11 @@ pub async fn ledger_keys(ld: &Lightningd) -> std::collections::BTreeSet<Key> {
 pub fn datastore_records(ld: &Lightningd) -> std::collections::BTreeMap<Key, &'static str> {
     ld.datastore()
         .entries
-        .keys()
-        .filter(|k| k.len() == 6 && k[2] == "parts" && k[5] == "record")
-        .map(|k| {
-            let s = paystate::store::Summary::parse(&k[4]).expect("a part's name");
+        .iter()
+        .filter(|(k, _)| paystate::store::created_index_of(k).is_some())
+        .map(|(k, r)| {
+            let s = paystate::ledger::record::Record::decode(&r.data)
+                .unwrap_or_else(|why| panic!("the record {k:?}: {why}"));
             let key = (s.key.payment_hash.to_string(), s.key.groupid, s.key.partid);
             (key, s.status.as_str())
         })

@@ -1,0 +1,173 @@
+//! Layout v3 (paystate 0.2) kept each part's whole listing as JSON under
+//! `["paystate", "v3", "parts", "<hhh>", "<name>", "record"]`, `<name>`
+//! spelling `<payment_hash>-<groupid>-<partid>-<created_index>-<status>`
+//! and `<hhh>` the hash's first three hex digits (4,096 shards), and marks
+//! of deletes in progress under `["paystate", "v3", "deleting", "<name>"]`.
+//! Each record moves to v4 (its copy written first, a hundred in one
+//! batch, then the originals deleted in another), marks as they are.
+
+use super::{create, created, delete, deleted, moved_from};
+use crate::domain::Part;
+use crate::error::RpcError;
+use crate::ledger::marks::{mark_key, v3, Name};
+use crate::ledger::record::Record;
+use crate::store::{self, Datastore, Entry, Op};
+
+/// A v3 record as JSON: the part, whole.
+pub fn encode(part: &Part) -> Vec<u8> {
+    serde_json::to_vec(part).expect("a part always serializes")
+}
+
+/// Shards listed in one round trip (mostly empty on a small ledger).
+const SHARDS_AT_ONCE: usize = 64;
+
+/// Migrates every v3 entry; returns how many parts moved. Entries that are
+/// not v3 parts are left where they are, with a warning.
+pub async fn from_v3<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
+    // Lists the children of "v3" (reading each row under it): nothing on a
+    // ledger that has none, once on one that has.
+    if ds.list(v3(&[])).await?.is_empty() {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    let shards: Vec<Vec<String>> = (0..4096u16)
+        .map(|s| v3(&["parts", &format!("{s:03x}")]))
+        .collect();
+    for some in shards.chunks(SHARDS_AT_ONCE) {
+        let names: Vec<Entry> = ds.list_many(some.to_vec()).await?.concat();
+        for chunk in names.chunks(store::MAX_BATCH) {
+            moved += move_records(ds, chunk).await?;
+        }
+    }
+    for e in ds.list(v3(&["deleting"])).await? {
+        let name = e.key.last().map(String::as_str).unwrap_or_default();
+        match Name::parse(name) {
+            Ok(n) => {
+                create(ds, mark_key(&n), b"deleting".to_vec()).await?;
+                delete(ds, e.key).await?;
+            }
+            Err(why) => log::warn!("Not migrating {:?}: {why}", e.key),
+        }
+    }
+    Ok(moved_from("v3", moved))
+}
+
+/// One batch of v3 names: their records read (one round trip), copied to
+/// v4 (one batch), then deleted (another).
+async fn move_records<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize, RpcError> {
+    let parsed: Vec<(Name, Vec<String>)> = names
+        .iter()
+        .filter_map(|e| {
+            let name = e.key.last().map(String::as_str).unwrap_or_default();
+            match Name::parse(name) {
+                Ok(n) => Some((n, n.record_key())),
+                Err(why) => {
+                    log::warn!("Not migrating {:?}: {why}", e.key);
+                    None
+                }
+            }
+        })
+        .collect();
+    let records = ds
+        .list_many(parsed.iter().map(|(_, k)| k.clone()).collect())
+        .await?;
+    let (mut copies, mut originals) = (Vec::new(), Vec::new());
+    for ((name, key), listed) in parsed.into_iter().zip(records) {
+        let part = listed
+            .iter()
+            .find(|e| e.key == key)
+            .and_then(Entry::string)
+            .ok_or_else(|| "no record".to_string())
+            .and_then(|s| serde_json::from_str::<Part>(s).map_err(|e| e.to_string()))
+            .and_then(|p| match Name::of(&p) == name {
+                true => Ok(p),
+                false => Err("its fields disagree with its name".into()),
+            });
+        match part {
+            Ok(p) => {
+                copies.push(Op::Create {
+                    key: store::record_key(name.created_index),
+                    value: Record::of(&p).encode(),
+                });
+                originals.push(Op::Delete { key });
+            }
+            Err(why) => log::warn!("Not migrating {key:?}: {why}"),
+        }
+    }
+    for r in ds.apply(copies).await? {
+        created(r)?;
+    }
+    let moved = originals.len();
+    for r in ds.apply(originals).await? {
+        deleted(r)?;
+    }
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Failure, Status};
+    use crate::fakes::{payment, FakeDatastore};
+    use crate::ledger::Ledger;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_v3_ledger_moves_with_its_failures_and_twice_is_harmless() {
+        let ds = Arc::new(FakeDatastore::default());
+        let failed = Part {
+            payment: payment(2, Status::Failed),
+            failure: Some(Failure {
+                code: 204,
+                message: "failed".into(),
+                details: json!({"failcode": 4103, "erring_index": 1})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            }),
+        };
+        let going = Part {
+            payment: payment(3, Status::Complete),
+            failure: None,
+        };
+        let parts: Vec<Part> = (4..250)
+            .map(|n| Part {
+                payment: payment(n, Status::Complete),
+                failure: None,
+            })
+            .chain([failed.clone(), going.clone()])
+            .collect();
+        {
+            let mut e = ds.entries.lock().unwrap();
+            for p in &parts {
+                e.insert(Name::of(p).record_key(), (0, encode(p)));
+            }
+            e.insert(Name::of(&going).v3_mark(), (0, b"deleting".to_vec()));
+            // Not a part: left where it is.
+            e.insert(v3(&["parts", "abc", "junk", "record"]), (0, b"{}".to_vec()));
+        }
+        assert_eq!(from_v3(&ds).await.unwrap(), 248);
+        assert_eq!(from_v3(&ds).await.unwrap(), 0, "nothing left to move");
+        let left: Vec<Vec<String>> = ds
+            .entries
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k[1] != store::LAYOUT_VERSION)
+            .cloned()
+            .collect();
+        assert_eq!(left, [v3(&["parts", "abc", "junk", "record"])]);
+        let stored = ds.entries.lock().unwrap()[&store::record_key(2)].1.clone();
+        let r = Record::decode(&stored).unwrap();
+        assert_eq!(
+            (r.key, r.status, r.failure.failcode),
+            (failed.key(), Status::Failed, Some(4103))
+        );
+        let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
+        assert_eq!(interrupted, vec![going.key()], "a delete under way stays");
+        ledger.load_all(1).await.unwrap();
+        assert_eq!(ledger.counts().complete, 247);
+        assert_eq!(ledger.counts().failed, 1);
+    }
+}
