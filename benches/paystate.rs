@@ -477,7 +477,8 @@ async fn main() {
             v["updated_index"] = json!(i + 1);
             v["completed_at"] = v["created_at"].clone();
             let part = Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap();
-            (store::Summary::of(&part).record_key(), store::encode(&part))
+            let key = store::record_key(part.payment.created_index);
+            (key, paystate::ledger::record::Record::of(&part).encode())
         }));
         // Nothing to catch up: the node's table is empty.
         let t = Instant::now();
