@@ -101,17 +101,39 @@ def raw_read(sock):
     return json.loads(buf)
 
 
+def leb128(data, at):
+    """A LEB128 number at `at`: (value, where the next field starts)."""
+    value, shift = 0, 0
+    while True:
+        b = data[at]
+        value |= (b & 0x7f) << shift
+        at += 1
+        shift += 7
+        if not b & 0x80:
+            return value, at
+
+
+def decode_record(data):
+    """A v4 record's identity and status (src/ledger/record.rs): a flags
+    byte (bit 0: failed), the payment hash, groupid and partid."""
+    h = data[1:33].hex()
+    groupid, at = leb128(data, 33)
+    partid, _ = leb128(data, at)
+    return (h, groupid, partid, "failed" if data[0] & 1 else "complete")
+
+
 def ledger_records(node):
     """The parts whose records are in the datastore: paystate's ledger as
-    a crash leaves it, read from under the plugin: the shards in use (a
+    a crash leaves it, read from under the plugin: the groups in use (a
     listing of their parent, which has lightningd read every record: fine
     for a test's ledger), then each of them."""
     out = set()
-    parts = ["paystate", "v3", "parts"]
-    for shard in node.rpc.listdatastore(parts)["datastore"]:
-        for e in node.rpc.listdatastore(shard["key"])["datastore"]:
-            h, groupid, partid, _, status = e["key"][-1].split("-")
-            out.add((h, int(groupid), int(partid), status))
+    layout = ["paystate", "v4"]
+    for group in node.rpc.listdatastore(layout)["datastore"]:
+        if group["key"][-1] == "deleting":
+            continue
+        for e in node.rpc.listdatastore(group["key"])["datastore"]:
+            out.add(decode_record(bytes.fromhex(e["hex"])))
     return out
 
 
