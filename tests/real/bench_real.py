@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import select
 import sqlite3
 import statistics
@@ -694,101 +693,100 @@ def read_answer(s):
     return answer
 
 
-def datastore_leaves(node, key):
-    """Every datastore entry with a value at or below key."""
-    out = []
-    for e in node.rpc.listdatastore(key)["datastore"]:
-        if "generation" in e:
-            out.append(e)
-        else:
-            out.extend(datastore_leaves(node, e["key"]))
-    return out
+def record_key(created_index):
+    """The v4 datastore key of a part's record, as lightningd stores it
+    (components joined by NUL): src/store.rs."""
+    group = "{:x}".format(created_index // 256)
+    return "\0".join(["paystate", "v4", "{:x}{}".format(len(group) - 1, group),
+                      "{:02x}".format(created_index % 256)]).encode()
 
 
-def clone(entry, old_hash, new_hash, old_index, new_index):
-    """A part's datastore entry, made over for another part: its hash (and
-    shard), created_index and id substituted in key and value alike."""
-    def fix(text):
-        text = text.replace(old_hash, new_hash)
-        for field in ("created_index", "id"):
-            text = re.sub(r'("{}": ?){}\b'.format(field, old_index),
-                          r"\g<1>{}".format(new_index), text)
-        return text
-
-    def name(k):
-        # <hash>-<groupid>-<partid>-<created_index>-<status>: only the
-        # created_index (the groupid may have the same digits).
-        f = k.split("-")
-        if len(f) == 5 and f[0] == old_hash:
-            return "-".join([new_hash, f[1], f[2], str(new_index), f[4]])
-        return k
-    key = [new_hash[:len(k)] if old_hash.startswith(k) and len(k) < 64
-           else name(k) for k in entry["key"]]
-    return key, fix(entry["string"])
-
-
-def big_restart(node_factory, plugin_path):
-    """BIG parts in the node's payments table and in paystate's ledger
-    (the rows and records of one real part, copied, as lightningd and
-    paystate write them), then a restart: time to answering, to the index
-    and the reconciliation with the node's table being done, and the
-    node's other commands meanwhile."""
-    node = paystate(node_factory, plugin_path)
+def seed_big(node, with_ledger):
+    """BIG parts in the node's payments table, copies of one real part
+    (spread over payment hashes as real ones are), written while the node
+    is stopped; with_ledger: their records in paystate's ledger too, as
+    paystate writes them."""
     h = selfpay(node)
     caught_up(node)
     index = node.rpc.listsendpays(payment_hash=h)["payments"][0][
         "created_index"]
-    template = [e for e in datastore_leaves(node, ["paystate"])
-                if h in json.dumps(e["key"])]
-    assert template, "no datastore entry names the part"
+    template = node.rpc.listdatastore(
+        record_key(index).decode().split("\0"))["datastore"]
+    assert template, "no record of the part"
+    record = bytes.fromhex(template[0]["hex"])
     node.stop()
-    db = sqlite3.connect(os.path.join(node.daemon.lightning_dir, "regtest",
-                                      "lightningd.sqlite3"))
+    db = sqlite3.connect(db_path(node))
     cur = db.execute("SELECT * FROM payments WHERE id = ?", (index,))
     cols = [c[0] for c in cur.description]
     payment = dict(zip(cols, cur.fetchone()))
-    entries, payments = [], []
-    for i in range(BIG):
-        # Spread as real payment hashes are (over every shard).
-        ph = hashlib.sha256(b"bench %d" % i).hexdigest()
-        dbid = 1000 + i
-        for e in template:
-            key, value = clone(e, h, ph, index, dbid)
-            entries.append(("\0".join(key).encode(), value.encode()))
-        p = dict(payment, id=dbid, payment_hash=bytes.fromhex(ph))
-        if "updated_index" in p:
-            p["updated_index"] = dbid
-        payments.append(tuple(p[c] for c in cols))
-    db.executemany("INSERT INTO datastore (key, data, generation) "
-                   "VALUES (?, ?, 0)", entries)
-    db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
-        ", ".join(cols), ", ".join("?" * len(cols))), payments)
+    chunk = 100_000
+    for lo in range(0, BIG, chunk):
+        entries, payments = [], []
+        for i in range(lo, min(BIG, lo + chunk)):
+            ph = hashlib.sha256(b"bench %d" % i).digest()
+            dbid = 1000 + i
+            entries.append((record_key(dbid), record[:1] + ph + record[33:]))
+            p = dict(payment, id=dbid, payment_hash=ph)
+            if "updated_index" in p:
+                p["updated_index"] = dbid
+            payments.append(tuple(p[c] for c in cols))
+        if with_ledger:
+            db.executemany("INSERT INTO datastore (key, data, generation) "
+                           "VALUES (?, ?, 0)", entries)
+        db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
+            ", ".join(cols), ", ".join("?" * len(cols))), payments)
     for var in ("last_sendpays_created_index", "last_sendpays_updated_index"):
         db.execute("DELETE FROM vars WHERE name = ?", (var,))
         db.execute("INSERT INTO vars (name, intval) VALUES (?, ?)",
                    (var, 1000 + BIG))
     db.commit()
     db.close()
+
+
+def big_start(node, what, expect):
+    """The node started over its seeded history: time to answering (an old
+    part polled, correctly), to the index loaded, to catch-up done; the
+    node's getinfo meanwhile against after; paystate's memory."""
+    old = hashlib.sha256(b"bench %d" % (BIG // 3)).hexdigest()
     t = time.perf_counter()
     node.start()
-    node.rpc.call("paystate-status")
+    row_ = node.rpc.listsendpays(payment_hash=old)["payments"][0]
+    assert node.rpc.call("paystate-waitsendpay", [old, 0]) == row_
     answering = time.perf_counter() - t
     during, after = [], []
+    loaded = None
     while status(node)["catchup"]["state"] != "done":
+        if loaded is None and status(node)["index"]["loaded"]:
+            loaded = time.perf_counter() - t
         during.append(timed(node.rpc.getinfo))
-        time.sleep(0.05)
+        time.sleep(0.02)
     done = time.perf_counter() - t
-    row("restart with {} parts: answering (s)".format(BIG), None, answering,
-        "s", "index and reconciliation done after {:.1f} s".format(done))
-    assert sum(status(node)["parts"].values()) == BIG + 1
-    slowest = status(node)["slowest_call"]
-    row("slowest call paystate made at {} parts (ms)".format(BIG), None,
-        slowest["ms"], "ms", slowest["method"])
+    st = status(node)
+    row("{} with {} parts: answering (s)".format(what, BIG), None, answering,
+        "s", "index loaded after {:.1f} s, catch-up done after {:.1f} s "
+        "({:.0f} parts/s)".format(loaded or done, done, BIG / done))
+    assert sum(st["parts"].values()) == expect, st["parts"]
+    row("slowest call paystate made, {} at {} parts (ms)".format(what, BIG),
+        None, st["slowest_call"]["ms"], "ms", st["slowest_call"]["method"])
     for _ in range(len(during)):
         status(node)
         after.append(timed(node.rpc.getinfo))
-        time.sleep(0.05)
-    row("getinfo while the {}-part ledger loads (ms, median)".format(BIG),
+        time.sleep(0.02)
+    row("getinfo during the {} at {} parts (ms, median)".format(what, BIG),
         median_ms(after), median_ms(during), "ms",
-        "vs after; means {:.2f}x".format(
-            statistics.mean(during) / statistics.mean(after)))
+        "vs after; slowest {:.1f} ms".format(max(during) * 1000))
+    rss, hwm = memory_mib(plugin_proc(node).pid)
+    row("paystate memory after the {} at {} parts (MiB)".format(what, BIG),
+        None, rss, "MiB", "VmRSS; VmHWM {:.1f} MiB".format(hwm))
+
+
+def big_restart(node_factory, plugin_path):
+    """BIG parts in the node's table and paystate's ledger, then a
+    restart; BIG parts in the node's table alone (paystate's first
+    start: the template part's record is there, the seeded ones not)."""
+    node = paystate(node_factory, plugin_path)
+    seed_big(node, with_ledger=True)
+    big_start(node, "restart", BIG + 1)
+    fresh = paystate(node_factory, plugin_path)
+    seed_big(fresh, with_ledger=False)
+    big_start(fresh, "first start", BIG + 1)
