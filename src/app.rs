@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 pub struct CatchupReport {
     /// `pending` (not started), `running`, `done` or `failed`.
     pub state: &'static str,
+    /// Parts moved from an earlier datastore layout.
+    pub migrated: usize,
     pub deletes_finished: usize,
     /// Parts the ledger held and the node no longer had, dropped by
     /// reconciliation.

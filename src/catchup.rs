@@ -90,8 +90,15 @@ fn report<D: Datastore, N: Node>(app: &App<D, N>, outcome: Result<(), RpcError>)
 
 async fn catch_up<D: Datastore, N: Node>(
     app: &App<D, N>,
-    interrupted: Vec<PartKey>,
+    mut interrupted: Vec<PartKey>,
 ) -> Result<(), RpcError> {
+    // An earlier layout's records move first (answers go on meanwhile:
+    // they start from the node's rows), with any marks of deletes.
+    let moved = crate::migrate::run(app.ledger.datastore()).await?;
+    app.update_catchup(|r| r.migrated = moved);
+    if moved > 0 {
+        interrupted.extend(app.ledger.read_marks().await?);
+    }
     for key in interrupted {
         finish_delete(app, key).await?;
         app.update_catchup(|r| r.deletes_finished += 1);
@@ -105,9 +112,12 @@ async fn catch_up<D: Datastore, N: Node>(
     let end = groups_of(app).await?;
     let mut at_once = GROUPS_AT_ONCE.0;
     while let Some(rows) = paced(app.ledger.load_step(end, at_once)).await? {
-        // As many groups as make some ROWS_AT_ONCE rows by the last ones.
+        // As many groups as make some ROWS_AT_ONCE rows by the last ones,
+        // growing at most twofold a step (empty groups say little of the
+        // next).
         let per_group = rows.div_ceil(at_once as usize).max(1) as u64;
-        at_once = (ROWS_AT_ONCE / per_group).clamp(GROUPS_AT_ONCE.0, GROUPS_AT_ONCE.1);
+        at_once =
+            (ROWS_AT_ONCE / per_group).clamp(GROUPS_AT_ONCE.0, (2 * at_once).min(GROUPS_AT_ONCE.1));
     }
     whole_table(app).await
 }

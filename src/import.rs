@@ -58,8 +58,7 @@ pub async fn import<D: Datastore, N: Node>(
             log::info!("Imported {key} from the node");
             Ok(Some(payment))
         }
-        // Held at another attempt: the node's row is this one.
-        Recorded::Duplicate => Ok(app.ledger.holds_attempt(&payment).then_some(payment)),
+        Recorded::Duplicate => Ok(Some(payment)),
     }
 }
 

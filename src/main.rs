@@ -14,7 +14,7 @@ use paystate::params::Mode;
 use paystate::release::Release;
 use paystate::rpc::deletes;
 use paystate::rpc::{self, Rpc};
-use paystate::{catchup, hook, migrate};
+use paystate::{catchup, hook};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -176,11 +176,9 @@ async fn main() -> anyhow::Result<()> {
         _ = std::future::ready(()) => {}
     }
 
-    let loaded = match migrate::run(&rpc).await {
-        Ok(_) => Ledger::load(rpc.clone()).await,
-        Err(e) => Err(e),
-    };
-    let (ledger, interrupted) = match loaded {
+    // An earlier layout's records move in the background, catch-up's
+    // first step.
+    let (ledger, interrupted) = match Ledger::load(rpc.clone()).await {
         Ok(l) => l,
         Err(e) => {
             log::error!(

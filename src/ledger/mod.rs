@@ -131,23 +131,38 @@ impl<D: Datastore> Ledger<D> {
     /// interrupted (returned, for the caller to finish). The index loads
     /// afterwards ([`load`]), while answers go on.
     pub async fn load(store: D) -> Result<(Self, Vec<PartKey>), RpcError> {
-        let mut st = State::default();
-        let mut interrupted = Vec::new();
-        for (key, mark) in marks::interrupted_deletes(&store).await? {
-            st.marks.insert(key, mark);
-            interrupted.push(key);
-        }
-        st.index.counts.deleting = st.marks.len();
         let store = Arc::new(store);
         let ledger = Ledger {
             writer: Writer::start(store.clone()),
             store,
-            state: Arc::new(Mutex::new(st)),
+            state: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             loading: tokio::sync::Mutex::new(0),
             groups_loaded: Default::default(),
         };
+        let interrupted = ledger.read_marks().await?;
         Ok((ledger, interrupted))
+    }
+
+    /// Reads the deletes an earlier version marked; returns those not
+    /// known yet (a migration may have just carried them over).
+    pub async fn read_marks(&self) -> Result<Vec<PartKey>, RpcError> {
+        let found = marks::interrupted_deletes(&*self.store).await?;
+        let mut st = self.state();
+        let mut new = Vec::new();
+        for (key, mark) in found {
+            if st.marks.insert(key, mark).is_none() {
+                new.push(key);
+            }
+        }
+        st.index.counts.deleting = st.marks.len();
+        Ok(new)
+    }
+
+    /// The datastore the ledger keeps its records in (start-up's
+    /// migration moves earlier layouts' records there).
+    pub fn datastore(&self) -> &D {
+        &self.store
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

@@ -18,8 +18,15 @@ pub fn encode(part: &Part) -> Vec<u8> {
     serde_json::to_vec(part).expect("a part always serializes")
 }
 
-/// Shards listed in one round trip (mostly empty on a small ledger).
+/// Shards listed in one round trip, at most (mostly empty on a small
+/// ledger), and the names a listing is to bring: lightningd reads ~40 µs
+/// a row.
 const SHARDS_AT_ONCE: usize = 64;
+const NAMES_AT_ONCE: usize = 500;
+
+/// Records moved a step: read, written in one commit, deleted in another
+/// (50 writes to a commit are some 30 ms of lightningd's time).
+const MOVED_AT_ONCE: usize = 50;
 
 /// Migrates every v3 entry; returns how many parts moved. Entries that are
 /// not v3 parts are left where they are, with a warning.
@@ -33,9 +40,15 @@ pub async fn from_v3<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
     let shards: Vec<Vec<String>> = (0..4096u16)
         .map(|s| v3(&["parts", &format!("{s:03x}")]))
         .collect();
-    for some in shards.chunks(SHARDS_AT_ONCE) {
+    let (mut next, mut at_once) = (0, 1);
+    while next < shards.len() {
+        let some = &shards[next..shards.len().min(next + at_once)];
+        next += some.len();
         let names: Vec<Entry> = ds.list_many(some.to_vec()).await?.concat();
-        for chunk in names.chunks(store::MAX_BATCH) {
+        // As many shards as make some NAMES_AT_ONCE names by these.
+        let per_shard = names.len().div_ceil(some.len()).max(1);
+        at_once = (NAMES_AT_ONCE / per_shard).clamp(1, (2 * at_once).min(SHARDS_AT_ONCE));
+        for chunk in names.chunks(MOVED_AT_ONCE) {
             moved += move_records(ds, chunk).await?;
         }
     }
@@ -53,8 +66,17 @@ pub async fn from_v3<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
 }
 
 /// One batch of v3 names: their records read (one round trip), copied to
-/// v4 (one batch), then deleted (another).
+/// v4 (one batch), then deleted (another); then a rest half as long as
+/// that took, as catch-up's steps rest, so that lightningd's other
+/// commands get their turn.
 async fn move_records<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize, RpcError> {
+    let began = tokio::time::Instant::now();
+    let moved = copy_then_delete(ds, names).await?;
+    tokio::time::sleep(began.elapsed() / 2).await;
+    Ok(moved)
+}
+
+async fn copy_then_delete<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize, RpcError> {
     let parsed: Vec<(Name, Vec<String>)> = names
         .iter()
         .filter_map(|e| {
