@@ -471,15 +471,19 @@ async fn main() {
     {
         let ld = Lightningd::new(options()).await.unwrap();
         let listings = ld.create_parts((0..n as u64).map(spec));
-        ld.seed_datastore_many(listings.into_iter().enumerate().map(|(i, mut v)| {
+        let mut pages = std::collections::BTreeMap::<u64, Vec<u8>>::new();
+        for (i, mut v) in listings.into_iter().enumerate() {
             v["status"] = json!("complete");
             v["payment_preimage"] = json!(preimage(i as u64));
             v["updated_index"] = json!(i + 1);
             v["completed_at"] = v["created_at"].clone();
             let part = Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap();
-            let key = store::record_key(part.payment.created_index);
-            (key, paystate::ledger::record::Record::of(&part).encode())
-        }));
+            let (page, slot) = store::page_of(part.payment.created_index);
+            let record = paystate::ledger::record::Record::of(&part);
+            let item = paystate::ledger::page::record_item(slot, &record);
+            pages.entry(page).or_default().extend(item);
+        }
+        ld.seed_datastore_many(pages.into_iter().map(|(p, v)| (store::page_key(p), v)));
         // Nothing to catch up: the node's table is empty.
         let t = Instant::now();
         ld.start_plugin(true).await.unwrap();

@@ -104,36 +104,36 @@ async fn catch_up<D: Datastore, N: Node>(
         app.update_catchup(|r| r.deletes_finished += 1);
         log::info!("Finished the interrupted delete of {key}");
     }
-    // The index, a few groups of records a step (answers do not wait for
+    // The index, a few pages of records a step (answers do not wait for
     // it). Then one pass over the node's table by created_index finds
     // what resolved while paystate was away. (Reading only what was
     // updated since the last catch-up, `index=updated`, is a scan of the
     // whole table in lightningd: 102 ms at 100,000 parts.)
-    let end = groups_of(app).await?;
-    let mut at_once = GROUPS_AT_ONCE.0;
-    while let Some(rows) = paced(app.ledger.load_step(end, at_once)).await? {
-        // As many groups as make some ROWS_AT_ONCE rows by the last ones,
-        // growing at most twofold a step (empty groups say little of the
-        // next).
-        let per_group = rows.div_ceil(at_once as usize).max(1) as u64;
-        at_once =
-            (ROWS_AT_ONCE / per_group).clamp(GROUPS_AT_ONCE.0, (2 * at_once).min(GROUPS_AT_ONCE.1));
+    let end = pages_of(app).await?;
+    let mut at_once = PAGES_AT_ONCE.0;
+    while let Some(records) = paced(app.ledger.load_step(end, at_once)).await? {
+        // As many pages as make some RECORDS_AT_ONCE records by the last
+        // ones, growing at most twofold a step (empty pages say little of
+        // the next).
+        let per_page = records.div_ceil(at_once as usize).max(1) as u64;
+        let most = (2 * at_once).min(PAGES_AT_ONCE.1);
+        at_once = (RECORDS_AT_ONCE / per_page).clamp(PAGES_AT_ONCE.0, most);
     }
     whole_table(app).await
 }
 
-/// The groups of records the node's parts can have: every part's
+/// The pages of records the node's parts can have: every part's
 /// `created_index` is at most the node's.
-async fn groups_of<D: Datastore, N: Node>(app: &App<D, N>) -> Result<u64, RpcError> {
-    Ok(app.node.parts_created().await? / store::GROUP + 1)
+async fn pages_of<D: Datastore, N: Node>(app: &App<D, N>) -> Result<u64, RpcError> {
+    Ok(app.node.parts_created().await? / store::PAGE + 1)
 }
 
-/// Groups listed in one round trip while the index loads, fewest and most:
-/// as many as hold some [`ROWS_AT_ONCE`] records by the last ones listed
-/// (lightningd reads ~40 µs a row: 512 rows are some 20 ms of its time);
-/// on a first start, empty, up to 64 at once.
-const GROUPS_AT_ONCE: (u64, u64) = (1, 64);
-const ROWS_AT_ONCE: u64 = 512;
+/// Pages listed in one round trip while the index loads, fewest and most:
+/// as many as hold some [`RECORDS_AT_ONCE`] records by the last ones
+/// listed (64 full pages: 64 rows and some 250 KB for lightningd to read
+/// and print).
+const PAGES_AT_ONCE: (u64, u64) = (1, 64);
+const RECORDS_AT_ONCE: u64 = 4096;
 
 /// Imports the terminal parts of a page read from the node that the
 /// ledger lacks, [`IMPORTS_AT_ONCE`] a step: their records queued, then
@@ -188,7 +188,7 @@ const IMPORTS_AT_ONCE: usize = 50;
 /// node whether a part exists), and it is paced so that a large table
 /// does not crowd out the node's other commands.
 async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
-    app.ledger.load_all(groups_of(app).await?).await?;
+    app.ledger.load_all(pages_of(app).await?).await?;
     let created_before = app.node.parts_created().await?;
     // Every row the node showed in the range being walked, pending ones
     // included (a part recorded during the pass was shown pending).

@@ -46,6 +46,17 @@ impl Datastore for FakeDatastore {
         Ok(0)
     }
 
+    async fn append(&self, key: Vec<String>, value: Vec<u8>) -> Result<(), RpcError> {
+        self.fault()?;
+        let mut e = self.entries.lock().unwrap();
+        let entry = e.entry(key).or_insert((0, Vec::new()));
+        if !entry.1.is_empty() {
+            entry.0 += 1;
+        }
+        entry.1.extend(value);
+        Ok(())
+    }
+
     async fn delete(&self, key: Vec<String>, generation: Option<u64>) -> Result<(), RpcError> {
         self.fault()?;
         let mut e = self.entries.lock().unwrap();

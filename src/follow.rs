@@ -114,8 +114,22 @@ mod tests {
             crate::ledger::Recorded::Deleting
         );
         app.ledger.flush().await;
-        let keys: Vec<Vec<String>> = ds.entries.lock().unwrap().keys().cloned().collect();
-        assert_eq!(keys, [crate::store::record_key(kept.payment.created_index)]);
+        let pages: Vec<Vec<u8>> = ds
+            .entries
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(_, v)| v.clone())
+            .collect();
+        let [page] = &pages[..] else {
+            panic!("one page: {pages:?}")
+        };
+        let held: Vec<_> = crate::ledger::page::read(page)
+            .records
+            .into_values()
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(held, [kept.key()]);
         // The gap was reported.
         tokio::time::timeout(
             std::time::Duration::from_secs(1),

@@ -1,18 +1,17 @@
 //! The node's datastore as paystate uses it: the port (a small trait, so the
 //! ledger can be tested against an in-memory fake) and the key layout.
 //!
-//! Layout, version 4 (docs/design.md, "Datastore layout"): one record per
-//! part, keyed by the part's `created_index`, its value the few bytes
-//! [`crate::ledger::record`] encodes (identity, status, completion time,
-//! a failure's summary):
-//! - `["paystate", "v4", "<group>", "<slot>"]`: `<group>` is
-//!   `created_index / 256` in hex, after one hex digit saying how many
-//!   digits follow, less one (`"00"`, `"1ff"`, `"2100"`), and `<slot>` the
-//!   rest in 2 hex digits, so that key order is `created_index` order in
-//!   the fewest bytes. New parts land at the end of
-//!   paystate's keys: on PostgreSQL lightningd reads every row from a
-//!   written key to the table's end, which there is a few rows. A group
-//!   lists 256 rows at most.
+//! Layout, version 4 (docs/design.md, "Datastore layout"): the parts'
+//! records in pages of 64 `created_index` values, each record the few
+//! bytes [`crate::ledger::record`] encodes (identity, status, completion
+//! time, a failure's summary), a page the records appended one after the
+//! other ([`crate::ledger::page`]):
+//! - `["paystate", "v4", "<page>"]`: `<page>` is `created_index / 64` in
+//!   hex, after one hex digit saying how many digits follow, less one
+//!   (`"00"`, `"1ff"`, `"2100"`), so that key order is `created_index`
+//!   order in the fewest bytes. New parts land in the last pages, at the
+//!   end of paystate's keys: on PostgreSQL lightningd reads every row from
+//!   a written key to the table's end, which there is a few rows.
 //!
 //! Earlier layouts (v1-v3) are moved to this one at start-up
 //! ([`crate::migrate`]).
@@ -23,8 +22,8 @@ use std::future::Future;
 pub const ROOT: &str = "paystate";
 pub const LAYOUT_VERSION: &str = "v4";
 
-/// Parts per group of keys.
-pub const GROUP: u64 = 256;
+/// Parts (`created_index` values) per page.
+pub const PAGE: u64 = 64;
 
 /// One datastore entry, as `listdatastore` returns it.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +53,12 @@ pub trait Datastore: Send + Sync + 'static {
         key: Vec<String>,
         value: Vec<u8>,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send;
+    /// `datastore` in mode `create-or-append` (the value as `hex`).
+    fn append(
+        &self,
+        key: Vec<String>,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send;
     /// `deldatastore`, at `generation` if given.
     fn delete(
         &self,
@@ -99,6 +104,7 @@ pub async fn apply_one_by_one<D: Datastore + ?Sized>(
     for op in ops {
         out.push(match op {
             Op::Create { key, value } => store.create(key, value).await.map(drop),
+            Op::Append { key, value } => store.append(key, value).await,
             Op::Delete { key } => store.delete(key, None).await,
         });
     }
@@ -115,6 +121,8 @@ pub const MAX_BATCH: usize = 100;
 pub enum Op {
     /// `datastore` in mode `must-create`.
     Create { key: Vec<String>, value: Vec<u8> },
+    /// `datastore` in mode `create-or-append`.
+    Append { key: Vec<String>, value: Vec<u8> },
     /// `deldatastore`.
     Delete { key: Vec<String> },
 }
@@ -124,46 +132,38 @@ pub fn layout_prefix() -> Vec<String> {
     vec![ROOT.into(), LAYOUT_VERSION.into()]
 }
 
-/// The key of the group holding `created_index`'s record (listed to load it).
-pub fn group_key(group: u64) -> Vec<String> {
-    let digits = format!("{group:x}");
+/// The key of a page.
+pub fn page_key(page: u64) -> Vec<String> {
+    let digits = format!("{page:x}");
     let mut k = layout_prefix();
     k.push(format!("{:x}{digits}", digits.len() - 1));
     k
 }
 
-/// Where the record of the part with this `created_index` lives.
-pub fn record_key(created_index: u64) -> Vec<String> {
-    let mut k = group_key(created_index / GROUP);
-    k.push(format!("{:02x}", created_index % GROUP));
-    k
+/// The page holding the record of the part with this `created_index`, and
+/// the record's slot in it.
+pub fn page_of(created_index: u64) -> (u64, u8) {
+    (created_index / PAGE, (created_index % PAGE) as u8)
 }
 
-/// The `created_index` a record's key spells; `None` for a key that is
-/// not one (any other spelling of the same number included, so that one
-/// part never has two keys).
-pub fn created_index_of(key: &[String]) -> Option<u64> {
-    let [root, version, group, slot] = key else {
+/// The page a key spells; `None` for a key that is not one (any other
+/// spelling of the same number included, so that one page never has two
+/// keys).
+pub fn page_of_key(key: &[String]) -> Option<u64> {
+    let [root, version, page] = key else {
         return None;
     };
     let lower_hex =
         |s: &str| !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if root != ROOT
-        || version != LAYOUT_VERSION
-        || !lower_hex(group)
-        || !lower_hex(slot)
-        || slot.len() != 2
-    {
+    if root != ROOT || version != LAYOUT_VERSION || !lower_hex(page) {
         return None;
     }
-    let (len, digits) = group.split_at(1);
+    let (len, digits) = page.split_at(1);
     let canonical = digits.len() == 1 || !digits.starts_with('0');
     if usize::from_str_radix(len, 16).ok()? + 1 != digits.len() || !canonical {
         return None;
     }
-    let group = u64::from_str_radix(digits, 16).ok()?;
-    let slot = u64::from_str_radix(slot, 16).ok()?;
-    (slot < GROUP).then(|| group.checked_mul(GROUP)?.checked_add(slot))?
+    u64::from_str_radix(digits, 16).ok()
 }
 
 /// Bytes as lowercase hex: how datastore values travel.
@@ -190,6 +190,13 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
         value: Vec<u8>,
     ) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).create(key, value)
+    }
+    fn append(
+        &self,
+        key: Vec<String>,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<(), RpcError>> + Send {
+        (**self).append(key, value)
     }
     fn delete(
         &self,
@@ -220,17 +227,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_sort_as_created_index_and_parse_back() {
-        let keys: Vec<Vec<String>> = [0, 1, 255, 256, 4097, 1 << 33].map(record_key).to_vec();
+    fn keys_sort_as_pages_and_parse_back() {
+        let pages = [0, 1, 15, 16, 4097, 1 << 33, u64::MAX];
+        let keys: Vec<Vec<String>> = pages.map(page_key).to_vec();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
-        for (k, ci) in keys.iter().zip([0, 1, 255, 256, 4097, 1 << 33]) {
-            assert_eq!(created_index_of(k), Some(ci), "{k:?}");
+        for (k, page) in keys.iter().zip(pages) {
+            assert_eq!(page_of_key(k), Some(page), "{k:?}");
         }
-        assert_eq!(record_key(258)[2..], ["01".to_string(), "02".into()]);
-        assert_eq!(record_key(0x10000)[2], "2100");
-        assert_eq!(record_key(u64::MAX)[2], "dffffffffffffff");
+        assert_eq!(page_key(258)[2], "2102");
+        assert_eq!(page_key(u64::MAX)[2], "fffffffffffffffff");
+        assert_eq!(page_of(130), (2, 2));
+    }
+
+    #[test]
+    fn other_spellings_are_not_pages() {
+        let k = |p: &str| vec![ROOT.to_string(), LAYOUT_VERSION.into(), p.into()];
+        assert_eq!(page_of_key(&k("01")), Some(1));
+        for bad in [
+            k("1001"),
+            k("101"),
+            k("0A"),
+            k("+1"),
+            k(""),
+            k("0"),
+            k("deleting"),
+            vec![ROOT.into(), "v3".into(), "01".into()],
+            vec![ROOT.into(), LAYOUT_VERSION.into(), "01".into(), "02".into()],
+        ] {
+            assert_eq!(page_of_key(&bad), None, "{bad:?}");
+        }
     }
 
     #[test]
@@ -239,27 +266,6 @@ mod tests {
         assert_eq!(from_hex("00AB10"), Some(vec![0, 0xab, 0x10]));
         for bad in ["0", "zz", "+1", "0x"] {
             assert_eq!(from_hex(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn other_spellings_are_not_records() {
-        let k =
-            |g: &str, s: &str| vec![ROOT.to_string(), LAYOUT_VERSION.into(), g.into(), s.into()];
-        assert_eq!(created_index_of(&k("01", "01")), Some(257));
-        for bad in [
-            k("1001", "01"),
-            k("101", "01"),
-            k("01", "1"),
-            k("0A", "01"),
-            k("01", "0g"),
-            k("+1", "01"),
-            k("", "01"),
-            k("0", "01"),
-            vec![ROOT.into(), "v3".into(), "01".into(), "01".into()],
-            vec![ROOT.into(), LAYOUT_VERSION.into(), "01".into()],
-        ] {
-            assert_eq!(created_index_of(&bad), None, "{bad:?}");
         }
     }
 }

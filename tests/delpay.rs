@@ -369,7 +369,8 @@ async fn an_autoclean_batch_keeps_its_one_commit() {
     assert!(autoclean <= 2, "the deletes took {autoclean} commits");
     assert!(
         total <= autoclean + 3,
-        "the ledger's deletes took {} commits",
-        total - autoclean
+        "the ledger's deletes took {} commits: {:?}",
+        total - autoclean,
+        ld.logs()
     );
 }

@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use lightningd_standin::Lightningd;
 use paystate::domain::Part;
+use paystate::ledger::page;
 use paystate::ledger::record::Record;
 use paystate::store;
 use serde_json::json;
@@ -46,12 +47,15 @@ async fn start_over_ledger(parts: u64) -> (Lightningd, Vec<Part>) {
         .into_iter()
         .map(|v| Part::from_success_notification(&json!({ "sendpay_success": v })).unwrap())
         .collect();
-    ld.seed_datastore_many(seeded.iter().map(|p| {
-        (
-            store::record_key(p.payment.created_index),
-            Record::of(p).encode(),
-        )
-    }));
+    let mut pages = std::collections::BTreeMap::<u64, Vec<u8>>::new();
+    for p in &seeded {
+        let (page, slot) = store::page_of(p.payment.created_index);
+        pages
+            .entry(page)
+            .or_default()
+            .extend(page::record_item(slot, &Record::of(p)));
+    }
+    ld.seed_datastore_many(pages.into_iter().map(|(p, v)| (store::page_key(p), v)));
     ld.start_plugin(true).await.unwrap();
     until_ledger_has(&ld, parts as usize).await;
     (ld, seeded)

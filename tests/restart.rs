@@ -384,7 +384,7 @@ async fn a_v2_ledger_is_migrated_at_start_up() {
     let ci = done["created_index"].as_u64().unwrap();
     assert_eq!(
         only_v4_keys(&ld),
-        [paystate::store::record_key(ci)],
+        [paystate::store::page_key(ci / paystate::store::PAGE)],
         "moved, and nothing else left"
     );
     assert_eq!(
@@ -455,15 +455,16 @@ async fn a_v3_ledger_is_migrated_at_start_up() {
         !ld.parts().iter().any(|p| p.key() == gone),
         "the marked delete is finished"
     );
-    assert_eq!(only_v4_keys(&ld).len(), 2);
+    assert_eq!(only_v4_keys(&ld).len(), 1, "one page");
     let ci = ld
         .parts()
         .into_iter()
         .find(|p| p.key() == f)
         .unwrap()
         .created_index;
-    let stored = &ld.datastore().entries[&paystate::store::record_key(ci)];
-    let r = paystate::ledger::record::Record::decode(&stored.data).unwrap();
+    let (page, slot) = paystate::store::page_of(ci);
+    let stored = &ld.datastore().entries[&paystate::store::page_key(page)];
+    let r = paystate::ledger::page::read(&stored.data).records[&slot].clone();
     assert_eq!(
         (
             r.failure.failcode,

@@ -102,7 +102,7 @@ async fn unknown_fields_are_kept_and_duplicates_are_idempotent() {
         ld.datastore()
             .entries
             .iter()
-            .filter(|(k, _)| paystate::store::created_index_of(k).is_some())
+            .filter(|(k, _)| paystate::store::page_of_key(k).is_some())
             .count()
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -114,7 +114,7 @@ async fn unknown_fields_are_kept_and_duplicates_are_idempotent() {
     let entries: Vec<_> = ds
         .entries
         .iter()
-        .filter(|(k, _)| paystate::store::created_index_of(k).is_some())
+        .filter(|(k, _)| paystate::store::page_of_key(k).is_some())
         .collect();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].1.generation, 0, "never rewritten");

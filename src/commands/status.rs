@@ -14,7 +14,7 @@ pub fn run<D: Datastore, N: Node>(app: &App<D, N>) -> Value {
         "release": app.release,
         "parts": {"complete": c.complete, "failed": c.failed, "deleting": c.deleting},
         "waiters": app.ledger.waiter_count(),
-        "index": {"loaded": app.ledger.loaded(), "groups_loaded": app.ledger.groups_loaded()},
+        "index": {"loaded": app.ledger.loaded(), "pages_loaded": app.ledger.pages_loaded()},
         "slowest_call": app.calls.slowest().map_or(json!(null), |(method, took)| {
             json!({"method": method, "ms": (took.as_secs_f64() * 1e5).round() / 100.0})
         }),

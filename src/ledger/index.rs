@@ -10,8 +10,9 @@
 //! past 2^39) is kept whole beside it.
 
 use crate::domain::{PartKey, Status};
+use crate::store::page_of;
 use cln_rpc::primitives::Sha256;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
 
 const ID_BITS: u32 = 12;
@@ -59,6 +60,9 @@ pub(super) struct PartIndex {
     odd: BTreeMap<PartKey, (u64, Status)>,
     seed: RandomState,
     pub counts: Counts,
+    /// Parts held in each page of records (pages with none are absent):
+    /// a page whose last part goes is deleted whole.
+    pages: HashMap<u64, u32>,
 }
 
 impl PartIndex {
@@ -100,12 +104,23 @@ impl PartIndex {
         }
     }
 
-    fn count(&mut self, status: Status, delta: isize) {
+    fn count(&mut self, status: Status, created_index: u64, delta: isize) {
         let slot = match status {
             Status::Failed => &mut self.counts.failed,
             _ => &mut self.counts.complete,
         };
         *slot = slot.saturating_add_signed(delta);
+        let page = page_of(created_index).0;
+        let held = self.pages.entry(page).or_default();
+        *held = held.saturating_add_signed(delta as i32);
+        if *held == 0 {
+            self.pages.remove(&page);
+        }
+    }
+
+    /// How many parts the index holds in this page of records.
+    pub fn page_held(&self, page: u64) -> u32 {
+        self.pages.get(&page).copied().unwrap_or(0)
     }
 
     /// The attempt of this part the index holds.
@@ -140,7 +155,7 @@ impl PartIndex {
         } else {
             self.odd.insert(key, (created_index, status));
         }
-        self.count(status, 1);
+        self.count(status, created_index, 1);
         old
     }
 
@@ -158,7 +173,7 @@ impl PartIndex {
             Slot::Odd(k) => self.odd.remove(&k).is_some(),
         };
         if gone {
-            self.count(h.status, -1);
+            self.count(h.status, h.created_index, -1);
         }
         gone
     }
@@ -295,6 +310,8 @@ mod tests {
         assert!(ix.remove_held(&ix.get(&key(1, 5000, 0)).unwrap()));
         assert_eq!(ix.remove(&key(2, 1, 0)).unwrap().created_index, 11);
         assert_eq!(ix.len(), 2);
+        assert_eq!(ix.page_held(0), 2, "created_index 12 and 20 are in page 0");
+        assert_eq!(ix.page_held(1 << 34), 0);
         assert_eq!(
             ix.counts,
             Counts {

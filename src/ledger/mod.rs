@@ -4,6 +4,7 @@
 //!
 //! - [`index`]: each part in 16 bytes, and counts;
 //! - [`record`]: a part's record, the few bytes the datastore keeps;
+//! - [`page`]: a page of records, appended to;
 //! - [`load`]: the index rebuilt from the records, a few groups at a time;
 //! - [`marks`]: deletes an earlier version marked, finished at start-up;
 //! - [`recent`]: the parts recorded last, whole, for the answers racing them;
@@ -18,6 +19,7 @@
 mod index;
 mod load;
 pub mod marks;
+pub mod page;
 mod recent;
 pub mod record;
 mod tombstones;
@@ -83,21 +85,27 @@ pub enum Lookup {
 /// to the next start-up's reconciliation.
 const DELETE_TRIES: u32 = 10;
 
-fn delete_behind(writer: Writer, key: Vec<String>, tried: u32) {
+/// A record's delete: the page deleted whole where it held that part
+/// alone, else a delete item appended. A failed page delete is left (the
+/// page holds only deleted records: the next load deletes it); a failed
+/// append is tried again a second later (a slot is never reused: the
+/// item can come late).
+fn delete_behind(writer: Writer, op: Op, tried: u32) {
     let again = writer.clone();
+    let retry = op.clone();
     writer.queue(
-        Op::Delete { key: key.clone() },
+        op.clone(),
         Some(Box::new(move |outcome| match outcome {
             Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => {
                 log::warn!(
-                    "Could not delete the record {key:?}: {} ({}); trying again",
+                    "Could not delete a record ({op:?}): {} ({})",
                     e.message,
                     e.code
                 );
-                if tried + 1 < DELETE_TRIES {
+                if matches!(retry, Op::Append { .. }) && tried + 1 < DELETE_TRIES {
                     tokio::spawn(async move {
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        delete_behind(again, key, tried + 1);
+                        delete_behind(again, retry, tried + 1);
                     });
                 }
             }
@@ -122,7 +130,7 @@ pub struct Ledger<D> {
     stripes: Vec<tokio::sync::Mutex<()>>,
     /// The next group of records to load (all below it are loaded).
     loading: tokio::sync::Mutex<u64>,
-    groups_loaded: std::sync::atomic::AtomicU64,
+    pages_loaded: std::sync::atomic::AtomicU64,
     writer: Writer,
 }
 
@@ -138,7 +146,7 @@ impl<D: Datastore> Ledger<D> {
             state: Default::default(),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             loading: tokio::sync::Mutex::new(0),
-            groups_loaded: Default::default(),
+            pages_loaded: Default::default(),
         };
         let interrupted = ledger.read_marks().await?;
         Ok((ledger, interrupted))
@@ -275,7 +283,10 @@ impl<D: Datastore> Ledger<D> {
                     return Ok(Recorded::Duplicate);
                 }
                 // An older attempt the node no longer has: the newer stands.
-                Some(h) => self.queue_delete(store::record_key(h.created_index)),
+                Some(h) => {
+                    st.index.remove_held(&h);
+                    self.queue_delete(&st, h.created_index);
+                }
                 None => {}
             }
             st.index.insert(key, created_index, status);
@@ -283,26 +294,23 @@ impl<D: Datastore> Ledger<D> {
             st.waiters.deliver(&key, answer);
         }
         let state = self.state.clone();
+        let (page, slot) = store::page_of(created_index);
         self.writer.queue(
-            Op::Create {
-                key: store::record_key(created_index),
-                value: Record::of(&part).encode(),
+            Op::Append {
+                key: store::page_key(page),
+                value: page::record_item(slot, &Record::of(&part)),
             },
             Some(Box::new(move |outcome| {
-                match outcome {
-                    // Already there: an earlier run wrote it.
-                    Err(e) if e.code != codes::DATASTORE_UPDATE_ALREADY_EXISTS => {
-                        log::warn!(
-                            "Could not record {key}: {} ({}); it is imported from the node when asked for",
-                            e.message,
-                            e.code
-                        );
-                        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
-                        if st.index.get(&key).is_some_and(|h| h.created_index == created_index) {
-                            st.index.remove(&key);
-                        }
+                if let Err(e) = outcome {
+                    log::warn!(
+                        "Could not record {key}: {} ({}); it is imported from the node when asked for",
+                        e.message,
+                        e.code
+                    );
+                    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                    if st.index.get(&key).is_some_and(|h| h.created_index == created_index) {
+                        st.index.remove(&key);
                     }
-                    _ => {}
                 }
             })),
         );
@@ -342,16 +350,16 @@ impl<D: Datastore> Ledger<D> {
             }
             drop(st);
             if let Some(mark) = mark {
-                self.queue_delete(mark);
+                delete_behind(self.writer.clone(), Op::Delete { key: mark }, 0);
             }
             return false;
         };
         st.index.remove_held(&h);
         st.tombstones.add(*key, Some(h.created_index));
+        self.queue_delete(&st, h.created_index);
         drop(st);
-        self.queue_delete(store::record_key(h.created_index));
         if let Some(mark) = mark {
-            self.queue_delete(mark);
+            delete_behind(self.writer.clone(), Op::Delete { key: mark }, 0);
         }
         true
     }
@@ -359,18 +367,32 @@ impl<D: Datastore> Ledger<D> {
     /// Forgets a part the index holds, found by [`Ledger::all`] (the node
     /// no longer has that attempt). Returns whether it still held it.
     pub fn forget_held(&self, h: &Held) -> bool {
-        if !self.state().index.remove_held(h) {
+        let mut st = self.state();
+        if !st.index.remove_held(h) {
             return false;
         }
-        self.queue_delete(store::record_key(h.created_index));
+        self.queue_delete(&st, h.created_index);
         true
     }
 
-    /// A record's delete, written behind; should it fail, it is tried
-    /// again a second later (no answer shows the record meanwhile: answers
-    /// ask the node whether a part exists).
-    fn queue_delete(&self, key: Vec<String>) {
-        delete_behind(self.writer.clone(), key, 0);
+    /// The delete of the record of `created_index` (the index no longer
+    /// holds it), written behind (no answer shows the record meanwhile:
+    /// answers ask the node whether a part exists). Queued under the
+    /// state's lock, so that writes to one page queue in the order the
+    /// index changed.
+    fn queue_delete(&self, st: &State, created_index: u64) {
+        let (page, slot) = store::page_of(created_index);
+        // Until the index is loaded, the page may hold parts it does not know.
+        let op = match st.loaded && st.index.page_held(page) == 0 {
+            true => Op::Delete {
+                key: store::page_key(page),
+            },
+            false => Op::Append {
+                key: store::page_key(page),
+                value: page::delete_item(slot),
+            },
+        };
+        delete_behind(self.writer.clone(), op, 0);
     }
 
     /// Returns once every write queued so far is applied.

@@ -13,6 +13,7 @@
 
 use crate::error::RpcError;
 use crate::store::{Datastore, Op};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -108,8 +109,10 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
             }
         }
         if !b.ops.is_empty() {
-            let n = b.ops.len();
-            let outcomes = match store.apply(b.ops).await {
+            let (ops, takers) = merged(b.ops);
+            let n = ops.len();
+            log::debug!("Writing {n} ledger change(s): {ops:?}");
+            let outcomes = match store.apply(ops).await {
                 Ok(o) => o,
                 Err(e) => {
                     log::warn!(
@@ -120,9 +123,12 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
                     vec![Err(e); n]
                 }
             };
-            for (done, outcome) in b.dones.into_iter().zip(outcomes) {
-                if let Some(done) = done {
-                    done(outcome);
+            let mut dones: Vec<Option<Done>> = b.dones;
+            for (each, outcome) in takers.into_iter().zip(outcomes) {
+                for i in each {
+                    if let Some(done) = dones[i].take() {
+                        done(outcome.clone());
+                    }
                 }
             }
         }
@@ -130,6 +136,39 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
             let _ = f.send(());
         }
     }
+}
+
+/// The batch's writes with the appends to one key made one (a page's
+/// records of one batch: one write for lightningd), in their order; and
+/// for each write sent, the queued writes it carries. An append never
+/// joins one from before a write of another kind to its key.
+fn merged(ops: Vec<Op>) -> (Vec<Op>, Vec<Vec<usize>>) {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    let mut takers: Vec<Vec<usize>> = Vec::with_capacity(ops.len());
+    let mut open: HashMap<Vec<String>, usize> = HashMap::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Append { key, value } => match open.get(&key) {
+                Some(&at) => {
+                    if let Op::Append { value: v, .. } = &mut out[at] {
+                        v.extend(value);
+                    }
+                    takers[at].push(i);
+                }
+                None => {
+                    open.insert(key.clone(), out.len());
+                    out.push(Op::Append { key, value });
+                    takers.push(vec![i]);
+                }
+            },
+            Op::Create { ref key, .. } | Op::Delete { ref key } => {
+                open.remove(key);
+                out.push(op);
+                takers.push(vec![i]);
+            }
+        }
+    }
+    (out, takers)
 }
 
 #[cfg(test)]
@@ -141,8 +180,46 @@ mod tests {
     fn create(n: usize) -> Op {
         Op::Create {
             key: vec!["k".into(), n.to_string()],
-            value: "v".into(),
+            value: b"v".to_vec(),
         }
+    }
+
+    fn append(key: &str, v: u8) -> Op {
+        Op::Append {
+            key: vec![key.into()],
+            value: vec![v],
+        }
+    }
+
+    #[test]
+    fn appends_to_one_key_go_as_one_until_another_write_to_it() {
+        let del = Op::Delete {
+            key: vec!["a".into()],
+        };
+        let (ops, takers) = merged(vec![
+            append("a", 1),
+            append("b", 2),
+            append("a", 3),
+            del.clone(),
+            append("a", 4),
+            append("b", 5),
+        ]);
+        assert_eq!(
+            ops,
+            [
+                Op::Append {
+                    key: vec!["a".into()],
+                    value: vec![1, 3]
+                },
+                Op::Append {
+                    key: vec!["b".into()],
+                    value: vec![2, 5]
+                },
+                del,
+                append("a", 4),
+            ]
+        );
+        assert_eq!(takers, [vec![0, 2], vec![1, 5], vec![3], vec![4]]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -124,7 +124,7 @@ mod tests {
             .all(|k| k[1] == store::LAYOUT_VERSION));
         let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
         assert_eq!(interrupted, vec![going.key], "a delete under way stays");
-        ledger.load_all(1).await.unwrap();
+        ledger.load_all(10).await.unwrap();
         assert!(ledger.holds_attempt(&done.payment));
         assert_eq!(ledger.counts().complete, 248);
     }

@@ -6,12 +6,14 @@
 //! Each record moves to v4 (its copy written first, a hundred in one
 //! batch, then the originals deleted in another), marks as they are.
 
-use super::{create, created, delete, deleted, moved_from};
+use super::{create, delete, deleted, moved_from};
 use crate::domain::Part;
 use crate::error::RpcError;
 use crate::ledger::marks::{mark_key, v3, Name};
+use crate::ledger::page;
 use crate::ledger::record::Record;
 use crate::store::{self, Datastore, Entry, Op};
+use std::collections::BTreeMap;
 
 /// A v3 record as JSON: the part, whole.
 pub fn encode(part: &Part) -> Vec<u8> {
@@ -93,7 +95,10 @@ async fn copy_then_delete<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize
     let records = ds
         .list_many(parsed.iter().map(|(_, k)| k.clone()).collect())
         .await?;
-    let (mut copies, mut originals) = (Vec::new(), Vec::new());
+    // The copies, one append to each page they go to (appended twice after
+    // a crash, a record is still one: page.rs).
+    let mut pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let mut originals = Vec::new();
     for ((name, key), listed) in parsed.into_iter().zip(records) {
         let part = listed
             .iter()
@@ -107,17 +112,23 @@ async fn copy_then_delete<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize
             });
         match part {
             Ok(p) => {
-                copies.push(Op::Create {
-                    key: store::record_key(name.created_index),
-                    value: Record::of(&p).encode(),
-                });
+                let (page, slot) = store::page_of(name.created_index);
+                let items = pages.entry(page).or_default();
+                items.extend(page::record_item(slot, &Record::of(&p)));
                 originals.push(Op::Delete { key });
             }
             Err(why) => log::warn!("Not migrating {key:?}: {why}"),
         }
     }
+    let copies = pages
+        .into_iter()
+        .map(|(page, value)| Op::Append {
+            key: store::page_key(page),
+            value,
+        })
+        .collect();
     for r in ds.apply(copies).await? {
-        created(r)?;
+        r?;
     }
     let moved = originals.len();
     for r in ds.apply(originals).await? {
@@ -180,15 +191,15 @@ mod tests {
             .cloned()
             .collect();
         assert_eq!(left, [v3(&["parts", "abc", "junk", "record"])]);
-        let stored = ds.entries.lock().unwrap()[&store::record_key(2)].1.clone();
-        let r = Record::decode(&stored).unwrap();
+        let stored = ds.entries.lock().unwrap()[&store::page_key(0)].1.clone();
+        let r = page::read(&stored).records[&2].clone();
         assert_eq!(
             (r.key, r.status, r.failure.failcode),
             (failed.key(), Status::Failed, Some(4103))
         );
         let (ledger, interrupted) = Ledger::load(ds).await.unwrap();
         assert_eq!(interrupted, vec![going.key()], "a delete under way stays");
-        ledger.load_all(1).await.unwrap();
+        ledger.load_all(10).await.unwrap();
         assert_eq!(ledger.counts().complete, 247);
         assert_eq!(ledger.counts().failed, 1);
     }

@@ -25,6 +25,12 @@ impl Datastore for Rpc {
         Ok(r.generation)
     }
 
+    async fn append(&self, key: Vec<String>, value: Vec<u8>) -> Result<(), RpcError> {
+        self.call("datastore", append_params(&key, &value))
+            .await
+            .map(drop)
+    }
+
     async fn delete(&self, key: Vec<String>, gen: Option<u64>) -> Result<(), RpcError> {
         let params = match gen {
             Some(g) => json!({"key": key, "generation": g}),
@@ -56,6 +62,7 @@ impl Datastore for Rpc {
                 .iter()
                 .map(|op| match op {
                     Op::Create { key, value } => ("datastore", create_params(key, value)),
+                    Op::Append { key, value } => ("datastore", append_params(key, value)),
                     Op::Delete { key } => ("deldatastore", json!({ "key": key })),
                 })
                 .collect();
@@ -161,6 +168,11 @@ impl Rpc {
 /// A `datastore` write of a new key, the value as hex (records are bytes).
 fn create_params(key: &[String], value: &[u8]) -> Value {
     json!({"key": key, "hex": crate::store::to_hex(value), "mode": "must-create"})
+}
+
+/// A `datastore` append to a key, created if absent.
+fn append_params(key: &[String], value: &[u8]) -> Value {
+    json!({"key": key, "hex": crate::store::to_hex(value), "mode": "create-or-append"})
 }
 
 /// A `listdatastore` answer's entries: each value read from its `hex`

@@ -159,12 +159,14 @@ pub fn datastore_records(ld: &Lightningd) -> std::collections::BTreeMap<Key, &'s
     ld.datastore()
         .entries
         .iter()
-        .filter(|(k, _)| paystate::store::created_index_of(k).is_some())
-        .map(|(k, r)| {
-            let s = paystate::ledger::record::Record::decode(&r.data)
-                .unwrap_or_else(|why| panic!("the record {k:?}: {why}"));
-            let key = (s.key.payment_hash.to_string(), s.key.groupid, s.key.partid);
-            (key, s.status.as_str())
+        .filter(|(k, _)| paystate::store::page_of_key(k).is_some())
+        .flat_map(|(k, r)| {
+            let read = paystate::ledger::page::read(&r.data);
+            assert_eq!(read.damage, None, "the page {k:?}");
+            read.records.into_values().map(|s| {
+                let key = (s.key.payment_hash.to_string(), s.key.groupid, s.key.partid);
+                (key, s.status.as_str())
+            })
         })
         .collect()
 }
