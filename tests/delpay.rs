@@ -153,6 +153,9 @@ async fn mixed_hash_loses_only_the_requested_status() {
         "listsendpays format, no failure fields"
     );
     assert!(ld.part(&g1).is_none() && ld.part(&g2).is_some());
+    // A delete of a whole hash moves no index: the ledger learns of it
+    // when a command asks about the hash (or at a reconciliation).
+    assert_eq!(listed(&ld, json!([h])).await.len(), 1);
     until_records_of(&ld, &h, &[(g2.clone(), "complete")]).await;
     let e = delpay(&ld, json!({"payment_hash": h, "status": "failed"}))
         .await
@@ -344,6 +347,8 @@ async fn an_autoclean_batch_keeps_its_one_commit() {
     let h = hash(8);
     let keys = settled_parts(&ld, &h, 100).await;
     until_datastore_matches_node(&ld).await;
+    // Start-up's reconciliation done: what is counted is the feed's.
+    until_caught_up(&ld).await;
     let mut c = ld.client().await.unwrap();
     c.call("batching", json!({"enable": true}))
         .await
@@ -369,8 +374,7 @@ async fn an_autoclean_batch_keeps_its_one_commit() {
     assert!(autoclean <= 2, "the deletes took {autoclean} commits");
     assert!(
         total <= autoclean + 3,
-        "the ledger's deletes took {} commits: {:?}",
-        total - autoclean,
-        ld.logs()
+        "the ledger's deletes took {} commits",
+        total - autoclean
     );
 }

@@ -155,12 +155,14 @@ async fn a_records_delete_that_fails_is_tried_again() {
     }
     until_ledger_has(&ld, 3).await;
     until_datastore_matches_node(&ld).await;
+    // A record's delete is a delete item appended to its page (the page
+    // holds other parts): the node's delete is lightningd's; the ledger's
+    // append fails.
     ld.inject(
-        "deldatastore",
+        "datastore",
         Fault::Error(1201, "generation is different".into()),
         1,
     );
-    // The node's delete is lightningd's; the ledger's record delete fails.
     delpay(&ld, json!([hash(1), "complete", 0, 1]))
         .await
         .unwrap();
@@ -172,7 +174,7 @@ async fn a_records_delete_that_fails_is_tried_again() {
     assert_eq!(code(&e), 208, "never answered from the left-over record");
     until_datastore_matches_node(&ld).await;
     // The socket closing mid-batch: the same.
-    ld.inject("deldatastore", Fault::Hangup, 1);
+    ld.inject("datastore", Fault::Hangup, 1);
     delpay(&ld, json!([hash(2), "complete", 0, 1]))
         .await
         .unwrap();

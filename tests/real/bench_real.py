@@ -34,8 +34,8 @@ import time
 import databases
 from pyln.testing.utils import wait_for
 from util import (AMOUNT, HOLD, invoice, node_terminal, ledger_records,
-                  paystate_node, plugin_proc, raw_socket, raw_read, raw_send,
-                  selfpay, send_held, status)
+                  page_key, page_records, paystate_node, plugin_proc,
+                  raw_socket, raw_read, raw_send, selfpay, send_held, status)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
@@ -693,14 +693,6 @@ def read_answer(s):
     return answer
 
 
-def record_key(created_index):
-    """The v4 datastore key of a part's record, as lightningd stores it
-    (components joined by NUL): src/store.rs."""
-    group = "{:x}".format(created_index // 256)
-    return "\0".join(["paystate", "v4", "{:x}{}".format(len(group) - 1, group),
-                      "{:02x}".format(created_index % 256)]).encode()
-
-
 def seed_big(node, with_ledger):
     """BIG parts in the node's payments table, copies of one real part
     (spread over payment hashes as real ones are), written while the node
@@ -710,29 +702,36 @@ def seed_big(node, with_ledger):
     caught_up(node)
     index = node.rpc.listsendpays(payment_hash=h)["payments"][0][
         "created_index"]
-    template = node.rpc.listdatastore(
-        record_key(index).decode().split("\0"))["datastore"]
+    key, slot = page_key(index)
+    template = node.rpc.listdatastore(key)["datastore"]
     assert template, "no record of the part"
-    record = bytes.fromhex(template[0]["hex"])
+    record = page_records(bytes.fromhex(template[0]["hex"]))[slot]
     node.stop()
     db = sqlite3.connect(db_path(node))
     cur = db.execute("SELECT * FROM payments WHERE id = ?", (index,))
     cols = [c[0] for c in cur.description]
     payment = dict(zip(cols, cur.fetchone()))
-    chunk = 100_000
+    chunk = 100_000  # a multiple of a page's 64
     for lo in range(0, BIG, chunk):
-        entries, payments = [], []
+        pages, payments = {}, []
         for i in range(lo, min(BIG, lo + chunk)):
             ph = hashlib.sha256(b"bench %d" % i).digest()
             dbid = 1000 + i
-            entries.append((record_key(dbid), record[:1] + ph + record[33:]))
+            key, slot = page_key(dbid)
+            body = record[:1] + ph + record[33:]
+            page = pages.setdefault("\0".join(key).encode(), bytearray())
+            page += bytes([slot, len(body)]) + body
             p = dict(payment, id=dbid, payment_hash=ph)
             if "updated_index" in p:
                 p["updated_index"] = dbid
             payments.append(tuple(p[c] for c in cols))
         if with_ledger:
-            db.executemany("INSERT INTO datastore (key, data, generation) "
-                           "VALUES (?, ?, 0)", entries)
+            # A page split by the chunk's edge is appended to, as
+            # lightningd appends.
+            for key, data in pages.items():
+                db.execute("INSERT INTO datastore (key, data, generation) "
+                           "VALUES (?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
+                           "data = data || excluded.data", (key, bytes(data)))
         db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
             ", ".join(cols), ", ".join("?" * len(cols))), payments)
     for var in ("last_sendpays_created_index", "last_sendpays_updated_index"):

@@ -13,8 +13,8 @@ import pytest
 from pyln.client import RpcError
 from pyln.testing.utils import wait_for
 from util import (drop_torn_plugin_io, ledger_records, node_terminal,
-                  plugin_proc, selfpay, status, wait_caught_up,
-                  wait_ledger_is_node)
+                  page_key, page_records, plugin_proc, selfpay, status,
+                  wait_caught_up, wait_ledger_is_node)
 
 # Enough parts that the move takes seconds on a real node (each is a
 # read, a write and a delete of lightningd's datastore).
@@ -137,10 +137,9 @@ def assert_moved(node, failure):
     # A failed part's summary came over with it.
     failed = next(p for p in node.rpc.listsendpays()["payments"]
                   if p["status"] == "failed" and p["created_index"] >= 1000)
-    group = "{:x}".format(failed["created_index"] // 256)
-    key = ["paystate", "v4", "{:x}{}".format(len(group) - 1, group),
-           "{:02x}".format(failed["created_index"] % 256)]
-    data = bytes.fromhex(node.rpc.listdatastore(key)["datastore"][0]["hex"])
+    key, slot = page_key(failed["created_index"])
+    page = bytes.fromhex(node.rpc.listdatastore(key)["datastore"][0]["hex"])
+    data = page_records(page)[slot]
     assert data[0] & 1, "recorded as failed"
     if "erring_node" in failure["details"]:
         assert bytes.fromhex(failure["details"]["erring_node"]) in data

@@ -122,18 +122,41 @@ def decode_record(data):
     return (h, groupid, partid, "failed" if data[0] & 1 else "complete")
 
 
+def page_records(data):
+    """A v4 page's records by slot (src/ledger/page.rs): items of slot,
+    length and bytes, in order; an empty one deletes its slot."""
+    out, at = {}, 0
+    while at < len(data):
+        slot, length = data[at], data[at + 1]
+        body = data[at + 2:at + 2 + length]
+        assert len(body) == length, "a page cut short"
+        if length:
+            out[slot] = body
+        else:
+            out.pop(slot, None)
+        at += 2 + length
+    return out
+
+
+def page_key(created_index):
+    """The key of the v4 page holding a part's record (src/store.rs), and
+    the record's slot there."""
+    page = "{:x}".format(created_index // 64)
+    return (["paystate", "v4", "{:x}{}".format(len(page) - 1, page)],
+            created_index % 64)
+
+
 def ledger_records(node):
     """The parts whose records are in the datastore: paystate's ledger as
-    a crash leaves it, read from under the plugin: the groups in use (a
-    listing of their parent, which has lightningd read every record: fine
-    for a test's ledger), then each of them."""
+    a crash leaves it, read from under the plugin (a listing of the pages'
+    parent, which has lightningd read every page: fine for a test's
+    ledger)."""
     out = set()
-    layout = ["paystate", "v4"]
-    for group in node.rpc.listdatastore(layout)["datastore"]:
-        if group["key"][-1] == "deleting":
-            continue
-        for e in node.rpc.listdatastore(group["key"])["datastore"]:
-            out.add(decode_record(bytes.fromhex(e["hex"])))
+    for page in node.rpc.listdatastore(["paystate", "v4"])["datastore"]:
+        if "hex" not in page:
+            continue  # marks of deletes earlier versions began
+        for body in page_records(bytes.fromhex(page["hex"])).values():
+            out.add(decode_record(body))
     return out
 
 
