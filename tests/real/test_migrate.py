@@ -164,7 +164,8 @@ def test_paystate_killed_while_moving_a_v3_ledger(node_factory, plugin_path):
     before = v3_left(node)
     proc = plugin_proc(node)
     os.kill(proc.pid, signal.SIGKILL)
-    wait_for(lambda: "paystate" not in json.dumps(node.rpc.plugin("list")))
+    wait_for(lambda: not any(p["name"].endswith("/paystate")
+                             for p in node.rpc.plugin("list")["plugins"]))
     assert before > 0 and v3_left(node) > 0, "killed before the move ended"
     node.rpc.plugin_start(plugin_path)
     assert_moved(node, failure)
