@@ -81,27 +81,23 @@ impl Record {
         let f = &self.failure;
         let mut flags = 0;
         let mut tail = Vec::new();
-        let mut put = |bit: u8, v: Option<u64>| {
+        let mut put = |bit: u8, v: Option<u64>, tail: &mut Vec<u8>| {
             if let Some(v) = v {
                 flags |= bit;
-                leb128(&mut tail, v);
+                leb128(tail, v);
             }
         };
-        put(COMPLETED_AT, self.completed_at);
-        put(FAILCODE, f.failcode);
-        put(ERRING_INDEX, f.erring_index);
+        put(COMPLETED_AT, self.completed_at, &mut tail);
+        put(FAILCODE, f.failcode, &mut tail);
+        put(ERRING_INDEX, f.erring_index, &mut tail);
         if let Some(node) = f.erring_node {
-            flags |= ERRING_NODE;
             tail.extend_from_slice(&node);
         }
-        let mut put = |bit: u8, v: Option<u64>| {
-            if let Some(v) = v {
-                flags |= bit;
-                leb128(&mut tail, v);
-            }
-        };
-        put(ERRING_CHANNEL, f.erring_channel);
-        put(ERRING_DIRECTION, f.erring_direction);
+        put(ERRING_CHANNEL, f.erring_channel, &mut tail);
+        put(ERRING_DIRECTION, f.erring_direction, &mut tail);
+        if f.erring_node.is_some() {
+            flags |= ERRING_NODE;
+        }
         if self.status == Status::Failed {
             flags |= FAILED;
         }

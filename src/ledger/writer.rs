@@ -111,7 +111,6 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
         if !b.ops.is_empty() {
             let (ops, takers) = merged(b.ops);
             let n = ops.len();
-            log::debug!("Writing {n} ledger change(s): {ops:?}");
             let outcomes = match store.apply(ops).await {
                 Ok(o) => o,
                 Err(e) => {

@@ -35,7 +35,8 @@ import databases
 from pyln.testing.utils import wait_for
 from util import (AMOUNT, HOLD, invoice, node_terminal, ledger_records,
                   page_key, page_records, paystate_node, plugin_proc,
-                  raw_socket, raw_read, raw_send, selfpay, send_held, status)
+                  raw_socket, raw_read, raw_send, selfpay, send_held,
+                  set_sendpays_indexes, status)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
@@ -734,10 +735,7 @@ def seed_big(node, with_ledger):
                            "data = data || excluded.data", (key, bytes(data)))
         db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
             ", ".join(cols), ", ".join("?" * len(cols))), payments)
-    for var in ("last_sendpays_created_index", "last_sendpays_updated_index"):
-        db.execute("DELETE FROM vars WHERE name = ?", (var,))
-        db.execute("INSERT INTO vars (name, intval) VALUES (?, ?)",
-                   (var, 1000 + BIG))
+    set_sendpays_indexes(db, 1000 + BIG)
     db.commit()
     db.close()
 

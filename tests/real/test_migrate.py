@@ -13,8 +13,9 @@ import pytest
 from pyln.client import RpcError
 from pyln.testing.utils import wait_for
 from util import (drop_torn_plugin_io, ledger_records, node_terminal,
-                  page_key, page_records, plugin_proc, selfpay, status,
-                  wait_caught_up, wait_ledger_is_node)
+                  page_key, page_records, plugin_proc, selfpay,
+                  set_sendpays_indexes, status, wait_caught_up,
+                  wait_ledger_is_node)
 
 # Enough parts that the move takes seconds on a real node (each is a
 # read, a write and a delete of lightningd's datastore).
@@ -92,10 +93,7 @@ def v3_node(node_factory, **kwargs):
         ", ".join(cols), ", ".join("?" * len(cols))), rows)
     db.executemany("INSERT INTO datastore (key, data, generation) "
                    "VALUES (?, ?, 0)", entries)
-    for var in ("last_sendpays_created_index", "last_sendpays_updated_index"):
-        db.execute("DELETE FROM vars WHERE name = ?", (var,))
-        db.execute("INSERT INTO vars (name, intval) VALUES (?, ?)",
-                   (var, 1000 + PARTS))
+    set_sendpays_indexes(db, 1000 + PARTS)
     db.commit()
     db.close()
     return node, failure

@@ -160,6 +160,15 @@ def ledger_records(node):
     return out
 
 
+def set_sendpays_indexes(db, value):
+    """Sets the node's `created` and `updated` sendpays indexes (kept in
+    its vars table) in a node's sqlite file, after rows were seeded."""
+    for var in ("last_sendpays_created_index", "last_sendpays_updated_index"):
+        db.execute("DELETE FROM vars WHERE name = ?", (var,))
+        db.execute("INSERT INTO vars (name, intval) VALUES (?, ?)",
+                   (var, value))
+
+
 def node_terminal(node):
     """The node's terminal parts, as ledger_records names them."""
     return {(p["payment_hash"], p["groupid"], p.get("partid", 0),
