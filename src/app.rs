@@ -23,6 +23,9 @@ pub struct CatchupReport {
     /// Parts read by the whole-table pass.
     pub checked: usize,
     pub imported: usize,
+    /// Whether the start skipped the pass over the node's table: the
+    /// level mark ([`crate::level`]) showed nothing changed.
+    pub pass_skipped: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

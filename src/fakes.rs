@@ -155,6 +155,10 @@ impl Node for FakeNode {
         Ok(parts.iter().map(|p| p.created_index).max().unwrap_or(0))
     }
 
+    async fn parts_deleted(&self) -> Result<u64, RpcError> {
+        Ok(self.deletes.lock().unwrap().len() as u64)
+    }
+
     async fn parts_updated(&self) -> Result<u64, RpcError> {
         let parts = self.parts.lock().unwrap();
         Ok(parts

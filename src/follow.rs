@@ -40,15 +40,17 @@ pub trait Feed: Send {
 pub async fn run<D: Datastore, N: Node, F: Feed>(app: &App<D, N>, feed: &mut F) -> RpcError {
     loop {
         match feed.next().await {
-            Ok(Deleted::Part { key, status, .. }) => {
+            Ok(Deleted::Part { key, status, index }) => {
                 app.signals.note_node_delete();
                 let held = app.ledger.forget(&key, status, None);
+                app.signals.deletes_followed_to(index);
                 log::debug!("The node deleted {key}; the ledger held it: {held}");
             }
             Ok(Deleted::Missed { index }) => {
                 log::info!("Deletes up to index {index} came faster than they were followed; reconciling with the node");
                 app.signals.note_node_delete();
                 app.signals.ask_reconciliation();
+                app.signals.deletes_followed_to(index);
             }
             Err(e) => return e,
         }

@@ -13,10 +13,12 @@
 //!   `rpc_command` hook; [`output`]: what paystate writes to lightningd.
 //! - [`notifications`]: `sendpay_success`/`sendpay_failure` recorded;
 //!   [`follow`]: the node's deletes followed.
-//! - [`catchup`]: start-up catch-up and reconciliation with the node;
+//! - [`catchup`]: start-up catch-up and reconciliation with the node
+//!   ([`level`]: the mark that lets a restart skip it);
 //!   [`import`]: a node row brought into the ledger (catch-up's and the
 //!   answers');
 //!   [`migrate`]: earlier datastore layouts.
+//! - [`stop`]: a clean stop, and the level mark it leaves.
 //! - [`release`]: what the lightningd paystate runs in can do; [`options`]:
 //!   the takeover switch, as an option and in the environment.
 
@@ -30,6 +32,7 @@ pub mod follow;
 pub mod hook;
 pub mod import;
 pub mod ledger;
+pub mod level;
 pub mod migrate;
 pub mod node;
 pub mod notifications;
@@ -40,6 +43,7 @@ pub mod pays;
 pub mod release;
 pub mod rpc;
 pub mod signals;
+pub mod stop;
 pub mod store;
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use paystate::params::Mode;
 use paystate::release::Release;
 use paystate::rpc::deletes;
 use paystate::rpc::{self, Rpc};
-use paystate::{catchup, hook};
+use paystate::{catchup, hook, level, stop};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
@@ -115,6 +115,18 @@ async fn main() -> anyhow::Result<()> {
         })
         .subscribe("sendpay_failure", |p: Plugin<State>, params: Value| {
             p.state().notify(Topic::Failure, params)
+        })
+        // Subscribed, lightningd waits for paystate to exit (30 s at most)
+        // instead of killing it: what is in hand is finished first.
+        .subscribe("shutdown", |p: Plugin<State>, _: Value| async move {
+            let shared = p.state().clone();
+            if let Some(app) = shared.app.get() {
+                let stopping = !app.node.accepting().await;
+                stop::stop(app, || shared.notes.all_recorded(), stopping).await;
+            }
+            // Give the last log lines time to reach lightningd.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            std::process::exit(0)
         });
     if hooked {
         let filters = hook::filters()
@@ -191,6 +203,16 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("cannot load the ledger: {e}");
         }
     };
+    // The level mark is taken at every start (a crash later must find
+    // none), and used only at lightningd's own start: a `plugin start`
+    // follows a time when lightningd ran without paystate.
+    let level = match level::take(ledger.datastore()).await {
+        Ok(l) => l.filter(|_| config.startup),
+        Err(e) => {
+            log::warn!("Cannot read the level mark: {} ({})", e.message, e.code);
+            None
+        }
+    };
     let mut app = App::new(ledger, rpc.clone(), takeover, mode);
     app.calls = rpc.stats.clone();
     app.hook = hooked;
@@ -219,9 +241,10 @@ async fn main() -> anyhow::Result<()> {
     // reconciles what happened before.
     let follower = shared.clone();
     let follow_rpc = rpc.clone();
-    tokio::spawn(async move { deletes::follow(follower.app().await, follow_rpc).await });
+    let from = level.map(|l| l.deleted);
+    tokio::spawn(async move { deletes::follow(follower.app().await, follow_rpc, from).await });
     let catchup = shared.clone();
-    tokio::spawn(async move { catchup::run(catchup.app().await, interrupted).await });
+    tokio::spawn(async move { catchup::run(catchup.app().await, interrupted, level).await });
 
     let done = joined.await;
     // Queued writes go before leaving (what a crash would lose instead

@@ -82,6 +82,9 @@ pub trait Node: Send + Sync + 'static {
     /// The node's `updated_index` so far (`wait` on `sendpays`, at once).
     fn parts_updated(&self) -> impl Future<Output = Result<u64, RpcError>> + Send;
 
+    /// The node's `deleted` index so far (`wait` on `sendpays`, at once).
+    fn parts_deleted(&self) -> impl Future<Output = Result<u64, RpcError>> + Send;
+
     /// The node's next part after `created_index` `after` (`wait` on
     /// `sendpays`, index `created`, on a connection of its own: dropping
     /// the future drops the wait): at once if the node has created one
@@ -130,6 +133,9 @@ impl<T: Node> Node for std::sync::Arc<T> {
     }
     fn parts_updated(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
         (**self).parts_updated()
+    }
+    fn parts_deleted(&self) -> impl Future<Output = Result<u64, RpcError>> + Send {
+        (**self).parts_deleted()
     }
     fn next_created(&self, after: u64) -> impl Future<Output = Result<Created, RpcError>> + Send {
         (**self).next_created(after)

@@ -132,6 +132,13 @@ pub fn layout_prefix() -> Vec<String> {
     vec![ROOT.into(), LAYOUT_VERSION.into()]
 }
 
+/// The key of the level mark ([`crate::level`]).
+pub fn level_key() -> Vec<String> {
+    let mut k = layout_prefix();
+    k.push("level".into());
+    k
+}
+
 /// The key of a page.
 pub fn page_key(page: u64) -> Vec<String> {
     let digits = format!("{page:x}");

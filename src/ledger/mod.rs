@@ -40,6 +40,7 @@ use index::PartIndex;
 use recent::Recent;
 use record::Record;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tombstones::Tombstones;
 use waiters::Waiters;
@@ -90,13 +91,14 @@ const DELETE_TRIES: u32 = 10;
 /// page holds only deleted records: the next load deletes it); a failed
 /// append is tried again a second later (a slot is never reused: the
 /// item can come late).
-fn delete_behind(writer: Writer, op: Op, tried: u32) {
+fn delete_behind(writer: Writer, drifted: Arc<AtomicBool>, op: Op, tried: u32) {
     let again = writer.clone();
     let retry = op.clone();
     writer.queue(
         op.clone(),
         Some(Box::new(move |outcome| match outcome {
             Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => {
+                drifted.store(true, Ordering::SeqCst);
                 log::warn!(
                     "Could not delete a record ({op:?}): {} ({})",
                     e.message,
@@ -105,7 +107,7 @@ fn delete_behind(writer: Writer, op: Op, tried: u32) {
                 if matches!(retry, Op::Append { .. }) && tried + 1 < DELETE_TRIES {
                     tokio::spawn(async move {
                         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        delete_behind(again, retry, tried + 1);
+                        delete_behind(again, drifted, retry, tried + 1);
                     });
                 }
             }
@@ -132,6 +134,9 @@ pub struct Ledger<D> {
     loading: tokio::sync::Mutex<u64>,
     pages_loaded: std::sync::atomic::AtomicU64,
     writer: Writer,
+    /// Set when a write of this run failed: the datastore may differ from
+    /// the index until a reconciliation (no level mark is written).
+    drifted: Arc<AtomicBool>,
 }
 
 impl<D: Datastore> Ledger<D> {
@@ -147,6 +152,7 @@ impl<D: Datastore> Ledger<D> {
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             loading: tokio::sync::Mutex::new(0),
             pages_loaded: Default::default(),
+            drifted: Default::default(),
         };
         let interrupted = ledger.read_marks().await?;
         Ok((ledger, interrupted))
@@ -294,6 +300,7 @@ impl<D: Datastore> Ledger<D> {
             st.waiters.deliver(&key, answer);
         }
         let state = self.state.clone();
+        let drifted = self.drifted.clone();
         let (page, slot) = store::page_of(created_index);
         self.writer.queue(
             Op::Append {
@@ -302,6 +309,7 @@ impl<D: Datastore> Ledger<D> {
             },
             Some(Box::new(move |outcome| {
                 if let Err(e) = outcome {
+                    drifted.store(true, Ordering::SeqCst);
                     log::warn!(
                         "Could not record {key}: {} ({}); it is imported from the node when asked for",
                         e.message,
@@ -350,7 +358,7 @@ impl<D: Datastore> Ledger<D> {
             }
             drop(st);
             if let Some(mark) = mark {
-                delete_behind(self.writer.clone(), Op::Delete { key: mark }, 0);
+                self.delete_behind(Op::Delete { key: mark });
             }
             return false;
         };
@@ -359,7 +367,7 @@ impl<D: Datastore> Ledger<D> {
         self.queue_delete(&st, h.created_index);
         drop(st);
         if let Some(mark) = mark {
-            delete_behind(self.writer.clone(), Op::Delete { key: mark }, 0);
+            self.delete_behind(Op::Delete { key: mark });
         }
         true
     }
@@ -392,7 +400,17 @@ impl<D: Datastore> Ledger<D> {
                 value: page::delete_item(slot),
             },
         };
-        delete_behind(self.writer.clone(), op, 0);
+        self.delete_behind(op);
+    }
+
+    fn delete_behind(&self, op: Op) {
+        delete_behind(self.writer.clone(), self.drifted.clone(), op, 0);
+    }
+
+    /// Whether a write of this run failed (a record or a delete the
+    /// datastore may lack).
+    pub fn drifted(&self) -> bool {
+        self.drifted.load(Ordering::SeqCst)
     }
 
     /// Returns once every write queued so far is applied.

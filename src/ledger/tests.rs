@@ -193,7 +193,7 @@ async fn catch_up_imports_parts_resolved_meanwhile_without_their_failure() {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
     let app = App::new(ledger, Arc::new(node), true, Mode::DEVELOPER);
-    crate::catchup::once(&app, vec![]).await;
+    crate::catchup::once(&app, vec![], None).await;
     let report = app.catchup_report();
     assert_eq!(
         (report.state, report.imported, report.checked),

@@ -85,13 +85,16 @@ pub async fn record<D: Datastore, N: Node>(
         Ok(Recorded::Duplicate) => log::debug!("Duplicate {} of {key} ignored", topic.name()),
         Ok(Recorded::Deleting) => log::debug!("{} of {key} ignored: deleted", topic.name()),
         // The part stays terminal in the node: the next waitsendpay on it,
-        // or the next start-up, imports it.
-        Err(e) => log::warn!(
-            "Could not record {} of {key}: {} ({})",
-            topic.name(),
-            e.message,
-            e.code
-        ),
+        // or the reconciliation this asks for, imports it.
+        Err(e) => {
+            log::warn!(
+                "Could not record {} of {key}: {} ({})",
+                topic.name(),
+                e.message,
+                e.code
+            );
+            app.signals.ask_reconciliation();
+        }
     }
 }
 

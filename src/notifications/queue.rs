@@ -25,23 +25,33 @@ pub struct Queue {
     tx: mpsc::Sender<(Topic, Value)>,
     /// Notifications left out because the queue was full.
     overflowed: Arc<AtomicU64>,
+    /// Notifications pushed and not yet recorded (queued, or their record
+    /// being written).
+    unrecorded: Arc<AtomicU64>,
 }
 
 /// Where they come out, once the ledger is there to take them.
 pub struct Queued {
     rx: mpsc::Receiver<(Topic, Value)>,
     overflowed: Arc<AtomicU64>,
+    unrecorded: Arc<AtomicU64>,
 }
 
 pub fn queue(capacity: usize) -> (Queue, Queued) {
     let (tx, rx) = mpsc::channel(capacity);
     let overflowed = Arc::new(AtomicU64::new(0));
+    let unrecorded = Arc::new(AtomicU64::new(0));
     (
         Queue {
             tx,
             overflowed: overflowed.clone(),
+            unrecorded: unrecorded.clone(),
         },
-        Queued { rx, overflowed },
+        Queued {
+            rx,
+            overflowed,
+            unrecorded,
+        },
     )
 }
 
@@ -49,7 +59,12 @@ impl Queue {
     /// Never waits: a full queue leaves the notification out (logged once
     /// per overflow), and its taker asks for a reconciliation.
     pub fn push(&self, topic: Topic, params: Value) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send((topic, params)) {
+        self.unrecorded.fetch_add(1, Ordering::SeqCst);
+        let sent = self.tx.try_send((topic, params));
+        if sent.is_err() {
+            self.unrecorded.fetch_sub(1, Ordering::SeqCst);
+        }
+        if let Err(mpsc::error::TrySendError::Full(_)) = sent {
             if self.overflowed.fetch_add(1, Ordering::Relaxed) == 0 {
                 log::warn!(
                     "{} notifications queued while the ledger loads: \
@@ -58,6 +73,14 @@ impl Queue {
                 );
             }
         }
+    }
+}
+
+impl Queue {
+    /// Whether every notification pushed is recorded (or was left out,
+    /// which asked for a reconciliation).
+    pub fn all_recorded(&self) -> bool {
+        self.unrecorded.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -73,9 +96,18 @@ impl Queued {
                 log::info!("{left_out} notifications were left out of a full queue; reconciling");
                 app.signals.ask_reconciliation();
             }
-            if let Some(part) = resolve(&app, topic, &params) {
-                let app = app.clone();
-                tokio::spawn(async move { record(&app, topic, part, &params).await });
+            match resolve(&app, topic, &params) {
+                Some(part) => {
+                    let app = app.clone();
+                    let unrecorded = self.unrecorded.clone();
+                    tokio::spawn(async move {
+                        record(&app, topic, part, &params).await;
+                        unrecorded.fetch_sub(1, Ordering::SeqCst);
+                    });
+                }
+                None => {
+                    self.unrecorded.fetch_sub(1, Ordering::SeqCst);
+                }
             }
         }
     }

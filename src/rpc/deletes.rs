@@ -107,12 +107,14 @@ impl Feed for Deletes {
 /// Follows the node's deletes for as long as paystate runs: the feed is
 /// reopened a second after it fails, after the last index it followed, so
 /// that a reconciliation is asked for only if deletes were made while it
-/// was down (they come back as missed), not at every reconnect.
-pub async fn follow<D: Datastore, N: Node>(app: &App<D, N>, rpc: Arc<Rpc>) {
-    let mut from = None;
+/// was down (they come back as missed), not at every reconnect. It opens
+/// after `from` where given (the level mark's `deleted` index: deletes
+/// made since the mark come back as missed), else at the node's index.
+pub async fn follow<D: Datastore, N: Node>(app: &App<D, N>, rpc: Arc<Rpc>, mut from: Option<u64>) {
     loop {
         match Deletes::open(rpc.clone(), from).await {
-            Ok((mut feed, _)) => {
+            Ok((mut feed, start)) => {
+                app.signals.deletes_followed_to(start);
                 let e = follow::run(app, &mut feed).await;
                 from = Some(feed.followed());
                 log::warn!("Lost the node's deletes ({}); reopening", e.message);

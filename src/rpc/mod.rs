@@ -168,6 +168,16 @@ fn transport(e: impl std::fmt::Display) -> RpcError {
 }
 
 impl Rpc {
+    /// Whether lightningd accepts new connections on its socket: it stops
+    /// listening as it begins to shut down (`lightningd/lightningd.c`,
+    /// before plugins are told), and listens on through a `plugin stop`.
+    pub async fn accepting(&self) -> bool {
+        match tokio::net::UnixStream::connect(&self.path).await {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::ConnectionRefused,
+        }
+    }
+
     pub fn new(path: PathBuf) -> Self {
         Rpc {
             stats: Default::default(),

@@ -127,6 +127,10 @@ impl Node for Rpc {
         self.index_now("updated").await
     }
 
+    async fn parts_deleted(&self) -> Result<u64, RpcError> {
+        self.index_now("deleted").await
+    }
+
     async fn next_created(&self, after: u64) -> Result<Created, RpcError> {
         self.watch_created(after).await
     }

@@ -33,7 +33,8 @@ import time
 
 import databases
 from pyln.testing.utils import wait_for
-from util import (AMOUNT, HOLD, invoice, node_terminal, ledger_records,
+from util import (AMOUNT, HOLD, drop_torn_plugin_io, invoice,
+                  node_terminal, ledger_records,
                   page_key, page_records, paystate_node, plugin_proc,
                   raw_socket, raw_read, raw_send, selfpay, send_held,
                   set_sendpays_indexes, status)
@@ -112,10 +113,11 @@ def new_node(node_factory, options=None):
                                                   start=False))
 
 
-def paystate(node_factory, plugin_path, takeover=True, options=None):
+def paystate(node_factory, plugin_path, takeover=True, options=None,
+             **kwargs):
     return as_operators_run(paystate_node(node_factory, plugin_path,
                                           takeover=takeover, options=options,
-                                          start=False))
+                                          start=False, **kwargs))
 
 
 def example(name):
@@ -736,6 +738,17 @@ def seed_big(node, with_ledger):
         db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
             ", ".join(cols), ", ".join("?" * len(cols))), payments)
     set_sendpays_indexes(db, 1000 + BIG)
+    if with_ledger:
+        # The level mark, as paystate's stop left it, moved with the
+        # seeded indexes: the restart of a node stopped cleanly.
+        mark = b"paystate\0v4\0level"
+        got = db.execute("SELECT data FROM datastore WHERE key = ?",
+                         (mark,)).fetchone()
+        assert got, "the clean stop left no level mark"
+        level = dict(json.loads(got[0]), created=1000 + BIG,
+                     updated=1000 + BIG)
+        db.execute("UPDATE datastore SET data = ? WHERE key = ?",
+                   (json.dumps(level).encode(), mark))
     db.commit()
     db.close()
 
@@ -781,9 +794,15 @@ def big_restart(node_factory, plugin_path):
     """BIG parts in the node's table and paystate's ledger, then a
     restart; BIG parts in the node's table alone (paystate's first
     start: the template part's record is there, the seeded ones not)."""
-    node = paystate(node_factory, plugin_path)
+    # may_fail: lightningd is killed once.
+    node = paystate(node_factory, plugin_path, may_fail=True)
     seed_big(node, with_ledger=True)
     big_start(node, "restart", BIG + 1)
+    # lightningd killed: no level mark, the pass over the table is made.
+    node.daemon.proc.kill()
+    node.daemon.wait()
+    drop_torn_plugin_io(node)
+    big_start(node, "restart after a crash", BIG + 1)
     fresh = paystate(node_factory, plugin_path)
     seed_big(fresh, with_ledger=False)
     big_start(fresh, "first start", BIG + 1)

@@ -153,11 +153,18 @@ def ledger_records(node):
     ledger)."""
     out = set()
     for page in node.rpc.listdatastore(["paystate", "v4"])["datastore"]:
-        if "hex" not in page:
-            continue  # marks of deletes earlier versions began
+        if "hex" not in page or page["key"][2] == "level":
+            continue  # marks of deletes earlier versions began; the level mark
         for body in page_records(bytes.fromhex(page["hex"])).values():
             out.add(decode_record(body))
     return out
+
+
+def level_mark(node):
+    """The level mark paystate leaves at a clean stop of lightningd
+    (src/level.rs), as the datastore holds it, or None."""
+    got = node.rpc.listdatastore(["paystate", "v4", "level"])["datastore"]
+    return json.loads(got[0]["string"]) if got else None
 
 
 def set_sendpays_indexes(db, value):

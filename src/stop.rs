@@ -1,0 +1,136 @@
+//! Stopping cleanly, on lightningd's `shutdown` notification (sent when
+//! lightningd stops, and on `plugin stop`; lightningd waits up to 30 s
+//! for the plugin to exit, its RPC still served): the notifications taken
+//! are recorded, the writes queued are applied, and, where lightningd
+//! itself is stopping and the ledger is level with the node, the level
+//! mark is written ([`crate::level`]).
+
+use crate::app::App;
+use crate::error::RpcError;
+use crate::level::{self, Level};
+use crate::node::Node;
+use crate::store::Datastore;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long the notifications taken may take to be recorded: well within
+/// lightningd's 30 s.
+const RECORDING_BOUND: Duration = Duration::from_secs(5);
+
+/// Finishes what is in hand. `all_recorded` tells whether every
+/// notification taken is recorded; `lightningd_stopping` whether
+/// lightningd itself is stopping (not a `plugin stop`, after which
+/// lightningd runs on without paystate).
+pub async fn stop<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    all_recorded: impl Fn() -> bool,
+    lightningd_stopping: bool,
+) {
+    let bound = Instant::now() + RECORDING_BOUND;
+    while !all_recorded() && Instant::now() < bound {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    app.ledger.flush().await;
+    if !lightningd_stopping {
+        log::info!("Stopping while lightningd runs on: no level mark (the next start reconciles)");
+        return;
+    }
+    match level_now(app, &all_recorded).await {
+        Ok(Ok(l)) => match level::put(app.ledger.datastore(), l).await {
+            Ok(()) => log::info!(
+                "Stopping level with the node (created_index {}): the next start skips the pass over its table",
+                l.created
+            ),
+            Err(e) => log::warn!("Could not write the level mark: {} ({})", e.message, e.code),
+        },
+        Ok(Err(why)) => log::info!("Stopping with no level mark: {why}"),
+        Err(e) => log::warn!(
+            "Stopping with no level mark: the node's indexes: {} ({})",
+            e.message,
+            e.code
+        ),
+    }
+}
+
+/// The node's indexes, where the ledger is level with the node; else why
+/// it may not be.
+async fn level_now<D: Datastore, N: Node>(
+    app: &App<D, N>,
+    all_recorded: &impl Fn() -> bool,
+) -> Result<Result<Level, &'static str>, RpcError> {
+    let why_not = || {
+        if !all_recorded() {
+            Some("notifications are still being recorded")
+        } else if app.ledger.drifted() {
+            Some("a write to the datastore failed in this run")
+        } else if !app.signals.level() {
+            Some("a reconciliation with the node is owed")
+        } else {
+            None
+        }
+    };
+    if let Some(why) = why_not() {
+        return Ok(Err(why));
+    }
+    let deleted = app.node.parts_deleted().await?;
+    let created = app.node.parts_created().await?;
+    let updated = app.node.parts_updated().await?;
+    if deleted != app.signals.deletes_followed() {
+        return Ok(Err("the node's deletes are not all followed"));
+    }
+    // Anything that moved while the indexes were read.
+    if let Some(why) = why_not() {
+        return Ok(Err(why));
+    }
+    Ok(Ok(Level {
+        created,
+        updated,
+        deleted,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{FakeDatastore, FakeNode};
+    use crate::ledger::Ledger;
+    use crate::params::Mode;
+
+    async fn app() -> App<FakeDatastore, FakeNode> {
+        let (ledger, _) = Ledger::load(FakeDatastore::default()).await.unwrap();
+        App::new(ledger, FakeNode::default(), true, Mode::default())
+    }
+
+    #[tokio::test]
+    async fn a_mark_is_written_only_when_level_and_lightningd_stops() {
+        let a = app().await;
+        // Never reconciled: not level.
+        stop(&a, || true, true).await;
+        assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
+        a.signals.levelled(a.signals.reconciliations_asked());
+        // A plugin stop: lightningd runs on.
+        stop(&a, || true, false).await;
+        assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
+        stop(&a, || true, true).await;
+        assert_eq!(
+            level::take(a.ledger.datastore()).await.unwrap(),
+            Some(Level {
+                created: 0,
+                updated: 0,
+                deleted: 0
+            })
+        );
+        // A reconciliation asked since: owed.
+        a.signals.ask_reconciliation();
+        stop(&a, || true, true).await;
+        assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn notifications_left_unrecorded_leave_no_mark() {
+        let a = app().await;
+        a.signals.levelled(a.signals.reconciliations_asked());
+        stop(&a, || false, true).await;
+        assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
+    }
+}
