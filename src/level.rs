@@ -55,7 +55,12 @@ impl Level {
 /// read is deleted too and taken as none (the walk is then made).
 pub async fn take<D: Datastore>(store: &D) -> Result<Option<Level>, RpcError> {
     let key = store::level_key();
-    let Some(entry) = store.list(key.clone()).await?.into_iter().find(|e| e.key == key) else {
+    let Some(entry) = store
+        .list(key.clone())
+        .await?
+        .into_iter()
+        .find(|e| e.key == key)
+    else {
         return Ok(None);
     };
     store.delete(key, None).await?;
@@ -66,7 +71,9 @@ pub async fn take<D: Datastore>(store: &D) -> Result<Option<Level>, RpcError> {
             Ok(None)
         }
         None => {
-            log::warn!("The level mark has children, not a value; reconciling with the node's whole table");
+            log::warn!(
+                "The level mark has children, not a value; reconciling with the node's whole table"
+            );
             Ok(None)
         }
     }
@@ -74,7 +81,10 @@ pub async fn take<D: Datastore>(store: &D) -> Result<Option<Level>, RpcError> {
 
 /// Writes the mark (after [`take`] at this start, none is there).
 pub async fn put<D: Datastore>(store: &D, level: Level) -> Result<(), RpcError> {
-    store.create(store::level_key(), level.encode()).await.map(drop)
+    store
+        .create(store::level_key(), level.encode())
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -511,3 +511,62 @@ async fn over_a_node_keeping_its_tables_in_sqlite() {
         "the database holds what the node answers from"
     );
 }
+
+/// The level mark as the datastore holds it (src/level.rs), if any.
+fn level_mark(ld: &Lightningd) -> Option<Value> {
+    let key = paystate::store::level_key();
+    ld.datastore()
+        .entries
+        .get(&key)
+        .map(|r| serde_json::from_slice(&r.data).expect("the mark is JSON"))
+}
+
+#[tokio::test]
+async fn a_clean_restart_of_lightningd_skips_the_pass_and_a_plugin_stop_does_not() {
+    let ld = start().await;
+    let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.fail(&b, Some(route_failure())).await;
+    assert_level_with_node(&ld).await;
+    ld.restart().await.unwrap();
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["pass_skipped"], true, "{st}");
+    assert_eq!(st["catchup"]["checked"], 0, "{st}");
+    // Taken at the start: a crash from here leaves none.
+    assert_eq!(level_mark(&ld), None);
+    assert_level_with_node(&ld).await;
+
+    // A plugin stop leaves none: a delete no index shows, made while
+    // paystate is away, is found by the next start's pass.
+    ld.stop_plugin().await;
+    assert_eq!(level_mark(&ld), None);
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
+    ld.restart().await.unwrap();
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["pass_skipped"], false, "{st}");
+    assert_eq!(st["catchup"]["dropped"], 1, "{st}");
+    assert_level_with_node(&ld).await;
+}
+
+#[tokio::test]
+async fn a_node_run_without_paystate_since_the_mark_is_walked() {
+    let ld = start().await;
+    let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.succeed(&b, &preimage(2)).await;
+    assert_level_with_node(&ld).await;
+    ld.shut_down().await;
+    assert!(level_mark(&ld).is_some(), "a clean stop leaves the mark");
+    // lightningd run once without paystate: a part resolved, one deleted.
+    ld.start_up(false).await.unwrap();
+    let c = pending(&ld, &hash(3), 1, 0);
+    ld.fail(&c, Some(route_failure())).await;
+    delpay(&ld, json!([hash(1), "complete"])).await.unwrap();
+    ld.shut_down().await;
+    ld.start_up(true).await.unwrap();
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["pass_skipped"], false, "{st}");
+    assert_eq!(st["catchup"]["imported"], 1, "{st}");
+    assert_eq!(st["catchup"]["dropped"], 1, "{st}");
+    assert_level_with_node(&ld).await;
+}

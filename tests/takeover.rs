@@ -46,7 +46,7 @@ async fn manifest_registers_own_names_and_the_filtered_hook() {
         .map(|s| s.as_str().unwrap())
         .collect();
     subs.sort();
-    assert_eq!(subs, ["sendpay_failure", "sendpay_success"]);
+    assert_eq!(subs, ["sendpay_failure", "sendpay_success", "shutdown"]);
     let opt = manifest["options"]
         .as_array()
         .unwrap()

@@ -117,7 +117,7 @@ pub(crate) async fn start_plugin(core: &Core, startup: bool) -> Result<Value> {
     .context("init timed out")??;
     if resp.get("result").and_then(|r| r.get("disable")).is_some() || resp.get("error").is_some() {
         *core.plugin.lock().unwrap() = None;
-        proc.stop(Duration::from_secs(5)).await;
+        proc.wait_exit_or_kill(Duration::from_secs(5)).await;
         bail!("plugin disabled itself: {resp}");
     }
     Ok(manifest)

@@ -50,7 +50,8 @@ use tokio::sync::broadcast;
 /// The stand-in node. Dropping it kills the plugin and removes its folder.
 pub struct Lightningd {
     core: Arc<Core>,
-    server: tokio::task::JoinHandle<()>,
+    /// The accepting end of the RPC socket (replaced by a restart).
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Lightningd {
@@ -68,11 +69,6 @@ impl Lightningd {
             false => base.clone(),
         };
         std::fs::create_dir_all(&dir)?;
-        // Bound where the path fits, then moved into place: a socket
-        // works under any name once bound, as lightningd's does.
-        let short = base.join("s");
-        let listener = listener::bind(&short, opts.listen_backlog)?;
-        std::fs::rename(&short, dir.join(RPC_FILE)).context("placing the RPC socket")?;
         let schemas = shared_dir()
             .filter(|_| opts.check_schemas)
             .map(|d| Schemas::load(&d.join("cln-schemas")));
@@ -103,16 +99,7 @@ impl Lightningd {
             sent: Arc::default(),
             gate: Arc::default(),
         });
-        let c = core.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((stream, counted)) = listener::accept(&listener, &c.gate).await {
-                let c = c.clone();
-                tokio::spawn(async move {
-                    server::serve(c, stream).await;
-                    drop(counted);
-                });
-            }
-        });
+        let server = Mutex::new(Some(listen(&core)?));
         Ok(Lightningd { core, server })
     }
 
@@ -121,6 +108,38 @@ impl Lightningd {
         let ld = Lightningd::new(opts).await?;
         ld.start_plugin(true).await?;
         Ok(ld)
+    }
+
+    /// lightningd stopped and started again, its tables kept: see
+    /// [`Lightningd::shut_down`] and [`Lightningd::start_up`].
+    pub async fn restart(&self) -> Result<()> {
+        self.shut_down().await;
+        self.start_up(true).await
+    }
+
+    /// lightningd's stop (`lightningd/lightningd.c`): it stops listening
+    /// on its socket, then tells the plugin `shutdown` (if subscribed) and
+    /// waits for it to exit (30 s, then kills it). The tables stay, and
+    /// the test's own hand may still change them.
+    pub async fn shut_down(&self) {
+        let server = self.server.lock().unwrap().take();
+        if let Some(accepting) = server {
+            accepting.abort();
+            // Gone, listener and all: a connect is refused from here.
+            let _ = accepting.await;
+        }
+        self.stop_plugin().await;
+    }
+
+    /// lightningd's start after [`Lightningd::shut_down`]: it listens
+    /// again, with the plugin started as at start-up, or without it (a
+    /// node run once without paystate).
+    pub async fn start_up(&self, with_plugin: bool) -> Result<()> {
+        *self.server.lock().unwrap() = Some(listen(&self.core)?);
+        if with_plugin {
+            self.start_plugin(true).await?;
+        }
+        Ok(())
     }
 
     /// Stops (false) or resumes (true) accepting connections on the RPC
@@ -170,13 +189,21 @@ impl Lightningd {
         self.active().map(|p| p.proc.pid)
     }
 
-    /// `plugin stop`: closes its stdin and waits for it to exit.
+    /// `plugin stop` (`lightningd/plugin_control.c`): a plugin subscribed
+    /// to `shutdown` is told and waited for (30 s), then killed; any other
+    /// is killed at once.
     pub async fn stop_plugin(&self) {
         // Taken in a statement of its own: the lock must not be held
         // across the await (a scrutinee's guard lives through the block).
         let taken = self.core.plugin.lock().unwrap().take();
         if let Some(p) = taken {
-            p.proc.stop(Duration::from_secs(10)).await;
+            if p.subscriptions.iter().any(|s| s == "shutdown") {
+                let _ = p.proc.notify("shutdown", json!({})).await;
+                p.proc.wait_exit_or_kill(Duration::from_secs(30)).await;
+            } else {
+                p.proc.kill().await;
+                p.proc.wait_exit().await;
+            }
         }
     }
 
@@ -365,9 +392,31 @@ impl Lightningd {
     }
 }
 
+/// Binds the RPC socket where its path fits, moves it into place (a
+/// socket works under any name once bound, as lightningd's does), and
+/// serves it.
+fn listen(core: &Arc<Core>) -> Result<tokio::task::JoinHandle<()>> {
+    let short = core.base.join("s");
+    let _ = std::fs::remove_file(&short);
+    let listener = listener::bind(&short, core.opts.listen_backlog)?;
+    std::fs::rename(&short, core.dir.join(RPC_FILE)).context("placing the RPC socket")?;
+    let c = core.clone();
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, counted)) = listener::accept(&listener, &c.gate).await {
+            let c = c.clone();
+            tokio::spawn(async move {
+                server::serve(c, stream).await;
+                drop(counted);
+            });
+        }
+    }))
+}
+
 impl Drop for Lightningd {
     fn drop(&mut self) {
-        self.server.abort();
+        if let Some(accepting) = self.server.lock().unwrap().take() {
+            accepting.abort();
+        }
         // kill_on_drop kills the plugin once the last handle goes.
         let taken = self.core.plugin.lock().unwrap().take();
         drop(taken);

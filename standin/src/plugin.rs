@@ -150,13 +150,11 @@ impl PluginProc {
             .await
     }
 
-    /// Closes the plugin's stdin (as lightningd does on `plugin stop`) and
-    /// waits for it to exit; kills it after `grace`.
-    pub async fn stop(&self, grace: std::time::Duration) {
-        self.stdin.lock().await.take();
-        let mut child = self.child.lock().await;
-        if tokio::time::timeout(grace, child.wait()).await.is_err() {
-            let _ = child.kill().await;
+    /// Waits for the plugin to exit; kills it after `grace`.
+    pub async fn wait_exit_or_kill(&self, grace: std::time::Duration) {
+        if tokio::time::timeout(grace, self.wait_exit()).await.is_err() {
+            self.kill().await;
+            self.wait_exit().await;
         }
     }
 
