@@ -22,9 +22,15 @@ use tokio::sync::{mpsc, oneshot};
 /// batching (autoclean's) holds a transaction open for up to 250 ms.
 pub const FLUSH_AFTER: Duration = Duration::from_millis(200);
 
-/// A batch is sent at once when this many writes are queued (lightningd
-/// commits after 100 requests of one read in any case).
+/// A batch is sent at once when it makes this many writes, its appends to
+/// one key counted as one (lightningd commits after 100 requests of one
+/// read in any case).
 const MAX_QUEUED: usize = crate::store::MAX_BATCH;
+
+/// ... or when this many writes are queued before merging (a page's
+/// records: at most 64 items of some 90 bytes each, so a batch's
+/// requests stay under a megabyte).
+const MAX_OPS: usize = 4096;
 
 /// Called with a write's outcome once it is applied.
 pub(super) type Done = Box<dyn FnOnce(Result<(), RpcError>) + Send>;
@@ -69,12 +75,28 @@ struct Batch {
     ops: Vec<Op>,
     dones: Vec<Option<Done>>,
     flushes: Vec<oneshot::Sender<()>>,
+    /// The writes the batch makes once merged ([`merged`]), and the keys
+    /// whose appends are open to join.
+    writes: usize,
+    open: std::collections::HashSet<Vec<String>>,
 }
 
 impl Batch {
     fn take(&mut self, msg: Msg) {
         match msg {
             Msg::Write(op, done) => {
+                match &op {
+                    Op::Append { key, .. } => {
+                        if !self.open.contains(key) {
+                            self.open.insert(key.clone());
+                            self.writes += 1;
+                        }
+                    }
+                    Op::Create { key, .. } | Op::Delete { key } => {
+                        self.open.remove(key);
+                        self.writes += 1;
+                    }
+                }
                 self.ops.push(op);
                 self.dones.push(done);
             }
@@ -83,7 +105,7 @@ impl Batch {
     }
 
     fn full(&self) -> bool {
-        self.ops.len() >= MAX_QUEUED
+        self.writes >= MAX_QUEUED || self.ops.len() >= MAX_OPS
     }
 }
 
@@ -242,6 +264,18 @@ mod tests {
         assert_eq!(ds.entries.lock().unwrap().len(), 3);
         assert_eq!(ds.batches.lock().unwrap().as_slice(), [3]);
         assert!(seen.lock().unwrap().iter().all(|(_, r)| r.is_ok()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn appends_to_one_key_count_as_one_write_toward_a_full_batch() {
+        let ds = Arc::new(FakeDatastore::default());
+        let w = Writer::start(ds.clone());
+        // Many records of a few pages: one batch, not one per hundred.
+        for n in 0..(3 * MAX_QUEUED) {
+            w.queue(append(["a", "b", "c"][n % 3], n as u8), None);
+        }
+        w.flush().await;
+        assert_eq!(ds.batches.lock().unwrap().as_slice(), [3]);
     }
 
     #[tokio::test(start_paused = true)]
