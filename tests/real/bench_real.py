@@ -16,11 +16,14 @@ PAYSTATE_BENCH_FOOTPRINT (default 1500) self-payments of the footprint
 (bytes on disk per part, memory, CPU).
 PAYSTATE_BENCH_DEEP (default 5000) parts of history before the payments
 of the deep section (payments on nodes that already hold a history).
+PAYSTATE_BENCH_UPGRADE (default 20000) parts of a layout-v3 ledger moved
+to v4 at start-up (sqlite only: it is seeded into the node's file).
 TEST_DB_PROVIDER=postgres runs every node on PostgreSQL (the big restart,
 which seeds sqlite files, is sqlite's only).
 PAYSTATE_BENCH_ONLY (default: all) names the sections of test_bench to run,
 comma-separated: payments, deep, footprint, floors, polls, deletes,
-autoclean, first_start.
+autoclean, first_start, upgrade; and of test_bench_big_restart:
+big_restart, big_first_start.
 """
 import hashlib
 import json
@@ -33,11 +36,11 @@ import time
 
 import databases
 from pyln.testing.utils import wait_for
-from util import (AMOUNT, HOLD, drop_torn_plugin_io, invoice,
+from util import (AMOUNT, HOLD, db_path, drop_torn_plugin_io, invoice,
                   node_terminal, ledger_records,
                   page_key, page_records, paystate_node, plugin_proc,
                   raw_socket, raw_read, raw_send, selfpay, send_held,
-                  set_sendpays_indexes, status)
+                  set_sendpays_indexes, status, v3_node)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
@@ -47,6 +50,7 @@ HISTORY = int(os.environ.get("PAYSTATE_BENCH_HISTORY", "10000"))
 BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
 FOOTPRINT = int(os.environ.get("PAYSTATE_BENCH_FOOTPRINT", "1500"))
 DEEP = int(os.environ.get("PAYSTATE_BENCH_DEEP", "5000"))
+UPGRADE = int(os.environ.get("PAYSTATE_BENCH_UPGRADE", "20000"))
 ONLY = set(filter(None, os.environ.get("PAYSTATE_BENCH_ONLY", "").split(",")))
 ROWS = []
 
@@ -177,6 +181,9 @@ def test_bench(node_factory, plugin_path):
     if wanted("first_start"):
         slow.append(("over a first start and restart",
                      first_start(node_factory, plugin_path)))
+    if wanted("upgrade") and databases.provider() == "sqlite3":
+        slow.append(("moving a v3 ledger", upgrade(node_factory,
+                                                   plugin_path)))
     for name, node in slow:
         slowest = status(node)["slowest_call"]
         row("slowest call paystate made {} (ms)".format(name), None,
@@ -259,11 +266,6 @@ def deep(node_factory, plugin_path):
         spent["plain"], spent["taken"], "s",
         "{:+.3f} ms a payment".format(
             (spent["taken"] - spent["plain"]) * 1000 / made))
-
-
-def db_path(node):
-    return os.path.join(node.daemon.lightning_dir, "regtest",
-                        "lightningd.sqlite3")
 
 
 def table_bytes(node):
@@ -581,6 +583,38 @@ def first_start(node_factory, plugin_path):
     return hist
 
 
+def upgrade(node_factory, plugin_path):
+    """A layout-v3 ledger of UPGRADE parts (a row each, the listing as
+    JSON) moved to v4 as paystate starts: parts a second, the node's
+    getinfo meanwhile against after. Returns the node."""
+    node, _ = v3_node(node_factory, parts=UPGRADE)
+    node.daemon.env["CLN_PLUGIN_LOG"] = "info"
+    node.daemon.opts["log-level"] = "info"
+    node.daemon.opts["plugin"] = plugin_path
+    t = time.perf_counter()
+    node.start()
+    during = []
+    while status(node)["catchup"]["migrated"] == 0:
+        during.append(timed(node.rpc.getinfo))
+        time.sleep(0.02)
+    took = time.perf_counter() - t
+    migrated = status(node)["catchup"]["migrated"]
+    assert migrated == UPGRADE, migrated
+    caught_up(node)
+    after = []
+    for _ in range(min(max(len(during), 100), 500)):
+        status(node)
+        after.append(timed(node.rpc.getinfo))
+        time.sleep(0.02)
+    row("moving a v3 ledger of {} parts to v4 (s)".format(UPGRADE), None,
+        took, "s", "{:.0f} parts/s, the start included".format(
+            migrated / took))
+    row("getinfo while a v3 ledger moves (ms, median)", median_ms(after),
+        median_ms(during), "ms", "vs after; slowest {:.1f} ms".format(
+            max(during) * 1000))
+    return node
+
+
 def pager_floor(node, what):
     """lightningd's floor for a first start: its table paged as catch-up
     pages it (200 parts by created_index, resting half as long as each
@@ -754,6 +788,10 @@ def seed_big(node, with_ledger):
             page = pages.setdefault("\0".join(key).encode(), bytearray())
             page += bytes([slot, len(body)]) + body
             p = dict(payment, id=dbid, payment_hash=ph)
+            # The oldest tenth ten days old, for the autoclean that
+            # follows the first start; the rest as the template.
+            if i < BIG // 10:
+                p["timestamp"] = payment["timestamp"] - 10 * 86400
             if "updated_index" in p:
                 p["updated_index"] = dbid
             payments.append(tuple(p[c] for c in cols))
@@ -823,16 +861,38 @@ def big_restart(node_factory, plugin_path):
     """BIG parts in the node's table and paystate's ledger, then a
     restart; BIG parts in the node's table alone (paystate's first
     start: the template part's record is there, the seeded ones not)."""
-    # may_fail: lightningd is killed once.
-    node = paystate(node_factory, plugin_path, may_fail=True)
-    seed_big(node, with_ledger=True)
-    big_start(node, "restart", BIG + 1)
-    # lightningd killed: no level mark, the pass over the table is made.
-    node.daemon.proc.kill()
-    node.daemon.wait()
-    drop_torn_plugin_io(node)
-    big_start(node, "restart after a crash", BIG + 1)
+    if wanted("big_restart"):
+        # may_fail: lightningd is killed once.
+        node = paystate(node_factory, plugin_path, may_fail=True)
+        seed_big(node, with_ledger=True)
+        big_start(node, "restart", BIG + 1)
+        # lightningd killed: no level mark, the pass over the table is made.
+        node.daemon.proc.kill()
+        node.daemon.wait()
+        drop_torn_plugin_io(node)
+        big_start(node, "restart after a crash", BIG + 1)
+    if not wanted("big_first_start"):
+        return
     fresh = paystate(node_factory, plugin_path)
     seed_big(fresh, with_ledger=False)
     big_start(fresh, "first start", BIG + 1)
     pager_floor(fresh, "{} parts".format(BIG))
+    big_autoclean(fresh)
+
+
+def big_autoclean(node):
+    """autoclean-once over the oldest tenth of a large table (seeded ten
+    days old): its time, and paystate's memory after."""
+    old = BIG // 10
+    t = time.perf_counter()
+    got = node.rpc.call("autoclean-once", ["succeededpays", 5 * 86400])
+    took = time.perf_counter() - t
+    cleaned = got["autoclean"]["succeededpays"]["cleaned"]
+    assert cleaned == old, got
+    wait_for(lambda: sum(status(node)["parts"].values()) == BIG + 1 - old,
+             timeout=300)
+    row("autoclean-once of {} of {} parts (s)".format(old, BIG), None, took,
+        "s", "{:.0f} deletes/s".format(old / took))
+    rss, hwm = memory_mib(plugin_proc(node).pid)
+    row("paystate memory after that autoclean (MiB)", None, rss, "MiB",
+        "VmRSS; VmHWM {:.1f} MiB".format(hwm))
