@@ -293,7 +293,7 @@ fn drop_missing<D: Datastore, N: Node>(app: &App<D, N>, lo: u64, hi: u64, seen: 
 /// After each of its steps (a page of the table and its imports, some
 /// pages of the index), catch-up rests half as long as the step took: it
 /// keeps to two thirds of lightningd's time at most. A step is short (a
-/// page of 200 parts read, ~77 µs of lightningd's time a part, and its
+/// page of 128 parts read, ~77 µs of lightningd's time a part, and its
 /// imports appended in one commit: 20-45 ms), so
 /// a command that reaches lightningd during one waits that long at most,
 /// and most arrive while paystate rests: `getinfo`'s median during a

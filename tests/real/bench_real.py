@@ -51,6 +51,8 @@ BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
 FOOTPRINT = int(os.environ.get("PAYSTATE_BENCH_FOOTPRINT", "1500"))
 DEEP = int(os.environ.get("PAYSTATE_BENCH_DEEP", "5000"))
 UPGRADE = int(os.environ.get("PAYSTATE_BENCH_UPGRADE", "20000"))
+# A catch-up page (src/import.rs), for the floor paged the same way.
+PAGE = 128
 ONLY = set(filter(None, os.environ.get("PAYSTATE_BENCH_ONLY", "").split(",")))
 ROWS = []
 
@@ -617,18 +619,18 @@ def upgrade(node_factory, plugin_path):
 
 def pager_floor(node, what):
     """lightningd's floor for a first start: its table paged as catch-up
-    pages it (200 parts by created_index, resting half as long as each
+    pages it (128 parts by created_index, resting half as long as each
     page took), by a client that does nothing with the rows."""
     start, rows, slowest = 0, 0, 0.0
     t = time.perf_counter()
     while True:
         took, page = timed_value(node.rpc.listsendpays, index="created",
-                                 start=start, limit=200)
+                                 start=start, limit=PAGE)
         page = page["payments"]
         slowest = max(slowest, took)
         rows += len(page)
         time.sleep(took * 0.5)
-        if len(page) < 200:
+        if len(page) < PAGE:
             break
         start = page[-1]["created_index"] + 1
     total = time.perf_counter() - t
