@@ -13,9 +13,8 @@ use crate::store::Datastore;
 
 /// Every earlier layout moved; returns how many parts reached v4.
 pub async fn run<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
-    v1::from_v1(ds).await?;
-    v2::from_v2(ds).await?;
-    v3::from_v3(ds).await
+    let renamed = v1::from_v1(ds).await? + v2::from_v2(ds).await?;
+    v3::from_v3(ds, renamed > 0).await
 }
 
 /// A create that finds the key written already (by an interrupted run of

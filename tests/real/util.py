@@ -148,6 +148,14 @@ def page_key(created_index):
             created_index % 64)
 
 
+def is_page_name(name):
+    """Whether a v4 key's last component names a page (src/store.rs:
+    its hex length less one, then the page number in lower hex)."""
+    digits = name[1:]
+    return (len(name) > 1 and all(c in "0123456789abcdef" for c in name)
+            and int(name[0], 16) + 1 == len(digits))
+
+
 def ledger_records(node):
     """The parts whose records are in the datastore: paystate's ledger as
     a crash leaves it, read from under the plugin (a listing of the pages'
@@ -155,8 +163,8 @@ def ledger_records(node):
     ledger)."""
     out = set()
     for page in node.rpc.listdatastore(["paystate", "v4"])["datastore"]:
-        if "hex" not in page or page["key"][2] == "level":
-            continue  # marks of deletes earlier versions began; the level mark
+        if "hex" not in page or not is_page_name(page["key"][2]):
+            continue  # marks of deletes; the level mark; v3's moved mark
         for body in page_records(bytes.fromhex(page["hex"])).values():
             out.add(decode_record(body))
     return out
