@@ -131,7 +131,11 @@ async fn catch_up<D: Datastore, N: Node>(
     let asked = app.signals.reconciliations_asked();
     let created = app.node.parts_created().await?;
     let held = match level {
-        Some(l) => l.holds(created, app.node.parts_updated().await?),
+        Some(l) => l.holds(Level {
+            created,
+            updated: app.node.parts_updated().await?,
+            deleted: app.node.parts_deleted().await?,
+        }),
         None => false,
     };
     // An earlier layout's records move first (answers go on meanwhile:

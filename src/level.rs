@@ -11,9 +11,9 @@
 //! reconciliation owed), paystate writes the node's three `sendpays`
 //! indexes under `["paystate", "v4", "level"]`. The next start takes the
 //! mark (deleting it, so that a crash later leaves none) and, if the
-//! node's `created` and `updated` indexes are where the mark says, skips
-//! the walk; deletes since the mark's `deleted` index come to the feed as
-//! missed, which asks for the walk.
+//! node's indexes are where the mark says, skips the walk; the deletes
+//! feed opens at the mark's `deleted` index, so that none made since is
+//! missed.
 //!
 //! What no index shows (a `delpay` without `partid` and `groupid`, made
 //! while paystate was stopped by `plugin stop`, or run without it) is why
@@ -43,10 +43,10 @@ impl Level {
     }
 
     /// Whether the node's table is as it was at the mark, as far as its
-    /// `created` and `updated` indexes tell (its `deleted` index is the
-    /// feed's to check).
-    pub fn holds(&self, created: u64, updated: u64) -> bool {
-        self.created == created && self.updated == updated
+    /// indexes tell (a delete since is also the feed's to report, as
+    /// missed: that asks for the pass again, harmlessly).
+    pub fn holds(&self, now: Level) -> bool {
+        *self == now
     }
 }
 
@@ -114,9 +114,20 @@ mod tests {
             deleted: 7,
         };
         assert_eq!(Level::decode(&l.encode()), Ok(l));
-        assert!(l.holds(1_000_000, 999_998));
-        assert!(!l.holds(1_000_001, 999_998));
-        assert!(!l.holds(1_000_000, 999_999));
+        assert!(l.holds(l));
+        for moved in [
+            Level {
+                created: 1_000_001,
+                ..l
+            },
+            Level {
+                updated: 999_999,
+                ..l
+            },
+            Level { deleted: 8, ..l },
+        ] {
+            assert!(!l.holds(moved), "{moved:?}");
+        }
     }
 
     #[test]

@@ -63,8 +63,8 @@ async fn level_now<D: Datastore, N: Node>(
             Some("notifications are still being recorded")
         } else if app.ledger.drifted() {
             Some("a write to the datastore failed in this run")
-        } else if !app.signals.level() {
-            Some("a reconciliation with the node is owed")
+        } else if !app.signals.level() || app.catchup_report().state != "done" {
+            Some("a reconciliation with the node is owed or under way")
         } else {
             None
         }
@@ -108,6 +108,7 @@ mod tests {
         stop(&a, || true, true).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
         a.signals.levelled(a.signals.reconciliations_asked());
+        a.update_catchup(|r| r.state = "done");
         // A plugin stop: lightningd runs on.
         stop(&a, || true, false).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
@@ -130,6 +131,7 @@ mod tests {
     async fn notifications_left_unrecorded_leave_no_mark() {
         let a = app().await;
         a.signals.levelled(a.signals.reconciliations_asked());
+        a.update_catchup(|r| r.state = "done");
         stop(&a, || false, true).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
     }
