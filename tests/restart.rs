@@ -40,12 +40,18 @@ async fn restart(ld: &Lightningd) {
     ld.start_plugin(false).await.unwrap();
 }
 
+/// Hash 1's part completed, hash 2's failed on the route; their keys.
+async fn one_complete_one_failed(ld: &Lightningd) -> (Key, Key) {
+    let (a, b) = (pending(ld, &hash(1), 1, 0), pending(ld, &hash(2), 1, 0));
+    ld.succeed(&a, &preimage(1)).await;
+    ld.fail(&b, Some(route_failure())).await;
+    (a, b)
+}
+
 #[tokio::test]
 async fn ledger_is_reloaded_and_follows_deletes_made_while_down() {
     let ld = start().await;
-    let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
-    ld.succeed(&a, &preimage(1)).await;
-    ld.fail(&b, Some(route_failure())).await;
+    let (_, b) = one_complete_one_failed(&ld).await;
     until_ledger_has(&ld, 2).await;
     until_datastore_matches_node(&ld).await;
     let failed = ld
@@ -528,9 +534,7 @@ fn level_mark(ld: &Lightningd) -> Option<Value> {
 #[tokio::test]
 async fn a_clean_restart_of_lightningd_skips_the_pass_and_a_plugin_stop_does_not() {
     let ld = start().await;
-    let (a, b) = (pending(&ld, &hash(1), 1, 0), pending(&ld, &hash(2), 1, 0));
-    ld.succeed(&a, &preimage(1)).await;
-    ld.fail(&b, Some(route_failure())).await;
+    one_complete_one_failed(&ld).await;
     assert_level_with_node(&ld).await;
     ld.restart().await.unwrap();
     let st = until_caught_up(&ld).await;

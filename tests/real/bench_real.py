@@ -67,9 +67,14 @@ def row(name, builtin, paystate, unit="", note=""):
 
 
 def timed(fn, *args, **kwargs):
+    return timed_value(fn, *args, **kwargs)[0]
+
+
+def timed_value(fn, *args, **kwargs):
+    """How long a call took, and what it returned."""
     t = time.perf_counter()
-    fn(*args, **kwargs)
-    return time.perf_counter() - t
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t, out
 
 
 def median_ms(samples):
@@ -637,12 +642,6 @@ def pager_floor(node, what):
     row("floor: {} paged as catch-up pages it, doing nothing (s)".format(
         what), None, total, "s", "{:.0f} parts/s; slowest page {:.1f} ms"
         .format(rows / total, slowest * 1000))
-
-
-def timed_value(fn, *args, **kwargs):
-    t = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - t, out
 
 
 def wake(node_factory, plugin_path):
