@@ -122,11 +122,7 @@ async fn main() -> anyhow::Result<()> {
             let shared = p.state().clone();
             if let Some(app) = shared.app.get() {
                 let stopping = !app.node.accepting().await;
-                // Bounded: a release that does not answer its plugins'
-                // calls during shutdown (v25.09 waits 30 s, then kills)
-                // costs a stop this much, and no mark.
-                let work = stop::stop(app, || shared.notes.all_recorded(), stopping);
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), work).await;
+                stop::stop(app, || shared.notes.all_recorded(), stopping).await;
             }
             // Give the last log lines time to reach lightningd.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
