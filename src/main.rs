@@ -121,8 +121,13 @@ async fn main() -> anyhow::Result<()> {
         .subscribe("shutdown", |p: Plugin<State>, _: Value| async move {
             let shared = p.state().clone();
             if let Some(app) = shared.app.get() {
+                let deadline = tokio::time::Instant::now() + stop::STOP_BOUND;
                 let stopping = !app.node.accepting().await;
-                stop::stop(app, || shared.notes.all_recorded(), stopping).await;
+                if stopping {
+                    // Calls may be dropped from here on (rpc/again.rs).
+                    app.node.ask_again_until(deadline);
+                }
+                stop::stop(app, || shared.notes.all_recorded(), stopping, deadline).await;
             }
             // Give the last log lines time to reach lightningd.
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -4,51 +4,69 @@
 //! are recorded, the writes queued are applied, and, where lightningd
 //! itself is stopping and the ledger is level with the node, the level
 //! mark is written ([`crate::level`]).
+//!
+//! While lightningd stops, a call may go unanswered (it reached the hook
+//! of a plugin that exited: [`crate::rpc`] asks such calls again where
+//! that is harmless), so the whole stop is bounded, well inside
+//! lightningd's 30 s, and a write left unanswered leaves no mark.
 
 use crate::app::App;
 use crate::error::RpcError;
 use crate::level::{self, Level};
 use crate::node::Node;
 use crate::store::Datastore;
+use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How long the notifications taken may take to be recorded: well within
-/// lightningd's 30 s.
+/// The whole stop, within lightningd's 30 s.
+pub const STOP_BOUND: Duration = Duration::from_secs(20);
+
+/// How long the notifications taken may take to be recorded.
 const RECORDING_BOUND: Duration = Duration::from_secs(5);
 
-/// Finishes what is in hand. `all_recorded` tells whether every
-/// notification taken is recorded; `lightningd_stopping` whether
+/// Finishes what is in hand, by `deadline`. `all_recorded` tells whether
+/// every notification taken is recorded; `lightningd_stopping` whether
 /// lightningd itself is stopping (not a `plugin stop`, after which
 /// lightningd runs on without paystate).
 pub async fn stop<D: Datastore, N: Node>(
     app: &App<D, N>,
     all_recorded: impl Fn() -> bool,
     lightningd_stopping: bool,
+    deadline: Instant,
 ) {
-    let bound = Instant::now() + RECORDING_BOUND;
-    while !all_recorded() && Instant::now() < bound {
+    let recording = (Instant::now() + RECORDING_BOUND).min(deadline);
+    while !all_recorded() && Instant::now() < recording {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    app.ledger.flush().await;
+    // A write left unanswered leaves the ledger's state unknown: no mark.
+    if tokio::time::timeout_at(deadline, app.ledger.flush())
+        .await
+        .is_err()
+    {
+        log::warn!("Stopping with no level mark: a write to the datastore was left unanswered");
+        return;
+    }
     if !lightningd_stopping {
         log::info!("Stopping while lightningd runs on: no level mark (the next start reconciles)");
         return;
     }
-    match level_now(app, &all_recorded).await {
-        Ok(Ok(l)) => match level::put(app.ledger.datastore(), l).await {
-            Ok(()) => log::info!(
-                "Stopping level with the node (created_index {}): the next start skips the pass over its table",
-                l.created
-            ),
-            Err(e) => log::warn!("Could not write the level mark: {} ({})", e.message, e.code),
-        },
-        Ok(Err(why)) => log::info!("Stopping with no level mark: {why}"),
-        Err(e) => log::warn!(
-            "Stopping with no level mark: the node's indexes: {} ({})",
-            e.message,
-            e.code
+    let written = match level_now(app, &all_recorded, deadline).await {
+        Ok(Ok(l)) => by(deadline, "datastore", level::put(app.ledger.datastore(), l))
+            .await
+            .map(|()| l),
+        Ok(Err(why)) => {
+            log::info!("Stopping with no level mark: {why}");
+            return;
+        }
+        Err(e) => Err(e),
+    };
+    match written {
+        Ok(l) => log::info!(
+            "Stopping level with the node (created_index {}): the next start skips the pass over its table",
+            l.created
         ),
+        Err(e) => log::warn!("Stopping with no level mark: {} ({})", e.message, e.code),
     }
 }
 
@@ -57,6 +75,7 @@ pub async fn stop<D: Datastore, N: Node>(
 async fn level_now<D: Datastore, N: Node>(
     app: &App<D, N>,
     all_recorded: &impl Fn() -> bool,
+    deadline: Instant,
 ) -> Result<Result<Level, &'static str>, RpcError> {
     let why_not = || {
         if !all_recorded() {
@@ -72,9 +91,10 @@ async fn level_now<D: Datastore, N: Node>(
     if let Some(why) = why_not() {
         return Ok(Err(why));
     }
-    let deleted = app.node.parts_deleted().await?;
-    let created = app.node.parts_created().await?;
-    let updated = app.node.parts_updated().await?;
+    let node = &app.node;
+    let deleted = by(deadline, "wait", node.parts_deleted()).await?;
+    let created = by(deadline, "wait", node.parts_created()).await?;
+    let updated = by(deadline, "wait", node.parts_updated()).await?;
     if deleted != app.signals.deletes_followed() {
         return Ok(Err("the node's deletes are not all followed"));
     }
@@ -89,12 +109,32 @@ async fn level_now<D: Datastore, N: Node>(
     }))
 }
 
+/// `call`'s answer, if it comes by `deadline`.
+async fn by<T>(
+    deadline: Instant,
+    what: &str,
+    call: impl Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RpcError::lightningd(format!(
+                "no answer to {what} within the stop's {} s",
+                STOP_BOUND.as_secs()
+            )))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fakes::{FakeDatastore, FakeNode};
     use crate::ledger::Ledger;
     use crate::params::Mode;
+
+    fn soon() -> Instant {
+        Instant::now() + STOP_BOUND
+    }
 
     async fn app() -> App<FakeDatastore, FakeNode> {
         let (ledger, _) = Ledger::load(FakeDatastore::default()).await.unwrap();
@@ -105,14 +145,14 @@ mod tests {
     async fn a_mark_is_written_only_when_level_and_lightningd_stops() {
         let a = app().await;
         // Never reconciled: not level.
-        stop(&a, || true, true).await;
+        stop(&a, || true, true, soon()).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
         a.signals.levelled(a.signals.reconciliations_asked());
         a.update_catchup(|r| r.state = "done");
         // A plugin stop: lightningd runs on.
-        stop(&a, || true, false).await;
+        stop(&a, || true, false, soon()).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
-        stop(&a, || true, true).await;
+        stop(&a, || true, true, soon()).await;
         assert_eq!(
             level::take(a.ledger.datastore()).await.unwrap(),
             Some(Level {
@@ -123,7 +163,7 @@ mod tests {
         );
         // A reconciliation asked since: owed.
         a.signals.ask_reconciliation();
-        stop(&a, || true, true).await;
+        stop(&a, || true, true, soon()).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
     }
 
@@ -132,7 +172,21 @@ mod tests {
         let a = app().await;
         a.signals.levelled(a.signals.reconciliations_asked());
         a.update_catchup(|r| r.state = "done");
-        stop(&a, || false, true).await;
+        stop(&a, || false, true, soon()).await;
+        assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_left_unanswered_leaves_no_mark_by_the_deadline() {
+        let a = app().await;
+        a.signals.levelled(a.signals.reconciliations_asked());
+        a.update_catchup(|r| r.state = "done");
+        a.node
+            .unanswered
+            .store(1, std::sync::atomic::Ordering::SeqCst);
+        let began = Instant::now();
+        stop(&a, || true, true, soon()).await;
+        assert!(began.elapsed() <= STOP_BOUND);
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
     }
 }

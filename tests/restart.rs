@@ -578,3 +578,26 @@ async fn a_node_run_without_paystate_since_the_mark_is_walked() {
     assert_eq!(st["catchup"]["dropped"], 1, "{st}");
     assert_level_with_node(&ld).await;
 }
+
+/// lightningd before v25.12 passes every command through xpay's
+/// `rpc_command` hook, and one that reaches it as xpay exits on
+/// `shutdown` is never answered: paystate asks that call again, and stops
+/// level with the node as ever, well before lightningd's 30 s are up.
+#[tokio::test]
+async fn a_call_dropped_as_lightningd_stops_is_asked_again() {
+    let mut o = options();
+    o.hook_that_exits_at_shutdown = true;
+    let ld = Lightningd::start(o).await.unwrap();
+    one_complete_one_failed(&ld).await;
+    assert_level_with_node(&ld).await;
+    ld.shut_down().await;
+    assert!(
+        ld.logs().iter().any(|l| l.message.contains("asking again")),
+        "the dropped call was asked again"
+    );
+    assert!(level_mark(&ld).is_some(), "a clean stop leaves the mark");
+    ld.start_up(true).await.unwrap();
+    let st = until_caught_up(&ld).await;
+    assert_eq!(st["catchup"]["pass_skipped"], true, "{st}");
+    assert_level_with_node(&ld).await;
+}

@@ -8,6 +8,7 @@
 //! `waitsendpay`, which come back through its own `rpc_command` hook, can
 //! be recognized there and let through.
 
+mod again;
 mod batch;
 mod created;
 pub mod deletes;
@@ -102,6 +103,9 @@ pub struct Rpc {
     batches: tokio::sync::Mutex<Option<Conn>>,
     /// One watch of the `created` index for every waiting caller.
     created: created::CreatedWatch,
+    /// Set as lightningd stops: until then, an unanswered call is asked
+    /// again ([`again`]).
+    stopping: std::sync::OnceLock<tokio::time::Instant>,
 }
 
 /// The longest path a Unix socket address holds (`sun_path`, with its NUL).
@@ -187,7 +191,14 @@ impl Rpc {
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
             batches: tokio::sync::Mutex::new(None),
             created: Default::default(),
+            stopping: std::sync::OnceLock::new(),
         }
+    }
+
+    /// lightningd is stopping: from now on a single call left unanswered
+    /// is asked again, up to `deadline` ([`again`]).
+    pub fn ask_again_until(&self, deadline: tokio::time::Instant) {
+        let _ = self.stopping.set(deadline);
     }
 
     pub fn path(&self) -> &Path {
@@ -215,21 +226,37 @@ impl Rpc {
             .acquire()
             .await
             .map_err(|_| RpcError::lightningd("RPC client closed"))?;
-        let id = self.next_id();
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
             None => Conn::open(&self.path).await?,
         };
         let sent = std::time::Instant::now();
-        // Every call here is answered at once by design (a `wait` for 0, a
-        // `waitsendpay` poll): one that is not is a stalled node, and the
-        // connection, in an unknown state, is dropped with the error.
-        let frame = patient(method, async {
-            conn.send(&request(&id, method, &params)).await?;
-            read_frame(&mut conn).await
-        })
-        .await?;
+        let stopping = self
+            .stopping
+            .get()
+            .filter(|_| again::may_ask_again(method, &params));
+        let (frame, id) = match stopping {
+            Some(&deadline) => {
+                let frame =
+                    again::exchange(&mut conn, method, &params, deadline, || self.next_id())
+                        .await?;
+                (frame, None)
+            }
+            // Every call here is answered at once by design (a `wait` for
+            // 0, a `waitsendpay` poll): one that is not is a stalled node,
+            // and the connection, in an unknown state, is dropped with the
+            // error.
+            None => {
+                let id = self.next_id();
+                let frame = patient(method, async {
+                    conn.send(&request(&id, method, &params)).await?;
+                    read_frame(&mut conn).await
+                })
+                .await?;
+                (frame, Some(id))
+            }
+        };
         // A waitsendpay or wait may wait by design; the others are work.
         if method != "waitsendpay" && method != "wait" {
             self.stats.record(method, sent.elapsed());
@@ -245,7 +272,8 @@ impl Rpc {
                 "lightningd's answer to {method} is unreadable: {e}"
             ))
         })?;
-        if envelope.id.as_str() != Some(id.as_str()) {
+        // Asked again, the answer is one to an id of this call.
+        if id.is_some_and(|id| envelope.id.as_str() != Some(id.as_str())) {
             return Err(RpcError::lightningd(format!(
                 "lightningd answered {method} with a foreign id: {}",
                 envelope.id

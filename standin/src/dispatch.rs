@@ -2,7 +2,7 @@
 //! `rpc_command` hook, a plugin method (or its `check`), or a built-in.
 
 use crate::batching::{Batch, Turn};
-use crate::options::Fault;
+use crate::options::{Fault, ANY_METHOD};
 use crate::plugin::{LogLine, STANDIN_VERSION};
 use crate::state::{ActivePlugin, Core, NODE_ID};
 use crate::table::{Status, Wait};
@@ -29,10 +29,13 @@ pub(crate) enum Reply {
 }
 
 impl Core {
+    /// The next fault injected for `method`, or for any method (`*`).
     pub(crate) fn take_fault(&self, method: &str) -> Option<Fault> {
         let mut f = self.faults.lock().unwrap();
-        let list = f.get_mut(method)?;
-        (!list.is_empty()).then(|| list.remove(0))
+        [method, ANY_METHOD].into_iter().find_map(|m| {
+            let list = f.get_mut(m)?;
+            (!list.is_empty()).then(|| list.remove(0))
+        })
     }
 
     pub(crate) async fn dispatch(

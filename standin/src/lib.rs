@@ -128,6 +128,9 @@ impl Lightningd {
             // Gone, listener and all: a connect is refused from here.
             let _ = accepting.await;
         }
+        if self.core.opts.hook_that_exits_at_shutdown {
+            self.inject(options::ANY_METHOD, Fault::Stall, 1);
+        }
         self.stop_plugin().await;
     }
 

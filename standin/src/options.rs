@@ -61,6 +61,12 @@ pub struct Options {
     pub sqlite: bool,
     /// The RPC socket's listen queue: lightningd's 128 by default.
     pub listen_backlog: i32,
+    /// Another plugin's `rpc_command` hook sees every call (xpay's, before
+    /// v25.12) and that plugin exits on `shutdown`: at lightningd's stop,
+    /// the first of the plugin's calls read after plugins are told is never
+    /// answered (`shutdown_plugins` clears pending requests, and
+    /// `destroy_plugin` fails none while lightningd shuts down).
+    pub hook_that_exits_at_shutdown: bool,
 }
 
 impl Options {
@@ -75,9 +81,13 @@ impl Options {
             long_dir: false,
             sqlite: false,
             listen_backlog: listener::BACKLOG,
+            hook_that_exits_at_shutdown: false,
         }
     }
 }
+
+/// Faults injected under this name hit the next call of any method.
+pub const ANY_METHOD: &str = "*";
 
 /// A fault to inject in a built-in command the plugin calls.
 #[derive(Debug, Clone)]
