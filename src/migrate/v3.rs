@@ -3,8 +3,18 @@
 //! spelling `<payment_hash>-<groupid>-<partid>-<created_index>-<status>`
 //! and `<hhh>` the hash's first three hex digits (4,096 shards), and marks
 //! of deletes in progress under `["paystate", "v3", "deleting", "<name>"]`.
-//! Each record moves to v4 (its copy written first, a hundred in one
-//! batch, then the originals deleted in another), marks as they are.
+//! Records are read fifty at a time and their copies held, by v4 page,
+//! up to a budget; then the copies are written (a page once for all its
+//! records held) and only then the originals deleted. A crash in between
+//! leaves originals whose copies may be written again: harmless (a record
+//! appended twice is one, page.rs). Marks move as they are.
+//!
+//! lightningd's floor for this (bench: a client that only reads and
+//! deletes each row) is some 750 parts/s: every v3 record costs it a
+//! `listdatastore` and a `deldatastore`, each echoing the ~1.2 KB record
+//! back as hex and as text. Held copies keep paystate's own writes to a
+//! fraction of a call a part: the walk by hash scatters a shard's parts
+//! over every page, so a copy written at once cost a page append each.
 
 use super::{create, delete, deleted, moved_from};
 use crate::domain::Part;
@@ -21,14 +31,19 @@ pub fn encode(part: &Part) -> Vec<u8> {
 }
 
 /// Shards listed in one round trip, at most (mostly empty on a small
-/// ledger), and the names a listing is to bring: lightningd reads ~40 µs
-/// a row.
+/// ledger), and the names a listing is to bring: lightningd reads every
+/// row under a shard, values and all (~130 µs a v3 row).
 const SHARDS_AT_ONCE: usize = 64;
-const NAMES_AT_ONCE: usize = 500;
+const NAMES_AT_ONCE: usize = 250;
 
-/// Records moved a step: read, written in one commit, deleted in another
-/// (50 writes to a commit are some 30 ms of lightningd's time).
+/// Records read, or deleted, or pages written, a step: 50 calls to a
+/// commit are some 20-30 ms of lightningd's time.
 const MOVED_AT_ONCE: usize = 50;
+
+/// Bytes of copies (and of the names of their originals) held before they
+/// are written: at a million parts, each page is then written some 15
+/// times instead of 64, for ~10 MiB of memory at most.
+const HELD_BYTES: usize = 8 << 20;
 
 /// Written once no v3 entry is left (or none was there): later starts
 /// skip the walk of v3's shards.
@@ -50,7 +65,7 @@ pub async fn from_v3<D: Datastore>(ds: &D, fresh: bool) -> Result<usize, RpcErro
     if !fresh && ds.list(done.clone()).await?.iter().any(|e| e.key == done) {
         return Ok(0);
     }
-    let mut moved = 0;
+    let mut held = Held::default();
     let shards: Vec<Vec<String>> = (0..4096u16)
         .map(|s| v3(&["parts", &format!("{s:03x}")]))
         .collect();
@@ -58,14 +73,18 @@ pub async fn from_v3<D: Datastore>(ds: &D, fresh: bool) -> Result<usize, RpcErro
     while next < shards.len() {
         let some = &shards[next..shards.len().min(next + at_once)];
         next += some.len();
-        let names: Vec<Entry> = ds.list_many(some.to_vec()).await?.concat();
+        let names: Vec<Entry> = paced(ds.list_many(some.to_vec())).await?.concat();
         // As many shards as make some NAMES_AT_ONCE names by these.
         let per_shard = names.len().div_ceil(some.len()).max(1);
         at_once = (NAMES_AT_ONCE / per_shard).clamp(1, (2 * at_once).min(SHARDS_AT_ONCE));
         for chunk in names.chunks(MOVED_AT_ONCE) {
-            moved += move_records(ds, chunk).await?;
+            paced(read_records(ds, chunk, &mut held)).await?;
+            if held.bytes >= HELD_BYTES {
+                held.write_then_delete(ds).await?;
+            }
         }
     }
+    let moved = held.write_then_delete(ds).await?;
     for e in ds.list(v3(&["deleting"])).await? {
         let name = e.key.last().map(String::as_str).unwrap_or_default();
         match Name::parse(name) {
@@ -80,18 +99,74 @@ pub async fn from_v3<D: Datastore>(ds: &D, fresh: bool) -> Result<usize, RpcErro
     Ok(moved_from("v3", moved))
 }
 
-/// One batch of v3 names: their records read (one round trip), copied to
-/// v4 (one batch), then deleted (another); then a rest half as long as
-/// that took, as catch-up's steps rest, so that lightningd's other
-/// commands get their turn.
-async fn move_records<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize, RpcError> {
+/// `step`, then a rest half as long as it took, as catch-up's steps
+/// rest, so that lightningd's other commands get their turn.
+async fn paced<T>(step: impl std::future::Future<Output = T>) -> T {
     let began = tokio::time::Instant::now();
-    let moved = copy_then_delete(ds, names).await?;
+    let out = step.await;
     tokio::time::sleep(began.elapsed() / 2).await;
-    Ok(moved)
+    out
 }
 
-async fn copy_then_delete<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize, RpcError> {
+/// Copies read and not yet written, by v4 page, and their originals.
+#[derive(Default)]
+struct Held {
+    pages: BTreeMap<u64, Vec<u8>>,
+    originals: Vec<Name>,
+    bytes: usize,
+    /// Originals deleted so far.
+    moved: usize,
+}
+
+impl Held {
+    fn add(&mut self, name: Name, record: &Record) {
+        let (page, slot) = store::page_of(name.created_index);
+        let item = page::record_item(slot, record);
+        self.bytes += item.len() + std::mem::size_of::<Name>();
+        self.pages.entry(page).or_default().extend(item);
+        self.originals.push(name);
+    }
+
+    /// Writes the copies held (one append to each page), then deletes
+    /// their originals; returns how many parts moved in all.
+    async fn write_then_delete<D: Datastore>(&mut self, ds: &D) -> Result<usize, RpcError> {
+        let copies: Vec<Op> = std::mem::take(&mut self.pages)
+            .into_iter()
+            .map(|(page, value)| Op::Append {
+                key: store::page_key(page),
+                value,
+            })
+            .collect();
+        for chunk in copies.chunks(MOVED_AT_ONCE) {
+            for r in paced(ds.apply(chunk.to_vec())).await? {
+                r?;
+            }
+        }
+        let originals = std::mem::take(&mut self.originals);
+        for chunk in originals.chunks(MOVED_AT_ONCE) {
+            let deletes = chunk
+                .iter()
+                .map(|n| Op::Delete {
+                    key: n.record_key(),
+                })
+                .collect();
+            for r in paced(ds.apply(deletes)).await? {
+                deleted(r)?;
+            }
+        }
+        self.bytes = 0;
+        self.moved += originals.len();
+        Ok(self.moved)
+    }
+}
+
+/// One batch of v3 names: their records read (one round trip) and their
+/// copies held.
+async fn read_records<D: Datastore>(
+    ds: &D,
+    names: &[Entry],
+    held: &mut Held,
+) -> Result<(), RpcError> {
     let parsed: Vec<(Name, Vec<String>)> = names
         .iter()
         .filter_map(|e| {
@@ -108,10 +183,6 @@ async fn copy_then_delete<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize
     let records = ds
         .list_many(parsed.iter().map(|(_, k)| k.clone()).collect())
         .await?;
-    // The copies, one append to each page they go to (appended twice after
-    // a crash, a record is still one: page.rs).
-    let mut pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
-    let mut originals = Vec::new();
     for ((name, key), listed) in parsed.into_iter().zip(records) {
         let part = listed
             .iter()
@@ -124,30 +195,11 @@ async fn copy_then_delete<D: Datastore>(ds: &D, names: &[Entry]) -> Result<usize
                 false => Err("its fields disagree with its name".into()),
             });
         match part {
-            Ok(p) => {
-                let (page, slot) = store::page_of(name.created_index);
-                let items = pages.entry(page).or_default();
-                items.extend(page::record_item(slot, &Record::of(&p)));
-                originals.push(Op::Delete { key });
-            }
+            Ok(p) => held.add(name, &Record::of(&p)),
             Err(why) => log::warn!("Not migrating {key:?}: {why}"),
         }
     }
-    let copies = pages
-        .into_iter()
-        .map(|(page, value)| Op::Append {
-            key: store::page_key(page),
-            value,
-        })
-        .collect();
-    for r in ds.apply(copies).await? {
-        r?;
-    }
-    let moved = originals.len();
-    for r in ds.apply(originals).await? {
-        deleted(r)?;
-    }
-    Ok(moved)
+    Ok(())
 }
 
 #[cfg(test)]
