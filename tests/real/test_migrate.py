@@ -10,9 +10,10 @@ import sqlite3
 import databases
 import pytest
 from pyln.testing.utils import wait_for
-from util import (db_path, drop_torn_plugin_io, ledger_records,
+from util import (db_path, drop_torn_plugin_io, is_page_name, ledger_records,
                   node_terminal, page_key, page_records, plugin_proc,
-                  status, v3_node, wait_caught_up, wait_ledger_is_node)
+                  status, v3_node, wait_caught_up, wait_ledger_is_node,
+                  wait_often)
 
 # Enough parts that the move takes seconds on a real node (each is a
 # read, a write and a delete of lightningd's datastore).
@@ -46,9 +47,11 @@ def start_with_paystate(node, plugin_path):
 
 
 def moving(node):
-    """Until the move is under way (some v4 records written)."""
-    wait_for(lambda: status(node)["catchup"]["state"] == "running"
-             and node.rpc.listdatastore(["paystate", "v4"])["datastore"])
+    """Until the move is under way: copies written to v4 pages, so that
+    their originals are being deleted (src/migrate/v3.rs writes the copies
+    it holds, then deletes their originals: a few seconds at PARTS)."""
+    wait_often(lambda: any(is_page_name(e["key"][-1]) for e in node.rpc.
+                           listdatastore(["paystate", "v4"])["datastore"]))
 
 
 def assert_moved(node, failure):

@@ -69,6 +69,16 @@ def wait_recorded(node, complete=None, failed=None):
     wait_for(ok)
 
 
+def wait_often(success, timeout=TIMEOUT):
+    """pyln's wait_for, polling every 20 ms: its backing off to 5 s between
+    polls misses a state that lasts a few seconds."""
+    deadline = time.monotonic() + timeout
+    while not success():
+        if time.monotonic() > deadline:
+            raise ValueError("Timeout while waiting for {}".format(success))
+        time.sleep(0.02)
+
+
 def wait_caught_up(node):
     # Catch-up is paced (a part's import takes ~2 ms of the node's time,
     # then rests twenty times as long): allow for a few hundred parts.
