@@ -7,9 +7,11 @@
 //! connection can be opened then (lightningd has stopped listening), but
 //! lightningd reads on while a command of the connection is pending, so
 //! the call is asked again on the same connection, under a fresh id, and
-//! the first answer to any of its ids is taken. Only for calls that may be
-//! made twice: reads, and the level mark's `must-create` (a second ask
-//! is answered after the first, which comes first if it landed).
+//! the first answer to any of its ids is taken. Only calls that may be
+//! made twice are asked again: reads, and the level mark's `must-create`
+//! (a second ask is answered after the first, which comes first if it
+//! landed); others are waited for up to the stop's deadline. Either way,
+//! answers to asks given up on are passed over.
 
 use super::{read_frame, request, Conn, Envelope};
 use crate::error::RpcError;
@@ -34,17 +36,22 @@ pub(super) fn may_ask_again(method: &str, params: &Value) -> bool {
     }
 }
 
-/// The frame answering `method`, asked again under a fresh id (`next_id`)
-/// while none comes, up to `deadline`.
+/// The frame answering `method` by `deadline`; where `again`, asked again
+/// under a fresh id (`next_id`) while none comes.
 pub(super) async fn exchange(
     conn: &mut Conn,
     method: &str,
     params: &Value,
     deadline: Instant,
+    again: bool,
     mut next_id: impl FnMut() -> String,
 ) -> Result<Vec<u8>, RpcError> {
     let mut ids = Vec::new();
-    let mut patience = FIRST_PATIENCE;
+    let mut patience = if again {
+        FIRST_PATIENCE
+    } else {
+        deadline.saturating_duration_since(Instant::now())
+    };
     loop {
         let id = next_id();
         conn.send(&request(&id, method, params)).await?;
@@ -156,6 +163,7 @@ mod tests {
             "wait",
             &serde_json::json!({}),
             Instant::now() + Duration::from_secs(10),
+            true,
             || {
                 n += 1;
                 format!("paystate-internal:{n}")

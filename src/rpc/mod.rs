@@ -232,15 +232,15 @@ impl Rpc {
             None => Conn::open(&self.path).await?,
         };
         let sent = std::time::Instant::now();
-        let stopping = self
-            .stopping
-            .get()
-            .filter(|_| again::may_ask_again(method, &params));
-        let (frame, id) = match stopping {
+        let (frame, id) = match self.stopping.get() {
+            // A connection may carry an ask given up on: answers to it are
+            // passed over.
             Some(&deadline) => {
-                let frame =
-                    again::exchange(&mut conn, method, &params, deadline, || self.next_id())
-                        .await?;
+                let again = again::may_ask_again(method, &params);
+                let frame = again::exchange(&mut conn, method, &params, deadline, again, || {
+                    self.next_id()
+                })
+                .await?;
                 (frame, None)
             }
             // Every call here is answered at once by design (a `wait` for
@@ -272,7 +272,7 @@ impl Rpc {
                 "lightningd's answer to {method} is unreadable: {e}"
             ))
         })?;
-        // Asked again, the answer is one to an id of this call.
+        // While lightningd stops, `again` matched the answer to its ids.
         if id.is_some_and(|id| envelope.id.as_str() != Some(id.as_str())) {
             return Err(RpcError::lightningd(format!(
                 "lightningd answered {method} with a foreign id: {}",
