@@ -128,10 +128,15 @@ impl Lightningd {
             // Gone, listener and all: a connect is refused from here.
             let _ = accepting.await;
         }
-        if self.core.opts.hook_that_exits_at_shutdown {
+        let hooked = self.core.opts.hook_that_exits_at_shutdown;
+        if hooked {
             self.inject(options::ANY_METHOD, Fault::Stall, 1);
         }
         self.stop_plugin().await;
+        if hooked {
+            // That plugin is gone: the next run's calls are answered.
+            self.core.faults.lock().unwrap().remove(options::ANY_METHOD);
+        }
     }
 
     /// lightningd's start after [`Lightningd::shut_down`]: it listens
