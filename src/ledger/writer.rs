@@ -72,42 +72,56 @@ impl Writer {
     }
 }
 
+/// The writes queued for one commit, merged as they come: appends to one
+/// key go as one write (a page's records of one batch: one write for
+/// lightningd), in their order, and an append never joins one from
+/// before a write of another kind to its key.
 #[derive(Default)]
 struct Batch {
+    /// The writes to send.
     ops: Vec<Op>,
+    /// For each write to send, the queued writes it carries.
+    takers: Vec<Vec<usize>>,
+    /// The keys whose last write is an append open to join, and where.
+    open: HashMap<Vec<String>, usize>,
+    /// Each queued write's caller.
     dones: Vec<Option<Done>>,
     flushes: Vec<oneshot::Sender<()>>,
-    /// The writes the batch makes once merged ([`merged`]), and the keys
-    /// whose appends are open to join.
-    writes: usize,
-    open: std::collections::HashSet<Vec<String>>,
 }
 
 impl Batch {
     fn take(&mut self, msg: Msg) {
         match msg {
             Msg::Write(op, done) => {
-                match &op {
-                    Op::Append { key, .. } => {
-                        if !self.open.contains(key) {
-                            self.open.insert(key.clone());
-                            self.writes += 1;
+                let i = self.dones.len();
+                self.dones.push(done);
+                match op {
+                    Op::Append { key, value } => match self.open.get(&key) {
+                        Some(&at) => {
+                            if let Op::Append { value: v, .. } = &mut self.ops[at] {
+                                v.extend(value);
+                            }
+                            self.takers[at].push(i);
                         }
-                    }
-                    Op::Create { key, .. } | Op::Delete { key } => {
+                        None => {
+                            self.open.insert(key.clone(), self.ops.len());
+                            self.ops.push(Op::Append { key, value });
+                            self.takers.push(vec![i]);
+                        }
+                    },
+                    Op::Create { ref key, .. } | Op::Delete { ref key } => {
                         self.open.remove(key);
-                        self.writes += 1;
+                        self.ops.push(op);
+                        self.takers.push(vec![i]);
                     }
                 }
-                self.ops.push(op);
-                self.dones.push(done);
             }
             Msg::Flush(tx) => self.flushes.push(tx),
         }
     }
 
     fn full(&self) -> bool {
-        self.writes >= MAX_QUEUED || self.ops.len() >= MAX_OPS
+        self.ops.len() >= MAX_QUEUED || self.dones.len() >= MAX_OPS
     }
 }
 
@@ -133,7 +147,7 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
             }
         }
         if !b.ops.is_empty() {
-            let (ops, takers) = merged(b.ops);
+            let (ops, takers) = (b.ops, b.takers);
             let n = ops.len();
             let outcomes = match store.apply(ops).await {
                 Ok(o) => o,
@@ -161,39 +175,6 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
     }
 }
 
-/// The batch's writes with the appends to one key made one (a page's
-/// records of one batch: one write for lightningd), in their order; and
-/// for each write sent, the queued writes it carries. An append never
-/// joins one from before a write of another kind to its key.
-fn merged(ops: Vec<Op>) -> (Vec<Op>, Vec<Vec<usize>>) {
-    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
-    let mut takers: Vec<Vec<usize>> = Vec::with_capacity(ops.len());
-    let mut open: HashMap<Vec<String>, usize> = HashMap::new();
-    for (i, op) in ops.into_iter().enumerate() {
-        match op {
-            Op::Append { key, value } => match open.get(&key) {
-                Some(&at) => {
-                    if let Op::Append { value: v, .. } = &mut out[at] {
-                        v.extend(value);
-                    }
-                    takers[at].push(i);
-                }
-                None => {
-                    open.insert(key.clone(), out.len());
-                    out.push(Op::Append { key, value });
-                    takers.push(vec![i]);
-                }
-            },
-            Op::Create { ref key, .. } | Op::Delete { ref key } => {
-                open.remove(key);
-                out.push(op);
-                takers.push(vec![i]);
-            }
-        }
-    }
-    (out, takers)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,16 +200,19 @@ mod tests {
         let del = Op::Delete {
             key: vec!["a".into()],
         };
-        let (ops, takers) = merged(vec![
+        let mut b = Batch::default();
+        for op in [
             append("a", 1),
             append("b", 2),
             append("a", 3),
             del.clone(),
             append("a", 4),
             append("b", 5),
-        ]);
+        ] {
+            b.take(Msg::Write(op, None));
+        }
         assert_eq!(
-            ops,
+            b.ops,
             [
                 Op::Append {
                     key: vec!["a".into()],
@@ -242,7 +226,7 @@ mod tests {
                 append("a", 4),
             ]
         );
-        assert_eq!(takers, [vec![0, 2], vec![1, 5], vec![3], vec![4]]);
+        assert_eq!(b.takers, [vec![0, 2], vec![1, 5], vec![3], vec![4]]);
     }
 
     #[tokio::test(start_paused = true)]
