@@ -141,6 +141,14 @@ mod tests {
         App::new(ledger, FakeNode::default(), true, Mode::default())
     }
 
+    /// Reconciled, nothing asked since: level, as far as paystate knows.
+    async fn level_app() -> App<FakeDatastore, FakeNode> {
+        let a = app().await;
+        a.signals.levelled(a.signals.reconciliations_asked());
+        a.update_catchup(|r| r.state = "done");
+        a
+    }
+
     #[tokio::test]
     async fn a_mark_is_written_only_when_level_and_lightningd_stops() {
         let a = app().await;
@@ -169,18 +177,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn notifications_left_unrecorded_leave_no_mark() {
-        let a = app().await;
-        a.signals.levelled(a.signals.reconciliations_asked());
-        a.update_catchup(|r| r.state = "done");
+        let a = level_app().await;
         stop(&a, || false, true, soon()).await;
         assert_eq!(level::take(a.ledger.datastore()).await.unwrap(), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_call_left_unanswered_leaves_no_mark_by_the_deadline() {
-        let a = app().await;
-        a.signals.levelled(a.signals.reconciliations_asked());
-        a.update_catchup(|r| r.state = "done");
+        let a = level_app().await;
         a.node
             .unanswered
             .store(1, std::sync::atomic::Ordering::SeqCst);

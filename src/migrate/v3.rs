@@ -130,15 +130,17 @@ impl Held {
     /// Writes the copies held (one append to each page), then deletes
     /// their originals; returns how many parts moved in all.
     async fn write_then_delete<D: Datastore>(&mut self, ds: &D) -> Result<usize, RpcError> {
-        let copies: Vec<Op> = std::mem::take(&mut self.pages)
+        // Taken a step at a time, not cloned: up to HELD_BYTES of values.
+        let mut copies = std::mem::take(&mut self.pages)
             .into_iter()
             .map(|(page, value)| Op::Append {
                 key: store::page_key(page),
                 value,
             })
-            .collect();
-        for chunk in copies.chunks(MOVED_AT_ONCE) {
-            for r in paced(ds.apply(chunk.to_vec())).await? {
+            .peekable();
+        while copies.peek().is_some() {
+            let step: Vec<Op> = copies.by_ref().take(MOVED_AT_ONCE).collect();
+            for r in paced(ds.apply(step)).await? {
                 r?;
             }
         }
