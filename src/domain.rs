@@ -127,6 +127,11 @@ pub struct Failure {
     /// The failure fields of `data`, in the order lightningd sent them.
     #[serde(default)]
     pub details: Map<String, Value>,
+    /// When paystate learned of it (UNIX seconds): a `sendpay_failure`
+    /// carries no `completed_at`, and failure statistics count by time.
+    /// lightningd stamps its row in the same instant.
+    #[serde(skip)]
+    pub seen_at: Option<u64>,
 }
 
 /// A part in a terminal state: complete, or failed with its failure (when
@@ -214,6 +219,7 @@ impl Part {
                 code,
                 message,
                 details,
+                seen_at: None,
             }),
         })
     }

@@ -152,17 +152,27 @@ impl Node for FakeNode {
             .collect())
     }
 
+    async fn parts_of_many(&self, hashes: Vec<Sha256>) -> Result<Vec<Vec<Payment>>, RpcError> {
+        let mut out = Vec::new();
+        for h in hashes {
+            out.push(self.parts_of(h).await?);
+        }
+        Ok(out)
+    }
+
     async fn page(&self, page: Page) -> Result<Vec<Payment>, RpcError> {
         let mut v: Vec<Payment> = self
             .parts
             .lock()
             .unwrap()
             .iter()
-            .filter(|p| page.index.of(p).is_some_and(|i| i >= page.start))
+            // As lightningd's `updated_index >= ?`: a part never updated
+            // is at 0.
+            .filter(|p| page.index.of(p).unwrap_or(0) >= page.start)
             .filter(|p| page.status.map_or(true, |s| p.status == s))
             .cloned()
             .collect();
-        v.sort_by_key(|p| page.index.of(p));
+        v.sort_by_key(|p| (page.index.of(p).unwrap_or(0), p.created_index));
         v.truncate(page.limit as usize);
         Ok(v)
     }

@@ -2,7 +2,9 @@
 //! from a payment ledger kept in the node's datastore.
 //!
 //! - [`domain`]: payment parts, statuses and failures; [`pays`]: a whole
-//!   payment as `listpays` shows it.
+//!   payment as `listpays` shows it, and whole payments paged;
+//!   [`failstats`]: failed parts counted by channel, node or failcode
+//!   ([`failcodes`]: their names).
 //! - [`params`]: lightningd-style parameter parsing.
 //! - [`store`], [`node`]: the ports to the node's datastore and payment table;
 //!   [`rpc`] implements both over lightningd's socket, timing its calls
@@ -28,6 +30,8 @@ pub mod catchup;
 pub mod commands;
 pub mod domain;
 pub mod error;
+pub mod failcodes;
+pub mod failstats;
 pub mod follow;
 pub mod hook;
 pub mod import;

@@ -71,6 +71,13 @@ pub trait Node: Send + Sync + 'static {
     fn parts_of(&self, hash: Sha256)
         -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
 
+    /// The parts of each hash, in one round trip (one `listsendpays
+    /// payment_hash=` each, batched).
+    fn parts_of_many(
+        &self,
+        hashes: Vec<Sha256>,
+    ) -> impl Future<Output = Result<Vec<Vec<Payment>>, RpcError>> + Send;
+
     /// One page of the node's table.
     fn page(&self, page: Page) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send;
 
@@ -124,6 +131,12 @@ impl<T: Node> Node for std::sync::Arc<T> {
         hash: Sha256,
     ) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
         (**self).parts_of(hash)
+    }
+    fn parts_of_many(
+        &self,
+        hashes: Vec<Sha256>,
+    ) -> impl Future<Output = Result<Vec<Vec<Payment>>, RpcError>> + Send {
+        (**self).parts_of_many(hashes)
     }
     fn page(&self, page: Page) -> impl Future<Output = Result<Vec<Payment>, RpcError>> + Send {
         (**self).page(page)

@@ -49,6 +49,8 @@ pub async fn run<D: Datastore, N: Node>(
             Ok(())
         }
         Kind::ListSendPays => super::listsendpays::parse(&rest, mode).map(drop),
+        Kind::ListPays => super::listpays::parse(&rest, mode).map(drop),
+        Kind::Failures => super::failures::parse(&rest, mode, 0).map(drop),
         // It reads no parameter.
         Kind::Status => Ok(()),
     }?;

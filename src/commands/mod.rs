@@ -5,6 +5,8 @@
 
 pub mod check;
 pub mod delpay;
+pub mod failures;
+pub mod listpays;
 pub mod listsendpays;
 pub mod status;
 pub mod waitanysendpay;
@@ -29,6 +31,8 @@ pub enum Kind {
     WaitAnySendPay,
     DelPay,
     ListSendPays,
+    ListPays,
+    Failures,
     Status,
 }
 
@@ -46,7 +50,7 @@ pub struct Command {
 /// autoclean's batched commits (lightningd runs a hooked command in a
 /// transaction of its own), and the built-in's answers are lightningd's
 /// own; the ledger follows whatever it deletes.
-pub const COMMANDS: [Command; 6] = [
+pub const COMMANDS: [Command; 8] = [
     Command {
         kind: Kind::WaitSendPay,
         name: "paystate-waitsendpay",
@@ -85,6 +89,20 @@ pub const COMMANDS: [Command; 6] = [
         description: "List the terminal parts in paystate's ledger, as the node has them; pages by index (created or updated), start and limit",
     },
     Command {
+        kind: Kind::ListPays,
+        name: "paystate-listpays",
+        takes_over: None,
+        usage: "[payment_hash] [status] [index] [start] [limit] [reverse]",
+        description: "List whole payments (a hash and group), each as listpays shows it, paged by payment (index created: its first part; updated: its last update), oldest first or reverse",
+    },
+    Command {
+        kind: Kind::Failures,
+        name: "paystate-failures",
+        takes_over: None,
+        usage: "[since] [until] [by]",
+        description: "Failed parts of [since, until) (UNIX seconds; default the last 24 hours) counted by channel, node or failcode, from paystate's ledger",
+    },
+    Command {
         kind: Kind::Status,
         name: "paystate-status",
         takes_over: None,
@@ -119,6 +137,8 @@ pub async fn run<D: Datastore, N: Node>(
         Kind::WaitAnySendPay => Box::pin(waitanysendpay::run(app, params)).await,
         Kind::DelPay => Box::pin(delpay::run(app, params)).await,
         Kind::ListSendPays => Box::pin(listsendpays::run(app, &params)).await,
+        Kind::ListPays => Box::pin(listpays::run(app, &params)).await,
+        Kind::Failures => Box::pin(failures::run(app, &params)).await,
         Kind::Status => Ok(status::run(app)),
     }
 }

@@ -63,6 +63,10 @@ pub(super) struct PartIndex {
     /// Parts held in each page of records (pages with none are absent):
     /// a page whose last part goes is deleted whole.
     pages: HashMap<u64, u32>,
+    /// The pages holding failed parts, and the earliest and latest time
+    /// they failed (never narrowed while the page lives): failure
+    /// statistics read only the pages whose span meets their window.
+    failing: BTreeMap<u64, (u64, u64)>,
 }
 
 impl PartIndex {
@@ -115,7 +119,24 @@ impl PartIndex {
         *held = held.saturating_add_signed(delta as i32);
         if *held == 0 {
             self.pages.remove(&page);
+            self.failing.remove(&page);
         }
+    }
+
+    /// A part of this page failed at `at` (UNIX seconds).
+    pub fn note_failure(&mut self, created_index: u64, at: u64) {
+        let page = page_of(created_index).0;
+        let span = self.failing.entry(page).or_insert((at, at));
+        *span = (span.0.min(at), span.1.max(at));
+    }
+
+    /// The pages that may hold a part failed in `[since, until)`, in order.
+    pub fn pages_failing_between(&self, since: u64, until: u64) -> Vec<u64> {
+        self.failing
+            .iter()
+            .filter(|(_, (first, last))| *first < until && *last >= since)
+            .map(|(page, _)| *page)
+            .collect()
     }
 
     /// How many parts the index holds in this page of records.

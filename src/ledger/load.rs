@@ -7,6 +7,7 @@
 
 use super::page;
 use super::Ledger;
+use crate::domain::Status;
 use crate::error::RpcError;
 use crate::store::{self, Datastore, Entry, Op};
 use std::sync::atomic::Ordering;
@@ -101,6 +102,9 @@ impl<D: Datastore> Ledger<D> {
                 None => {}
             }
             st.index.insert(key, created_index, record.status);
+            if let (Status::Failed, Some(at)) = (record.status, record.completed_at) {
+                st.index.note_failure(created_index, at);
+            }
         }
         for ci in stale {
             self.queue_delete(&st, ci);

@@ -4,6 +4,7 @@
 //!
 //! - [`index`]: each part in 16 bytes, and counts;
 //! - [`record`]: a part's record, the few bytes the datastore keeps;
+//! - [`failures`]: the failed parts of a time window, read from their pages;
 //! - [`page`]: a page of records, appended to;
 //! - [`load`]: the index rebuilt from the records, a few groups at a time;
 //! - [`marks`]: deletes an earlier version marked, finished at start-up;
@@ -16,6 +17,7 @@
 //! terminal and forgotten when the node deletes it. Answers start from
 //! the node's rows; the ledger says which parts were terminal, and how.
 
+pub mod failures;
 mod index;
 mod load;
 pub mod marks;
@@ -277,6 +279,7 @@ impl<D: Datastore> Ledger<D> {
         let key = part.key();
         let created_index = part.payment.created_index;
         let status = part.status();
+        let record = Record::of(&part);
         {
             let mut st = self.state();
             if st.tombstones.buries(&key, created_index) || st.marks.contains_key(&key) {
@@ -296,6 +299,9 @@ impl<D: Datastore> Ledger<D> {
                 None => {}
             }
             st.index.insert(key, created_index, status);
+            if let (Status::Failed, Some(at)) = (status, record.completed_at) {
+                st.index.note_failure(created_index, at);
+            }
             st.recent.add(part.clone());
             st.waiters.deliver(&key, answer);
         }
@@ -305,7 +311,7 @@ impl<D: Datastore> Ledger<D> {
         self.writer.queue(
             Op::Append {
                 key: store::page_key(page),
-                value: page::record_item(slot, &Record::of(&part)),
+                value: page::record_item(slot, &record),
             },
             Some(Box::new(move |outcome| {
                 if let Err(e) = outcome {

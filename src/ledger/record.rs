@@ -72,7 +72,10 @@ impl Record {
         Record {
             key: part.key(),
             status: part.status(),
-            completed_at: part.payment.completed_at,
+            completed_at: part
+                .payment
+                .completed_at
+                .or(part.failure.as_ref().and_then(|f| f.seen_at)),
             failure,
         }
     }
@@ -258,6 +261,7 @@ mod tests {
                 code: 204,
                 message: "failed".into(),
                 details: details.as_object().unwrap().clone(),
+                seen_at: None,
             }),
         }
     }

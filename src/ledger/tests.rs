@@ -397,3 +397,53 @@ async fn a_notification_answers_at_once_and_writes_with_the_next_batch() {
         "one write for all three (one page)"
     );
 }
+
+/// A failed part, as a `sendpay_failure` gives it, seen at `at`.
+fn failed_at(n: u8, created_index: u64, at: u64) -> Part {
+    let mut payment = payment(n, Status::Failed);
+    payment.created_index = created_index;
+    Part {
+        payment,
+        failure: Some(crate::domain::Failure {
+            code: 204,
+            message: "failed".into(),
+            details: json!({"failcode": 4103, "erring_channel": "103x1x0"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            seen_at: Some(at),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn failures_of_a_window_are_read_from_the_pages_that_span_it() {
+    let ds = Arc::new(FakeDatastore::default());
+    let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    let parts = [
+        failed_at(1, 1, 100),
+        failed_at(2, 2, 200),
+        failed_at(3, 300, 300),
+        failed_at(4, 301, 400),
+    ];
+    for p in &parts {
+        ledger.record(p.clone()).await.unwrap();
+    }
+    ledger.record(complete(5)).await.unwrap();
+    ledger.forget(&parts[3].key(), None, Some(301));
+    async fn window(l: &Ledger<Arc<FakeDatastore>>) -> Vec<u64> {
+        let got = l.failed_between(150, 401).await.unwrap();
+        got.iter().map(|(ci, _)| *ci).collect()
+    }
+    assert_eq!(
+        window(&ledger).await,
+        [2, 300],
+        "recorded in memory, written first"
+    );
+    let r = &ledger.failed_between(0, 101).await.unwrap()[0].1;
+    assert_eq!(r.completed_at, Some(100), "the time paystate saw it");
+    assert_eq!(r.failure.failcode, Some(4103));
+    let again = reloaded(&ds).await;
+    assert_eq!(window(&again).await, [2, 300], "the spans rebuilt at load");
+    assert!(again.failed_between(401, 500).await.unwrap().is_empty());
+}

@@ -225,6 +225,7 @@ mod tests {
                     .as_object()
                     .unwrap()
                     .clone(),
+                seen_at: None,
             }),
         };
         let going = Part {

@@ -50,7 +50,12 @@ pub fn resolve<D: Datastore, N: Node>(
         Topic::Failure => Part::from_failure_notification(params),
     };
     let part = match parsed {
-        Ok(p) => Arc::new(p),
+        Ok(mut p) => {
+            if let Some(f) = &mut p.failure {
+                f.seen_at = Some(now());
+            }
+            Arc::new(p)
+        }
         Err(why) => {
             log::warn!("Skipping malformed {} notification ({why})", topic.name());
             return None;
@@ -65,6 +70,12 @@ pub fn resolve<D: Datastore, N: Node>(
     Some(part)
 }
 
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The second step: the part recorded in the ledger, which answers any
 /// waiter that registered since [`resolve`].
 pub async fn record<D: Datastore, N: Node>(
@@ -75,7 +86,8 @@ pub async fn record<D: Datastore, N: Node>(
 ) {
     let key = part.key();
     // A failure notification lacks `updated_index` and `completed_at`:
-    // answers take them from the node's row, so the record need not.
+    // answers take them from the node's row; the record keeps the time
+    // paystate learned of it (`seen_at`), for failure statistics.
     match app
         .ledger
         .record_as(part.clone(), || answer(topic, &part, params))

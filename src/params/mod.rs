@@ -235,11 +235,11 @@ mod values;
 
 pub use token::token;
 pub use values::{
-    deletable_status, hash, index, parse_hash, status, u32_number, u32_value, u64_number,
+    boolean, deletable_status, hash, index, parse_hash, status, u32_number, u32_value, u64_number,
 };
 
 /// lightningd's `command_fail_badparam`.
-fn invalid(mode: Mode, name: &str, what: &str, v: &Value) -> RpcError {
+pub fn invalid(mode: Mode, name: &str, what: &str, v: &Value) -> RpcError {
     if mode.developer {
         RpcError::invalid_params(format!("{name}: {what}: invalid token '{}'", token(v)))
     } else {

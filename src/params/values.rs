@@ -126,6 +126,12 @@ pub fn status(mode: Mode, name: &str, v: &Value) -> Result<Status, RpcError> {
     }
 }
 
+/// lightningd's `param_bool`: the JSON literals `true` and `false` only.
+pub fn boolean(mode: Mode, name: &str, v: &Value) -> Result<bool, RpcError> {
+    v.as_bool()
+        .ok_or_else(|| invalid(mode, name, "should be 'true' or 'false'", v))
+}
+
 /// The status a `delpay` may delete: `complete` or `failed`.
 pub fn deletable_status(mode: Mode, name: &str, v: &Value) -> Result<Status, RpcError> {
     match status(mode, name, v)? {
@@ -216,6 +222,17 @@ mod tests {
         }
         assert!(u32_number(old, "timeout", &json!(-1)).is_err());
         assert!(u64_number(DEV, "partid", &json!(-1)).is_err());
+    }
+
+    #[test]
+    fn booleans_are_json_literals() {
+        assert!(boolean(DEV, "reverse", &json!(true)).unwrap());
+        assert!(!boolean(DEV, "reverse", &json!(false)).unwrap());
+        assert_eq!(
+            msg(boolean(DEV, "reverse", &json!("true"))),
+            "reverse: should be 'true' or 'false': invalid token '\"true\"'"
+        );
+        assert!(boolean(DEV, "reverse", &json!(1)).is_err());
     }
 
     #[test]

@@ -109,6 +109,20 @@ impl Node for Rpc {
         )
     }
 
+    async fn parts_of_many(&self, hashes: Vec<Sha256>) -> Result<Vec<Vec<Payment>>, RpcError> {
+        let mut out = Vec::with_capacity(hashes.len());
+        for chunk in hashes.chunks(crate::store::MAX_BATCH) {
+            let calls: Vec<(&str, Value)> = chunk
+                .iter()
+                .map(|h| ("listsendpays", json!({ "payment_hash": h })))
+                .collect();
+            for answer in self.call_batch(&calls).await? {
+                out.push(payments(answer?)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn page(&self, page: Page) -> Result<Vec<Payment>, RpcError> {
         let mut params = json!({
             "index": page.index.name(), "start": page.start, "limit": page.limit,

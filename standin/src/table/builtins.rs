@@ -95,9 +95,12 @@ impl Table {
         // lightningd lists a hash's parts whatever the index and limit.
         let by_hash = hash.is_some() || bolt11.is_some();
         match index.as_deref().filter(|_| !by_hash) {
+            // `WHERE updated_index >= ? ORDER BY updated_index`: a part
+            // never updated is at 0 (the column's default), so `start=0`
+            // lists the pending parts first, in rowid order.
             Some("updated") => {
-                parts.retain(|x| x.updated_index.is_some_and(|u| u >= start.unwrap_or(0)));
-                parts.sort_by_key(|x| x.updated_index);
+                parts.retain(|x| x.updated_index.unwrap_or(0) >= start.unwrap_or(0));
+                parts.sort_by_key(|x| (x.updated_index.unwrap_or(0), x.created_index));
             }
             Some(_) => {
                 parts.retain(|x| x.created_index >= start.unwrap_or(0));

@@ -1,6 +1,9 @@
 //! A whole payment (one hash, one group) as `listpays` shows it: xpay's
 //! `listsendpays_done` (`plugins/xpay/listpays.c`) for one group, from the
-//! node's rows in the node's order.
+//! node's rows in the node's order; [`pages`]: whole payments a page at
+//! a time.
+
+pub mod pages;
 
 use crate::domain::{Payment, Status};
 use serde_json::{json, Map, Value};
