@@ -119,6 +119,13 @@ pub const FAILURE_FIELDS: [&str; 8] = [
     "onionreply",
 ];
 
+/// The time now, UNIX seconds, as lightningd stamps its rows.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Why a part failed, as lightningd reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Failure {

@@ -70,10 +70,7 @@ pub async fn run<D: Datastore, N: Node>(
     app: &App<D, N>,
     params: &Value,
 ) -> Result<Value, RpcError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let r = parse(params, app.mode, now)?;
+    let r = parse(params, app.mode, crate::domain::now())?;
     if !app.ledger.loaded() {
         let pages = app.node.parts_created().await? / store::PAGE + 1;
         app.ledger.load_all(pages).await?;

@@ -52,7 +52,7 @@ pub fn resolve<D: Datastore, N: Node>(
     let part = match parsed {
         Ok(mut p) => {
             if let Some(f) = &mut p.failure {
-                f.seen_at = Some(now());
+                f.seen_at = Some(crate::domain::now());
             }
             Arc::new(p)
         }
@@ -68,12 +68,6 @@ pub fn resolve<D: Datastore, N: Node>(
         .wake(&part.key(), || answer(topic, &part, params));
     app.signals.note_resolved();
     Some(part)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// The second step: the part recorded in the ledger, which answers any
