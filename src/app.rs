@@ -2,11 +2,12 @@
 //! tasks, the options, and the last catch-up's report.
 
 use crate::calls::CallStats;
+use crate::error::RpcError;
 use crate::ledger::Ledger;
 use crate::node::Node;
 use crate::params::Mode;
 use crate::signals::Signals;
-use crate::store::Datastore;
+use crate::store::{self, Datastore};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
 
@@ -52,6 +53,21 @@ pub struct App<D, N> {
 }
 
 impl<D: Datastore, N: Node> App<D, N> {
+    /// The pages of records the node's parts can have: every part's
+    /// `created_index` is at most the node's.
+    pub async fn record_pages(&self) -> Result<u64, RpcError> {
+        Ok(self.node.parts_created().await? / store::PAGE + 1)
+    }
+
+    /// The whole index, loaded now unless it is already (for what reads
+    /// every part the ledger holds; start-up's load is paced).
+    pub async fn load_index(&self) -> Result<(), RpcError> {
+        if self.ledger.loaded() {
+            return Ok(());
+        }
+        self.ledger.load_all(self.record_pages().await?).await
+    }
+
     pub fn new(ledger: Ledger<D>, node: N, takeover: bool, mode: Mode) -> Self {
         App {
             ledger,

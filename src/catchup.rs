@@ -13,7 +13,7 @@ use crate::import::{import, next_page, PAGE};
 use crate::ledger::Recorded;
 use crate::level::Level;
 use crate::node::{Node, Page};
-use crate::store::{self, Datastore};
+use crate::store::Datastore;
 use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -155,7 +155,7 @@ async fn catch_up<D: Datastore, N: Node>(
     // what resolved while paystate was away. (Reading only what was
     // updated since the last catch-up, `index=updated`, is a scan of the
     // whole table in lightningd: 102 ms at 100,000 parts.)
-    let end = pages_of(app).await?;
+    let end = app.record_pages().await?;
     let mut at_once = PAGES_AT_ONCE.0;
     while let Some(records) = paced(app.ledger.load_step(end, at_once)).await? {
         // As many pages as make some RECORDS_AT_ONCE records by the last
@@ -179,12 +179,6 @@ async fn catch_up<D: Datastore, N: Node>(
     };
     app.signals.levelled(asked);
     Ok(took)
-}
-
-/// The pages of records the node's parts can have: every part's
-/// `created_index` is at most the node's.
-async fn pages_of<D: Datastore, N: Node>(app: &App<D, N>) -> Result<u64, RpcError> {
-    Ok(app.node.parts_created().await? / store::PAGE + 1)
 }
 
 /// Pages listed in one round trip while the index loads, fewest and most:
@@ -236,7 +230,7 @@ async fn import_missing<D: Datastore, N: Node>(
 /// node whether a part exists), and it is paced so that a large table
 /// does not crowd out the node's other commands.
 async fn whole_table<D: Datastore, N: Node>(app: &App<D, N>) -> Result<(), RpcError> {
-    app.ledger.load_all(pages_of(app).await?).await?;
+    app.load_index().await?;
     let created_before = app.node.parts_created().await?;
     // Every row the node showed in the range being walked, pending ones
     // included (a part recorded during the pass was shown pending).

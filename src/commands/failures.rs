@@ -11,7 +11,7 @@ use crate::failstats::{self, By};
 use crate::field;
 use crate::node::Node;
 use crate::params::{self, Field, Mode};
-use crate::store::{self, Datastore};
+use crate::store::Datastore;
 use serde_json::{json, Value};
 
 /// The default window: a day.
@@ -71,10 +71,7 @@ pub async fn run<D: Datastore, N: Node>(
     params: &Value,
 ) -> Result<Value, RpcError> {
     let r = parse(params, app.mode, crate::domain::now())?;
-    if !app.ledger.loaded() {
-        let pages = app.node.parts_created().await? / store::PAGE + 1;
-        app.ledger.load_all(pages).await?;
-    }
+    app.load_index().await?;
     let failed = app.ledger.failed_between(r.since, r.until).await?;
     let rows = failstats::rows(r.by, failed.iter().map(|(_, record)| record));
     Ok(json!({

@@ -86,8 +86,7 @@ async fn whole<D: Datastore, N: Node>(
     let (held, rows) = match r.hash {
         Some(h) => (app.ledger.held(&h, None), app.node.parts_of(h).await?),
         None => {
-            let pages = app.node.parts_created().await? / crate::store::PAGE + 1;
-            app.ledger.load_all(pages).await?;
+            app.load_index().await?;
             let held = app.ledger.all();
             let mut rows = Vec::new();
             import::node_table(app, |p| rows.push(p)).await?;

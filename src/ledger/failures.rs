@@ -21,7 +21,7 @@ impl<D: Datastore> Ledger<D> {
     /// Every failed part the ledger holds whose record says it failed in
     /// `[since, until)`. Writes queued before the call are applied first,
     /// so a failure already recorded in memory is counted. The index must
-    /// be loaded (the caller loads it: [`Ledger::load_all`]).
+    /// be loaded (the caller loads it: `App::load_index`).
     pub async fn failed_between(&self, since: u64, until: u64) -> Result<Vec<Failed>, RpcError> {
         self.flush().await;
         let pages = self.state().index.pages_failing_between(since, until);

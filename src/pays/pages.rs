@@ -38,6 +38,14 @@ pub struct Query {
 type Place = (u64, u64);
 type Id = (Sha256, u64);
 
+/// The order an index gives (`Deleted` orders as `Created`).
+fn order(index: Index) -> Index {
+    match index {
+        Index::Updated => Index::Updated,
+        _ => Index::Created,
+    }
+}
+
 fn place(index: Index, parts: &[Payment]) -> Place {
     let created = parts.iter().map(|p| p.created_index).min().unwrap_or(0);
     match index {
@@ -120,10 +128,7 @@ impl Known {
 
 /// One page of whole payments, each as `listpays` shows it.
 pub async fn page<N: Node>(node: &N, q: Query) -> Result<Vec<Value>, RpcError> {
-    let index = match q.index {
-        Index::Updated => Index::Updated,
-        _ => Index::Created,
-    };
+    let index = order(q.index);
     let want = q.limit.map(|l| l as usize);
     if want == Some(0) {
         return Ok(Vec::new());
@@ -258,10 +263,7 @@ fn status_of(parts: &[Payment]) -> Status {
 pub async fn of_hash<N: Node>(node: &N, hash: Sha256, q: Query) -> Result<Vec<Value>, RpcError> {
     let mut known = Known::default();
     known.add_hash(hash, node.parts_of(hash).await?);
-    let index = match q.index {
-        Index::Updated => Index::Updated,
-        _ => Index::Created,
-    };
+    let index = order(q.index);
     let mut out: Vec<Value> = known
         .placed(index, 0, u64::MAX, q.reverse)
         .iter()
