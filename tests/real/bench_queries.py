@@ -15,7 +15,6 @@ FAILED_A_DAY failures among three times as many parts, the rest spread
 over the days before.
 """
 import hashlib
-import json
 import os
 import sqlite3
 import threading
@@ -26,7 +25,8 @@ from bench_real import (ROWS, Batches, median_ms, paystate, row, timed,
                         timed_value)
 from pyln.testing.utils import wait_for
 from util import (db_path, page_key, page_records, raw_send, raw_socket,
-                  selfpay, set_sendpays_indexes, status)
+                  move_level_mark, seed_pages, selfpay, set_sendpays_indexes,
+                  status)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_QUERIES", "0"))
 FAILED_A_DAY = 10_000
@@ -92,21 +92,11 @@ def seed(node):
             if failed:
                 p.update(status=2, payment_preimage=None)
             rows.append(tuple(p[c] for c in cols))
-        for key, data in pages.items():
-            db.execute("INSERT INTO datastore (key, data, generation) "
-                       "VALUES (?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
-                       "data = data || excluded.data", (key, bytes(data)))
+        seed_pages(db, pages)
         db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
             ", ".join(cols), ", ".join("?" * len(cols))), rows)
     set_sendpays_indexes(db, 1000 + PARTS)
-    mark = b"paystate\0v4\0level"
-    got = db.execute("SELECT data FROM datastore WHERE key = ?",
-                     (mark,)).fetchone()
-    assert got, "the clean stop left no level mark"
-    level = dict(json.loads(got[0]), created=1000 + PARTS,
-                 updated=1000 + PARTS)
-    db.execute("UPDATE datastore SET data = ? WHERE key = ?",
-               (json.dumps(level).encode(), mark))
+    move_level_mark(db, 1000 + PARTS)
     db.commit()
     db.close()
     return now

@@ -40,7 +40,8 @@ from util import (AMOUNT, HOLD, db_path, drop_torn_plugin_io, invoice,
                   node_terminal, ledger_records,
                   page_key, page_records, paystate_node, plugin_proc,
                   raw_socket, raw_read, raw_send, selfpay, send_held,
-                  set_sendpays_indexes, status, v3_node)
+                  seed_pages, set_sendpays_indexes, move_level_mark, status,
+                  v3_node)
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
@@ -876,24 +877,12 @@ def seed_big(node, with_ledger):
         if with_ledger:
             # A page split by the chunk's edge is appended to, as
             # lightningd appends.
-            for key, data in pages.items():
-                db.execute("INSERT INTO datastore (key, data, generation) "
-                           "VALUES (?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
-                           "data = data || excluded.data", (key, bytes(data)))
+            seed_pages(db, pages)
         db.executemany("INSERT INTO payments ({}) VALUES ({})".format(
             ", ".join(cols), ", ".join("?" * len(cols))), payments)
     set_sendpays_indexes(db, 1000 + BIG)
     if with_ledger:
-        # The level mark, as paystate's stop left it, moved with the
-        # seeded indexes: the restart of a node stopped cleanly.
-        mark = b"paystate\0v4\0level"
-        got = db.execute("SELECT data FROM datastore WHERE key = ?",
-                         (mark,)).fetchone()
-        assert got, "the clean stop left no level mark"
-        level = dict(json.loads(got[0]), created=1000 + BIG,
-                     updated=1000 + BIG)
-        db.execute("UPDATE datastore SET data = ? WHERE key = ?",
-                   (json.dumps(level).encode(), mark))
+        move_level_mark(db, 1000 + BIG)
     db.commit()
     db.close()
 

@@ -196,6 +196,28 @@ def set_sendpays_indexes(db, value):
                    (var, value))
 
 
+def seed_pages(db, pages):
+    """Page values (key bytes to item bytes) appended in a stopped node's
+    sqlite file, as lightningd appends (`create-or-append`)."""
+    for key, data in pages.items():
+        db.execute("INSERT INTO datastore (key, data, generation) "
+                   "VALUES (?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
+                   "data = data || excluded.data", (key, bytes(data)))
+
+
+def move_level_mark(db, index):
+    """The level mark paystate's clean stop left, moved to the seeded
+    `created` and `updated` indexes: the restart of a node stopped
+    cleanly over the seeded history."""
+    mark = b"paystate\0v4\0level"
+    got = db.execute("SELECT data FROM datastore WHERE key = ?",
+                     (mark,)).fetchone()
+    assert got, "the clean stop left no level mark"
+    level = dict(json.loads(got[0]), created=index, updated=index)
+    db.execute("UPDATE datastore SET data = ? WHERE key = ?",
+               (json.dumps(level).encode(), mark))
+
+
 def node_terminal(node):
     """The node's terminal parts, as ledger_records names them."""
     return {(p["payment_hash"], p["groupid"], p.get("partid", 0),
