@@ -1,11 +1,11 @@
 //! Failure statistics (`paystate-failures`): failed parts counted by the
 //! channel, the node or the failure code lightningd reported for them.
-//! Pure: the records in, the rows out.
+//! Pure: the failed parts in, the rows out.
 
 use crate::failcodes;
-use crate::ledger::record::{scid_string, Record};
+use crate::ledger::failures::Failed;
+use crate::ledger::record::scid_string;
 use crate::store::to_hex;
-use cln_rpc::primitives::Sha256;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -43,7 +43,7 @@ enum Key {
 #[derive(Default)]
 struct Row {
     count: u64,
-    payments: HashSet<(Sha256, u64)>,
+    payments: HashSet<u64>,
     first: u64,
     last: u64,
     failcodes: BTreeMap<u64, u64>,
@@ -52,23 +52,22 @@ struct Row {
 /// The rows, most failures first (then by key): each with its count, the
 /// distinct payments (hash and group) it holds, the first and last time
 /// seen and, unless counted by failcode, the failcodes seen.
-pub fn rows<'a>(by: By, failed: impl IntoIterator<Item = &'a Record>) -> Vec<Value> {
+pub fn rows<'a>(by: By, failed: impl IntoIterator<Item = &'a Failed>) -> Vec<Value> {
     let mut rows: HashMap<Key, Row> = HashMap::new();
-    for r in failed {
-        let f = &r.failure;
+    for f in failed {
         let key = match by {
             By::Channel => Key::Channel(f.erring_channel, f.erring_direction),
             By::Node => Key::Node(f.erring_node),
             By::Failcode => Key::Failcode(f.failcode),
         };
-        let at = r.completed_at.unwrap_or_default();
+        let at = f.at;
         let row = rows.entry(key).or_insert_with(|| Row {
             first: at,
             last: at,
             ..Row::default()
         });
         row.count += 1;
-        row.payments.insert((r.key.payment_hash, r.key.groupid));
+        row.payments.insert(f.payment);
         row.first = row.first.min(at);
         row.last = row.last.max(at);
         if let Some(code) = f.failcode {
@@ -131,24 +130,16 @@ fn row_json(key: &Key, row: &Row) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{PartKey, Status};
-    use crate::ledger::record::FailureSummary;
 
-    fn failed(hash: u8, groupid: u64, at: u64, channel: Option<u64>, code: u64) -> Record {
-        Record {
-            key: PartKey {
-                payment_hash: crate::fakes::payment(hash, Status::Failed).payment_hash,
-                groupid,
-                partid: at,
-            },
-            status: Status::Failed,
-            completed_at: Some(at),
-            failure: FailureSummary {
-                failcode: Some(code),
-                erring_channel: channel,
-                erring_direction: channel.map(|_| 1),
-                ..FailureSummary::default()
-            },
+    fn failed(hash: u8, groupid: u64, at: u64, channel: Option<u64>, code: u64) -> Failed {
+        Failed {
+            created_index: at,
+            at,
+            payment: u64::from(hash) << 32 | groupid,
+            failcode: Some(code),
+            erring_node: None,
+            erring_channel: channel,
+            erring_direction: channel.map(|_| 1),
         }
     }
 

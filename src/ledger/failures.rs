@@ -1,10 +1,11 @@
-//! The failed parts of a time window, from the records. Only the pages
-//! whose failures span the window are read (the index keeps each page's
-//! span), each listed by its exact key, many in one round trip: the cost
-//! follows the window, not the history.
+//! The failed parts of a time window. A window the newest failures cover
+//! is counted from memory ([`recent_failures`](super::recent_failures));
+//! an older one from the records: only the pages whose failures span the
+//! window are read (the index keeps each page's span), each listed by its
+//! exact key, many in one round trip. Either way the cost follows the
+//! window, not the history.
 
 use super::page;
-use super::record::Record;
 use super::Ledger;
 use crate::domain::Status;
 use crate::error::RpcError;
@@ -14,15 +15,35 @@ use crate::store::{self, Datastore};
 /// lightningd longer: 61 ms for a getinfo meanwhile).
 const PAGES_AT_ONCE: usize = 64;
 
-/// A failed part the ledger holds: its `created_index` and its record.
-pub type Failed = (u64, Record);
+/// A failed part as failure statistics count it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub created_index: u64,
+    /// When it failed (UNIX seconds).
+    pub at: u64,
+    /// Its payment (hash and group), fingerprinted under the index's key
+    /// (as the index tells hashes apart): distinct payments are counted
+    /// by it.
+    pub payment: u64,
+    pub failcode: Option<u64>,
+    pub erring_node: Option<[u8; 33]>,
+    pub erring_channel: Option<u64>,
+    pub erring_direction: Option<u64>,
+}
 
 impl<D: Datastore> Ledger<D> {
     /// Every failed part the ledger holds whose record says it failed in
-    /// `[since, until)`. Writes queued before the call are applied first,
-    /// so a failure already recorded in memory is counted. The index must
-    /// be loaded (the caller loads it: `App::load_index`).
+    /// `[since, until)`, by `created_index`. The index must be loaded (the
+    /// caller loads it: `App::load_index`).
     pub async fn failed_between(&self, since: u64, until: u64) -> Result<Vec<Failed>, RpcError> {
+        {
+            let st = self.state();
+            if st.loaded && st.index.failures.covers(since) {
+                return Ok(st.index.failures.between(since, until));
+            }
+        }
+        // Writes queued before the call are applied first, so a failure
+        // already recorded in memory is counted.
         self.flush().await;
         let pages = self.state().index.pages_failing_between(since, until);
         let mut out = Vec::new();
@@ -40,17 +61,27 @@ impl<D: Datastore> Ledger<D> {
                 };
                 for (slot, record) in page::read(&bytes).records {
                     let created_index = page * store::PAGE + u64::from(slot);
-                    let in_window = record
-                        .completed_at
-                        .is_some_and(|at| since <= at && at < until);
+                    let Some(at) = record.completed_at.filter(|at| since <= *at && *at < until)
+                    else {
+                        continue;
+                    };
                     // Only the attempt the ledger holds now: a record whose
                     // delete is still queued, or an older attempt, is not.
                     let held = st
                         .index
                         .get(&record.key)
                         .is_some_and(|h| h.created_index == created_index);
-                    if record.status == Status::Failed && in_window && held {
-                        out.push((created_index, record));
+                    if record.status == Status::Failed && held {
+                        let f = record.failure;
+                        out.push(Failed {
+                            created_index,
+                            at,
+                            payment: st.index.payment_print(&record.key),
+                            failcode: f.failcode,
+                            erring_node: f.erring_node,
+                            erring_channel: f.erring_channel,
+                            erring_direction: f.erring_direction,
+                        });
                     }
                 }
             }

@@ -9,6 +9,8 @@
 //! packing (a `groupid` or `partid` of 4,096 or more, a `created_index`
 //! past 2^39) is kept whole beside it.
 
+use super::recent_failures::RecentFailures;
+use super::record::Record;
 use crate::domain::{PartKey, Status};
 use crate::store::page_of;
 use cln_rpc::primitives::Sha256;
@@ -67,6 +69,8 @@ pub(super) struct PartIndex {
     /// they failed (never narrowed while the page lives): failure
     /// statistics read only the pages whose span meets their window.
     failing: BTreeMap<u64, (u64, u64)>,
+    /// The newest failures, whole enough to be counted without a page.
+    pub failures: RecentFailures,
 }
 
 impl PartIndex {
@@ -108,7 +112,17 @@ impl PartIndex {
         }
     }
 
+    /// A payment (hash and group) in one number, as the index tells
+    /// hashes apart.
+    pub fn payment_print(&self, key: &PartKey) -> u64 {
+        let b: &[u8] = key.payment_hash.as_ref();
+        self.seed.hash_one((b, key.groupid))
+    }
+
     fn count(&mut self, status: Status, created_index: u64, delta: isize) {
+        if status == Status::Failed && delta < 0 {
+            self.failures.remove(created_index);
+        }
         let slot = match status {
             Status::Failed => &mut self.counts.failed,
             _ => &mut self.counts.complete,
@@ -123,8 +137,14 @@ impl PartIndex {
         }
     }
 
-    /// A part of this page failed at `at` (UNIX seconds).
-    pub fn note_failure(&mut self, created_index: u64, at: u64) {
+    /// The part at `created_index` (indexed) failed as `record` says (a
+    /// failure without a time counts in no window).
+    pub fn note_failure(&mut self, created_index: u64, record: &Record) {
+        let Some(at) = record.completed_at else {
+            return;
+        };
+        let payment = self.payment_print(&record.key);
+        self.failures.add(created_index, payment, record);
         let page = page_of(created_index).0;
         let span = self.failing.entry(page).or_insert((at, at));
         *span = (span.0.min(at), span.1.max(at));

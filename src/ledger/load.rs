@@ -102,8 +102,8 @@ impl<D: Datastore> Ledger<D> {
                 None => {}
             }
             st.index.insert(key, created_index, record.status);
-            if let (Status::Failed, Some(at)) = (record.status, record.completed_at) {
-                st.index.note_failure(created_index, at);
+            if record.status == Status::Failed {
+                st.index.note_failure(created_index, &record);
             }
         }
         for ci in stale {

@@ -4,7 +4,8 @@
 //!
 //! - [`index`]: each part in 16 bytes, and counts;
 //! - [`record`]: a part's record, the few bytes the datastore keeps;
-//! - [`failures`]: the failed parts of a time window, read from their pages;
+//! - [`failures`]: the failed parts of a time window;
+//! - [`recent_failures`]: the newest failures, compact in memory;
 //! - [`page`]: a page of records, appended to;
 //! - [`load`]: the index rebuilt from the records, a few groups at a time;
 //! - [`marks`]: deletes an earlier version marked, finished at start-up;
@@ -23,6 +24,7 @@ mod load;
 pub mod marks;
 pub mod page;
 mod recent;
+pub(crate) mod recent_failures;
 pub mod record;
 mod tombstones;
 mod waiters;
@@ -299,8 +301,8 @@ impl<D: Datastore> Ledger<D> {
                 None => {}
             }
             st.index.insert(key, created_index, status);
-            if let (Status::Failed, Some(at)) = (status, record.completed_at) {
-                st.index.note_failure(created_index, at);
+            if status == Status::Failed {
+                st.index.note_failure(created_index, &record);
             }
             st.recent.add(part.clone());
             st.waiters.deliver(&key, answer);

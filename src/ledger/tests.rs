@@ -6,6 +6,7 @@ use crate::domain::{Part, Status};
 use crate::error::RpcError;
 use crate::fakes::{payment, FakeDatastore, FakeNode};
 use crate::ledger::marks::{mark_key, Name};
+use crate::ledger::recent_failures;
 use crate::ledger::record::Record;
 use crate::ledger::{Ledger, Lookup, Recorded};
 use crate::params::Mode;
@@ -417,9 +418,18 @@ fn failed_at(n: u8, created_index: u64, at: u64) -> Part {
 }
 
 #[tokio::test]
-async fn failures_of_a_window_are_read_from_the_pages_that_span_it() {
+async fn failures_of_a_window_are_counted_from_memory_or_from_the_pages_that_span_it() {
+    for cap in [recent_failures::CAP, 1] {
+        failures_of_a_window(cap).await;
+    }
+}
+
+/// With `cap` 1 the newest failure alone is in memory: older windows are
+/// read from the pages, and must give the same.
+async fn failures_of_a_window(cap: usize) {
     let ds = Arc::new(FakeDatastore::default());
     let (ledger, _) = Ledger::load(ds.clone()).await.unwrap();
+    ledger.state().index.failures.cap_at(cap);
     let parts = [
         failed_at(1, 1, 100),
         failed_at(2, 2, 200),
@@ -433,17 +443,25 @@ async fn failures_of_a_window_are_read_from_the_pages_that_span_it() {
     ledger.forget(&parts[3].key(), None, Some(301));
     async fn window(l: &Ledger<Arc<FakeDatastore>>) -> Vec<u64> {
         let got = l.failed_between(150, 401).await.unwrap();
-        got.iter().map(|(ci, _)| *ci).collect()
+        got.iter().map(|f| f.created_index).collect()
     }
     assert_eq!(
         window(&ledger).await,
         [2, 300],
         "recorded in memory, written first"
     );
-    let r = &ledger.failed_between(0, 101).await.unwrap()[0].1;
-    assert_eq!(r.completed_at, Some(100), "the time paystate saw it");
-    assert_eq!(r.failure.failcode, Some(4103));
-    let again = reloaded(&ds).await;
-    assert_eq!(window(&again).await, [2, 300], "the spans rebuilt at load");
+    let r = &ledger.failed_between(0, 101).await.unwrap()[0];
+    assert_eq!(r.at, 100, "the time paystate saw it");
+    assert_eq!(r.failcode, Some(4103));
+    let (again, _) = Ledger::load(ds.clone()).await.unwrap();
+    again.state().index.failures.cap_at(cap);
+    again.load_all(1 << 20).await.unwrap();
+    assert_eq!(
+        window(&again).await,
+        [2, 300],
+        "rebuilt at load (cap {cap})"
+    );
     assert!(again.failed_between(401, 500).await.unwrap().is_empty());
+    let memory = again.state().index.failures.covers(150);
+    assert_eq!(memory, cap > 3, "cap {cap}");
 }
