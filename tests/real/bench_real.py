@@ -8,7 +8,8 @@ Not a test (nothing here passes or fails on a timing). Run it with
 
 Plugins log at info, as operators run them (pyln-testing's default is
 trace). Sizes: PAYSTATE_BENCH_PARTS (default 600) payments made,
-PAYSTATE_BENCH_AUTOCLEAN (default 5000) parts autoclean deletes,
+PAYSTATE_BENCH_AUTOCLEAN (default 5000) parts autoclean deletes, in
+PAYSTATE_BENCH_AUTOCLEAN_ROUNDS (default 2) rounds,
 PAYSTATE_BENCH_HISTORY (default 10000) parts of a first start's history,
 PAYSTATE_BENCH_BIG (default 0: skipped) parts of the large restart,
 seeded straight into the node's tables while it is stopped.
@@ -45,7 +46,7 @@ from util import (AMOUNT, HOLD, db_path, drop_torn_plugin_io, invoice,
 
 PARTS = int(os.environ.get("PAYSTATE_BENCH_PARTS", "600"))
 AUTOCLEAN = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN", "5000"))
-AUTOCLEAN_ROUNDS = 2
+AUTOCLEAN_ROUNDS = int(os.environ.get("PAYSTATE_BENCH_AUTOCLEAN_ROUNDS", "2"))
 WAKES = 50  # wake-ups measured of each kind
 HISTORY = int(os.environ.get("PAYSTATE_BENCH_HISTORY", "10000"))
 BIG = int(os.environ.get("PAYSTATE_BENCH_BIG", "0"))
@@ -492,15 +493,17 @@ def autoclean(node_factory, plugin_path, plain, relay):
     """CLN's own autoclean over AUTOCLEAN parts (a third failed): nodes
     without paystate, with it (takeover on and off), with a do-nothing
     hook on delpay (lightningd's cost of any hooked delete), and with a
-    plugin that follows the deletes as paystate does. Two rounds,
-    the nodes in another order each (a single run moves with the shared
-    cores' other load by ±0.05x)."""
+    plugin that follows the deletes as paystate does. AUTOCLEAN_ROUNDS
+    rounds, the nodes in another order each: a round's ratios move with
+    the shared cores' other load and with the order, so each node's
+    ratio is also given per round, as the median of the rounds (and
+    their range)."""
     on = paystate(node_factory, plugin_path)
     off = paystate(node_factory, plugin_path, takeover=False)
     follower = new_node(node_factory, options={"plugin": example("follower")})
     nodes = [("plain", plain), ("on", on), ("off", off), ("relay", relay),
              ("follower", follower)]
-    spent = {name: 0.0 for name, _ in nodes}
+    spent = {name: [] for name, _ in nodes}
     parts = {name: 0 for name, _ in nodes}
     gone = 0.0
     shuffle = random.Random(5000).shuffle
@@ -521,23 +524,32 @@ def autoclean(node_factory, plugin_path, plain, relay):
                 node.rpc.call("autoclean-once", ["succeededpays", 1])
                 if not terminal(node):
                     break
-            spent[name] += time.perf_counter() - t
+            spent[name].append(time.perf_counter() - t)
             assert terminal(node) == [], name
         for node in (on, off):
             t = time.perf_counter()
             wait_for(lambda: ledger_records(node) == set(), timeout=120)
             gone = max(gone, time.perf_counter() - t)
     rounds = "{} rounds, {} parts".format(AUTOCLEAN_ROUNDS, parts["on"])
+
+    def per_round(name):
+        r = [a / b for a, b in zip(spent[name], spent["plain"])]
+        return "per round: median {:.2f}x ({:.2f}-{:.2f}x)".format(
+            statistics.median(r), min(r), max(r))
+    total = {name: sum(t) for name, t in spent.items()}
     row("autoclean-once over {} parts, takeover on (s)".format(AUTOCLEAN),
-        spent["plain"], spent["on"], "s",
-        "vs no paystate ({}; {} without)".format(rounds, parts["plain"]))
-    row("autoclean-once, takeover off (s)", spent["plain"], spent["off"], "s",
-        rounds)
+        total["plain"], total["on"], "s",
+        "vs no paystate ({}; {} without); {}".format(
+            rounds, parts["plain"], per_round("on")))
+    row("autoclean-once, takeover off (s)", total["plain"], total["off"], "s",
+        "{}; {}".format(rounds, per_round("off")))
     row("floor: autoclean, delpay through a do-nothing hook (s)",
-        spent["plain"], spent["relay"], "s", "what any delpay hook costs")
+        total["plain"], total["relay"], "s",
+        "what any delpay hook costs; " + per_round("relay"))
     row("floor: autoclean, a plugin following deletes as paystate does (s)",
-        spent["plain"], spent["follower"], "s",
-        "examples/follower.rs: the wait window, no ledger")
+        total["plain"], total["follower"], "s",
+        "examples/follower.rs: the wait window, no ledger; " +
+        per_round("follower"))
     row("ledger records all gone after autoclean (s)", None, gone, "s",
         "after the second autoclean-once answered (the longest)")
 
