@@ -7,7 +7,9 @@
 //! so nobody can make two payment hashes share one; the index is rebuilt
 //! from the records at each start. A part whose numbers do not fit the
 //! packing (a `groupid` or `partid` of 4,096 or more, a `created_index`
-//! past 2^39) is kept whole beside it.
+//! past 2^39) is kept whole beside it. The newest failures follow the
+//! index ([`RecentFailures`]): in as a failed part is noted, out as it is
+//! forgotten.
 
 use super::recent_failures::RecentFailures;
 use super::record::Record;
