@@ -146,7 +146,8 @@ impl PartIndex {
             return;
         };
         let payment = self.payment_print(&record.key);
-        self.failures.add(created_index, payment, record);
+        self.failures
+            .add(created_index, at, payment, &record.failure);
         let page = page_of(created_index).0;
         let span = self.failing.entry(page).or_insert((at, at));
         *span = (span.0.min(at), span.1.max(at));

@@ -7,7 +7,7 @@
 //! time, and dropped when the index forgets it.
 
 use super::failures::Failed;
-use super::record::Record;
+use super::record::FailureSummary;
 use std::collections::{BTreeMap, HashMap};
 
 /// Failures held at most (~3 MiB): a day of 10,000 failures six times over.
@@ -89,17 +89,13 @@ impl Default for RecentFailures {
 }
 
 impl RecentFailures {
-    /// Holds the failure of this part (recorded with its time), in place
-    /// of any it held at that `created_index`.
-    pub fn add(&mut self, created_index: u64, payment: u64, record: &Record) {
-        let Some(at) = record.completed_at else {
-            return;
-        };
+    /// Holds the failure of this part, failed at `at`, in place of any it
+    /// held at that `created_index`.
+    pub fn add(&mut self, created_index: u64, at: u64, payment: u64, f: &FailureSummary) {
         if at < self.from {
             return;
         }
         self.remove(created_index);
-        let f = &record.failure;
         let (Ok(failcode), Ok(direction)) = (
             u16::try_from(f.failcode.unwrap_or(0)),
             u8::try_from(f.erring_direction.unwrap_or(0)),
@@ -201,24 +197,13 @@ impl RecentFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{PartKey, Status};
-    use crate::ledger::record::FailureSummary;
 
-    fn record(at: u64, node: u8, failcode: u64) -> Record {
-        Record {
-            key: PartKey {
-                payment_hash: crate::fakes::payment(node, Status::Failed).payment_hash,
-                groupid: 1,
-                partid: 0,
-            },
-            status: Status::Failed,
-            completed_at: Some(at),
-            failure: FailureSummary {
-                failcode: Some(failcode),
-                erring_node: Some([node; 33]),
-                erring_channel: Some(103 << 40),
-                ..FailureSummary::default()
-            },
+    fn failure(node: u8, failcode: u64) -> FailureSummary {
+        FailureSummary {
+            failcode: Some(failcode),
+            erring_node: Some([node; 33]),
+            erring_channel: Some(103 << 40),
+            ..FailureSummary::default()
         }
     }
 
@@ -227,7 +212,7 @@ mod tests {
         let mut c = RecentFailures::default();
         assert!(c.covers(0));
         for ci in 0..CAP as u64 {
-            c.add(ci, ci, &record(1000 + ci, (ci % 3) as u8, 4103));
+            c.add(ci, 1000 + ci, ci, &failure((ci % 3) as u8, 4103));
         }
         assert_eq!(c.len(), (CAP, 3));
         let got = c.between(1000, 1002);
@@ -236,7 +221,7 @@ mod tests {
         assert_eq!(got[1].failcode, Some(4103));
         assert_eq!(got[1].erring_direction, None, "not reported, not made up");
         // One more: the oldest quarter goes.
-        c.add(CAP as u64, 7, &record(1000 + CAP as u64, 0, 4103));
+        c.add(CAP as u64, 1000 + CAP as u64, 7, &failure(0, 4103));
         let kept = CAP * 3 / 4;
         assert_eq!(c.len().0, kept);
         let from = 1001 + (CAP / 4) as u64;
@@ -245,7 +230,7 @@ mod tests {
         assert!(c.between(0, from).is_empty());
         assert_eq!(c.between(from, from + 1).len(), 1);
         // An old failure recorded late is not held: its time is not covered.
-        c.add(u64::MAX, 1, &record(1000, 1, 4103));
+        c.add(u64::MAX, 1000, 1, &failure(1, 4103));
         assert_eq!(c.len().0, kept);
         for ci in 0..=CAP as u64 {
             c.remove(ci);
@@ -256,8 +241,8 @@ mod tests {
     #[test]
     fn a_failure_that_does_not_fit_leaves_its_time_to_the_pages() {
         let mut c = RecentFailures::default();
-        c.add(1, 1, &record(100, 1, 4103));
-        c.add(2, 2, &record(200, 1, 1 << 20));
+        c.add(1, 100, 1, &failure(1, 4103));
+        c.add(2, 200, 2, &failure(1, 1 << 20));
         assert!(!c.covers(200));
         assert!(c.covers(201));
         assert_eq!(c.len(), (0, 0));
