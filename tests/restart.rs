@@ -111,6 +111,21 @@ async fn parts_resolved_while_down_are_caught_up_with_failure_details() {
         .unwrap()
         .unwrap();
     assert_eq!(st["catchup"]["imported"], 3);
+    // The pass read the node's table, and its imports were written: both
+    // are counted (the writes' once their answers are read); the deletes
+    // feed's `wait`s are waits, not work.
+    let st = until_status(&ld, "the imports' writes counted", |st| {
+        st["calls"]["datastore"]["count"].as_u64() >= Some(1)
+    })
+    .await;
+    let calls = &st["calls"];
+    assert!(
+        calls["listsendpays"]["count"].as_u64() >= Some(1),
+        "{calls}"
+    );
+    assert!(calls["datastore"]["count"].as_u64() >= Some(1), "{calls}");
+    assert!(calls["listsendpays"]["ms"].as_f64().is_some(), "{calls}");
+    assert!(calls.get("wait").is_none(), "{calls}");
     ld.assert_no_violations();
 }
 

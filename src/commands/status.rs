@@ -18,6 +18,9 @@ pub fn run<D: Datastore, N: Node>(app: &App<D, N>) -> Value {
         "slowest_call": app.calls.slowest().map_or(json!(null), |(method, took)| {
             json!({"method": method, "ms": (took.as_secs_f64() * 1e5).round() / 100.0})
         }),
+        "calls": app.calls.totals().into_iter().map(|(method, t)| {
+            (method, json!({"count": t.count, "ms": (t.took.as_secs_f64() * 1e5).round() / 100.0}))
+        }).collect::<serde_json::Map<_, _>>(),
         "catchup": app.catchup_report(),
     })
 }

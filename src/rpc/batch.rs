@@ -84,12 +84,8 @@ async fn exchange(
             .ok_or_else(|| transport(format!("an answer with a foreign id {}", envelope.id)))?;
         out[i] = Some(envelope.outcome(calls[i].0)?);
     }
-    if let Some((method, _)) = calls.first() {
-        rpc.stats.record(
-            &format!("{method} (batch of {})", calls.len()),
-            began.elapsed(),
-        );
-    }
+    let methods: Vec<&str> = calls.iter().map(|(m, _)| *m).collect();
+    rpc.stats.record_batch(&methods, began.elapsed());
     Ok(out
         .into_iter()
         .map(|o| o.expect("every slot answered"))

@@ -155,6 +155,27 @@ def terminal(node):
             if p["status"] != "pending"]
 
 
+def calls_since(node, before):
+    """paystate's calls to lightningd since `before` (a `calls` of
+    paystate-status): {method: (count, ms)}."""
+    return {m: (a["count"] - before.get(m, {}).get("count", 0),
+                a["ms"] - before.get(m, {}).get("ms", 0.0))
+            for m, a in status(node)["calls"].items()}
+
+
+def calls_row(what, node, before, per, each, spent=None):
+    """paystate's calls to lightningd since `before` (or `spent`, from
+    calls_since): their time per `each` (`per` of them), and the methods
+    that took most, to say where paystate's cost goes."""
+    if spent is None:
+        spent = calls_since(node, before)
+    top = sorted(spent.items(), key=lambda kv: -kv[1][1])[:4]
+    row("paystate's calls to lightningd, {} (ms per {})".format(what, each),
+        None, sum(ms for _, ms in spent.values()) / per, "ms",
+        "; ".join("{} x{}: {:.0f} ms".format(m, c, ms)
+                  for m, (c, ms) in top if c))
+
+
 def caught_up(node):
     """Until paystate's catch-up is done and its records are the node's."""
     wait_for(lambda: status(node)["catchup"]["state"] == "done", timeout=900)
@@ -243,8 +264,10 @@ def payments(node_factory, plain, taken):
     # Loaded, as an operator's node has it: its start-up work done.
     caught_up(taken)
     nodes = {"plain": plain, "subscribed": subscribed, "taken": taken}
+    before = status(taken)["calls"]
     spent, made = pay_in_turns(nodes, PARTS, 600)
     caught_up(taken)
+    calls_row("payments", taken, before, made, "payment")
     row("making {} self-payments (s)".format(made),
         spent["plain"], spent["taken"], "s",
         "{:+.3f} ms a payment".format(
@@ -506,6 +529,7 @@ def autoclean(node_factory, plugin_path, plain, relay):
     spent = {name: [] for name, _ in nodes}
     parts = {name: 0 for name, _ in nodes}
     gone = 0.0
+    on_calls = {}
     shuffle = random.Random(5000).shuffle
     for _ in range(AUTOCLEAN_ROUNDS):
         for name, node in nodes:
@@ -516,6 +540,8 @@ def autoclean(node_factory, plugin_path, plain, relay):
         shuffle(nodes)
         for name, node in nodes:
             parts[name] += len(terminal(node))
+            if name == "on":
+                before = status(on)["calls"]
             t = time.perf_counter()
             # Once more if a part was left (autoclean-once leaves one at
             # times, with or without paystate).
@@ -530,6 +556,9 @@ def autoclean(node_factory, plugin_path, plain, relay):
             t = time.perf_counter()
             wait_for(lambda: ledger_records(node) == set(), timeout=120)
             gone = max(gone, time.perf_counter() - t)
+        for m, (c, ms) in calls_since(on, before).items():
+            had = on_calls.get(m, (0, 0.0))
+            on_calls[m] = (had[0] + c, had[1] + ms)
     rounds = "{} rounds, {} parts".format(AUTOCLEAN_ROUNDS, parts["on"])
 
     def per_round(name):
@@ -552,6 +581,8 @@ def autoclean(node_factory, plugin_path, plain, relay):
         per_round("follower"))
     row("ledger records all gone after autoclean (s)", None, gone, "s",
         "after the second autoclean-once answered (the longest)")
+    calls_row("autoclean, takeover on", on, None, parts["on"] / 1000,
+              "1,000 parts", spent=on_calls)
 
 
 def first_start(node_factory, plugin_path):
@@ -579,6 +610,8 @@ def first_start(node_factory, plugin_path):
             checked += 1
     took = time.perf_counter() - t
     imported = status(hist)["catchup"]["imported"]
+    calls_row("first start", hist, {}, max(imported, 1) / 1000,
+              "1,000 parts")
     row("first start over {} parts: caught up (s)".format(HISTORY), None,
         took, "s", "{:.0f} parts/s; first answer after {:.0f} ms; {} "
         "answers checked meanwhile".format(imported / took,
@@ -592,7 +625,7 @@ def first_start(node_factory, plugin_path):
         median_ms(after), median_ms(during), "ms",
         "vs after; means {:.2f}x".format(
             statistics.mean(during) / statistics.mean(after)))
-    pager_floor(hist, "{} parts".format(HISTORY))
+    floor = pager_floor(hist, "{} parts".format(HISTORY))
     caught_up(hist)
     hist.rpc.plugin_stop("paystate")
     t = time.perf_counter()
@@ -600,7 +633,34 @@ def first_start(node_factory, plugin_path):
     hist.rpc.call("paystate-status")
     row("restart with {} parts: answering (s)".format(HISTORY), None,
         time.perf_counter() - t, "s")
+    quiet_first_start(hist, plugin_path, floor)
     return hist
+
+
+def quiet_first_start(node, plugin_path, floor):
+    """The first start again, its ledger wiped, watched by a status call
+    every 100 ms only: the floor's client pages alone, and the loop above
+    keeps lightningd busy meanwhile, so this is the like-for-like rate."""
+    caught_up(node)
+    node.rpc.plugin_stop("paystate")
+    todo = [["paystate"]]
+    while todo:
+        for e in node.rpc.listdatastore(todo.pop())["datastore"]:
+            if "hex" in e:
+                node.rpc.deldatastore(e["key"])
+            else:
+                todo.append(e["key"])
+    t = time.perf_counter()
+    node.rpc.plugin_start(plugin_path)
+    while status(node)["catchup"]["state"] != "done":
+        time.sleep(0.1)
+    took = time.perf_counter() - t
+    imported = status(node)["catchup"]["imported"]
+    row("first start again, watched every 100 ms only (parts/s)", floor,
+        imported / took, "/s", "against the floor's parts/s")
+    calls_row("that first start", node, {}, max(imported, 1) / 1000,
+              "1,000 parts")
+    caught_up(node)
 
 
 class Batches:
@@ -732,6 +792,7 @@ def pager_floor(node, what):
     row("floor: {} paged as catch-up pages it, doing nothing (s)".format(
         what), None, total, "s", "{:.0f} parts/s; slowest page {:.1f} ms"
         .format(rows / total, slowest * 1000))
+    return rows / total
 
 
 def wake(node_factory, plugin_path):
