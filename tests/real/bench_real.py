@@ -205,7 +205,7 @@ def test_bench(node_factory, plugin_path):
     if wanted("polls"):
         polls(node_factory, plain, taken, beside, relay)
     if wanted("deletes"):
-        deletes(plain, taken, beside)
+        deletes(node_factory, plain, taken, beside)
     if wanted("autoclean"):
         autoclean(node_factory, plugin_path, plain, relay)
     if wanted("first_start"):
@@ -480,22 +480,26 @@ def polls(node_factory, plain, taken, beside, relay):
         median_ms(p["rust"]), "ms", "cln-plugin, as paystate")
 
 
-def deletes(plain, taken, beside):
+def deletes(node_factory, plain, taken, beside):
     """One delete of one part: the built-in on a node with paystate
     (takeover on) against one without, and paystate-delpay against the
-    built-in, sequential calls, alternating nodes."""
-    for node in (plain, taken, beside):
+    built-in, sequential calls, alternating nodes. The floor: the
+    built-in beside a plugin that follows the deletes as paystate does."""
+    follower = new_node(node_factory, options={"plugin": example("follower")})
+    for node in (plain, taken, beside, follower):
         history(node, 100)
     caught_up(taken)
     caught_up(beside)
-    d = {"plain": [], "taken": [], "beside": [], "own": []}
-    parts = [terminal(n)[:100] for n in (plain, taken, beside)]
-    for i, (a, b, c) in enumerate(zip(*parts)):
+    before = status(taken)["calls"]
+    d = {"plain": [], "taken": [], "beside": [], "own": [], "follower": []}
+    parts = [terminal(n)[:100] for n in (plain, taken, beside, follower)]
+    for i, (a, b, c, f) in enumerate(zip(*parts)):
         def args(p):
             return [p["payment_hash"], p["status"], p.get("partid", 0),
                     p["groupid"]]
         d["plain"].append(timed(plain.rpc.delpay, *args(a)))
         d["taken"].append(timed(taken.rpc.delpay, *args(b)))
+        d["follower"].append(timed(follower.rpc.delpay, *args(f)))
         # paystate-delpay on every other part, the built-in on the rest.
         if i % 2:
             d["own"].append(timed(beside.rpc.call, "paystate-delpay",
@@ -505,6 +509,11 @@ def deletes(plain, taken, beside):
     row("delpay of one part, paystate loaded (ms, median of 100)",
         median_ms(d["plain"]), median_ms(d["taken"]), "ms",
         "takeover on vs no paystate")
+    row("floor: delpay of one part, a plugin following the deletes (ms)",
+        median_ms(d["plain"]), median_ms(d["follower"]), "ms",
+        "examples/follower.rs, as paystate follows them")
+    caught_up(taken)
+    calls_row("100 deletes", taken, before, 100, "delete")
     row("paystate-delpay of one part (ms, median of 50)",
         median_ms(d["beside"]), median_ms(d["own"]), "ms",
         "vs the built-in delpay")
