@@ -16,6 +16,10 @@ pub mod codes {
     pub const DATASTORE_DEL_DOES_NOT_EXIST: i32 = 1200;
     pub const DATASTORE_DEL_WRONG_GENERATION: i32 = 1201;
     pub const DATASTORE_UPDATE_ALREADY_EXISTS: i32 = 1202;
+    /// `datastore` of a key with children (a `check` of it says so).
+    pub const DATASTORE_UPDATE_HAS_CHILDREN: i32 = 1205;
+    /// `datastore` of a key under a key with a value.
+    pub const DATASTORE_UPDATE_NO_CHILDREN: i32 = 1206;
 }
 
 /// A JSON-RPC error object: what a command fails with, and what lightningd

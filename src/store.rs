@@ -67,6 +67,19 @@ pub trait Datastore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), RpcError>> + Send;
     /// `listdatastore`: the key itself if it holds a value, else its immediate children.
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send;
+    /// Whether any key lies under `key`. The default lists it; over
+    /// lightningd's socket it is a `check` of a write there, which reads
+    /// one row (a listing reads every row under the key, and on
+    /// PostgreSQL every row after it).
+    fn has_children(
+        &self,
+        key: Vec<String>,
+    ) -> impl Future<Output = Result<bool, RpcError>> + Send {
+        async move {
+            let n = key.len();
+            Ok(self.list(key).await?.iter().any(|e| e.key.len() > n))
+        }
+    }
     /// Several listings at once (over lightningd's socket: written together,
     /// one round trip); the default lists one after the other.
     fn list_many(
@@ -229,6 +242,12 @@ impl<T: Datastore> Datastore for std::sync::Arc<T> {
     }
     fn list(&self, key: Vec<String>) -> impl Future<Output = Result<Vec<Entry>, RpcError>> + Send {
         (**self).list(key)
+    }
+    fn has_children(
+        &self,
+        key: Vec<String>,
+    ) -> impl Future<Output = Result<bool, RpcError>> + Send {
+        (**self).has_children(key)
     }
     fn list_many(
         &self,

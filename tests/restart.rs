@@ -508,6 +508,44 @@ async fn a_v3_ledger_is_migrated_at_start_up() {
     );
 }
 
+/// A first start finds that no earlier layout is there with one `check`
+/// of a write under v3 (one row read), not a walk of v3's 4,096 shards,
+/// and leaves the mark; later starts look for no earlier layout (on
+/// PostgreSQL each such listing would fetch every row after its key).
+#[tokio::test]
+async fn earlier_layouts_are_looked_for_once_and_with_one_row_read() {
+    let ld = Lightningd::new(options()).await.unwrap();
+    let k = pending(&ld, &hash(1), 1, 0);
+    ld.succeed(&k, &preimage(1)).await;
+    ld.start_plugin(true).await.unwrap();
+    until_caught_up(&ld).await;
+    let earlier = |calls: &[(String, Value)]| -> Vec<(String, Value)> {
+        calls
+            .iter()
+            .filter(|(_, p)| {
+                let key = p["key"].as_array().cloned().unwrap_or_default();
+                key.first() == Some(&json!("paystate"))
+                    && matches!(key.get(1).and_then(Value::as_str), Some("v1" | "v2" | "v3"))
+            })
+            .cloned()
+            .collect()
+    };
+    let first = earlier(&ld.plugin_calls());
+    let v3_calls: Vec<&(String, Value)> =
+        first.iter().filter(|(_, p)| p["key"][1] == "v3").collect();
+    assert_eq!(v3_calls.len(), 1, "{v3_calls:?}");
+    assert_eq!(v3_calls[0].0, "check");
+    assert_eq!(v3_calls[0].1["command_to_check"], "datastore");
+    let mark = ["paystate", "v4", "v3-moved"].map(String::from).to_vec();
+    assert!(ld.datastore().entries.contains_key(&mark));
+    let before = ld.plugin_calls().len();
+    ld.stop_plugin().await;
+    ld.start_plugin(false).await.unwrap();
+    until_caught_up(&ld).await;
+    assert_eq!(earlier(&ld.plugin_calls()[before..]), vec![]);
+    assert_level_with_node(&ld).await;
+}
+
 #[tokio::test]
 async fn over_a_node_keeping_its_tables_in_sqlite() {
     // The stand-in as benchmarks run it: datastore and payments in SQLite,

@@ -3,6 +3,9 @@
 //! to v3's names, then v3 to v4. Each old
 //! entry is deleted only after its copy is written, so a crash midway
 //! loses nothing: the next start-up carries on where this one stopped.
+//! Once nothing earlier is left, a mark says so and later starts look no
+//! further (a paystate of an earlier layout run again after it, a
+//! downgrade, is not supported).
 
 mod v1;
 mod v2;
@@ -13,6 +16,11 @@ use crate::store::Datastore;
 
 /// Every earlier layout moved; returns how many parts reached v4.
 pub async fn run<D: Datastore>(ds: &D) -> Result<usize, RpcError> {
+    // Looked for first: on PostgreSQL a listing of an earlier layout's key
+    // has lightningd fetch every row after it, v4's pages included.
+    if v3::all_moved(ds).await? {
+        return Ok(0);
+    }
     let renamed = v1::from_v1(ds).await? + v2::from_v2(ds).await?;
     v3::from_v3(ds, renamed > 0).await
 }

@@ -3,7 +3,7 @@
 use super::waits::{self, Event};
 use super::Rpc;
 use crate::domain::{PartKey, Payment, Status};
-use crate::error::RpcError;
+use crate::error::{codes, RpcError};
 use crate::node::{Created, Node, Page};
 use crate::store::{Datastore, Entry, Op};
 use cln_rpc::primitives::Sha256;
@@ -41,6 +41,26 @@ impl Datastore for Rpc {
 
     async fn list(&self, key: Vec<String>) -> Result<Vec<Entry>, RpcError> {
         entries(self.call("listdatastore", json!({ "key": key })).await?)
+    }
+
+    async fn has_children(&self, key: Vec<String>) -> Result<bool, RpcError> {
+        // lightningd checks a write by reading the key's first row (its
+        // own, or its first child's) and its parents; in `check` mode it
+        // writes nothing (the database is read-only meanwhile).
+        let params = json!({"command_to_check": "datastore", "key": key, "string": "",
+                            "mode": "must-create"});
+        match self.call("check", params).await {
+            Ok(_) => Ok(false),
+            Err(e) if e.code == codes::DATASTORE_UPDATE_HAS_CHILDREN => Ok(true),
+            // A value at the key, or above it: no children there.
+            Err(e)
+                if e.code == codes::DATASTORE_UPDATE_ALREADY_EXISTS
+                    || e.code == codes::DATASTORE_UPDATE_NO_CHILDREN =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_many(&self, keys: Vec<Vec<String>>) -> Result<Vec<Vec<Entry>>, RpcError> {

@@ -82,6 +82,24 @@ impl Datastore {
     }
 
     pub fn datastore(&mut self, params: &Value, db: Option<&Db>) -> Result<Value, Fail> {
+        let (key, record) = self.checked_write(params)?;
+        let out = entry_json(&key, &record);
+        if let Some(db) = db {
+            db.put_entry(&key, &record);
+        }
+        self.entries.insert(key, record);
+        Ok(out)
+    }
+
+    /// `check datastore`: the write's checks, as lightningd makes them
+    /// (the key's first row and its parents read), nothing written.
+    pub fn check_datastore(&self, params: &Value) -> Result<Value, Fail> {
+        self.checked_write(params)?;
+        Ok(json!({"command_to_check": "datastore"}))
+    }
+
+    /// A `datastore` call's key and the record it would write, or its error.
+    fn checked_write(&self, params: &Value) -> Result<(Vec<String>, Record), Fail> {
         let p = params::collect(
             params,
             &[
@@ -160,12 +178,7 @@ impl Datastore {
                 data,
             },
         };
-        let out = entry_json(&key, &record);
-        if let Some(db) = db {
-            db.put_entry(&key, &record);
-        }
-        self.entries.insert(key, record);
-        Ok(out)
+        Ok((key, record))
     }
 
     /// With `db`, answered from the rows lightningd's query reads (every

@@ -228,6 +228,11 @@ impl Core {
                     return Err(json!({"code": -32602,
                         "message": "missing required parameter: command_to_check"}));
                 };
+                if name == "datastore" {
+                    return self
+                        .node_call_in(batch, |n| n.datastore_call("check datastore", &rest))
+                        .map_err(fail);
+                }
                 let rest = rest.to_string();
                 match name.as_str() {
                     "waitsendpay" => {

@@ -56,6 +56,7 @@ impl Node {
         let (ds, db) = (&mut self.datastore, self.db.as_ref());
         match method {
             "datastore" => ds.datastore(params, db),
+            "check datastore" => ds.check_datastore(params),
             "listdatastore" => ds.listdatastore(params, db),
             "deldatastore" => ds.deldatastore(params, db),
             _ => ds.datastoreusage(params),
