@@ -123,7 +123,6 @@ async fn parts_resolved_while_down_are_caught_up_with_failure_details() {
         calls["listsendpays"]["count"].as_u64() >= Some(1),
         "{calls}"
     );
-    assert!(calls["datastore"]["count"].as_u64() >= Some(1), "{calls}");
     assert!(calls["listsendpays"]["ms"].as_f64().is_some(), "{calls}");
     assert!(calls.get("wait").is_none(), "{calls}");
     ld.assert_no_violations();
