@@ -341,6 +341,51 @@ async fn every_way_of_deleting_is_followed_with_takeover_on_and_off() {
 /// would run in a transaction of its own. With paystate loaded, a batch of
 /// a hundred deletes keeps its one commit, and the ledger's own deletes
 /// go in a few batches of their own.
+/// Autoclean deletes the oldest parts, a page's 64 within moments: their
+/// delete items wait for the page's last delete, and the page goes whole
+/// with no append (on PostgreSQL an append to an old page reads every
+/// newer row).
+#[tokio::test]
+async fn pages_deleted_whole_take_no_delete_items() {
+    let ld = start().await;
+    let h = hash(9);
+    let keys = settled_parts(&ld, &h, 192).await;
+    until_datastore_matches_node(&ld).await;
+    until_caught_up(&ld).await;
+    let pages = ld
+        .datastore()
+        .entries
+        .keys()
+        .filter(|k| k.len() == 3 && k[2].bytes().all(|b| b.is_ascii_hexdigit()))
+        .count();
+    assert_eq!(pages, 4, "192 parts from created_index 1: 4 pages of 64");
+    let mut c = ld.client().await.unwrap();
+    c.call("batching", json!({"enable": true}))
+        .await
+        .unwrap()
+        .unwrap();
+    let before = ld.plugin_calls().len();
+    for chunk in keys.chunks(96) {
+        let batch: Vec<(&str, Value)> = chunk
+            .iter()
+            .map(|k| {
+                let status = ld.part(k).unwrap().status.as_str().to_string();
+                ("delpay", json!([h, status, k.2, k.1]))
+            })
+            .collect();
+        for a in c.call_many(&batch).await.unwrap() {
+            a.unwrap();
+        }
+    }
+    until_datastore_matches_node(&ld).await;
+    let calls: Vec<String> = ld.plugin_calls()[before..]
+        .iter()
+        .map(|(m, _)| m.clone())
+        .filter(|m| m.contains("datastore"))
+        .collect();
+    assert_eq!(calls, vec!["deldatastore".to_string(); pages], "{calls:?}");
+}
+
 #[tokio::test]
 async fn an_autoclean_batch_keeps_its_one_commit() {
     let ld = start().await;

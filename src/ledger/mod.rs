@@ -98,7 +98,14 @@ const DELETE_TRIES: u32 = 10;
 fn delete_behind(writer: Writer, drifted: Arc<AtomicBool>, op: Op, tried: u32) {
     let again = writer.clone();
     let retry = op.clone();
-    writer.queue(
+    // A delete item may wait for its page's other deletes (the page then
+    // goes whole, and the item is never written).
+    let queue = match op {
+        Op::Append { .. } => Writer::defer,
+        _ => Writer::queue,
+    };
+    queue(
+        &writer,
         op.clone(),
         Some(Box::new(move |outcome| match outcome {
             Err(e) if e.code != codes::DATASTORE_DEL_DOES_NOT_EXIST => {
