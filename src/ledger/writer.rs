@@ -41,14 +41,16 @@ const MAX_OPS: usize = 512;
 
 /// Held delete items are written once no other has come for this long,
 /// so that a page whose parts all go meanwhile is one `deldatastore` and
-/// no appends.
-/// Autoclean deletes the oldest parts 100 to a commit, a page's 64 within
-/// a second; on PostgreSQL an append to an old page reads every newer
-/// row (`db_datastore_first`), a `deldatastore` its own row only.
-const HOLD_QUIET: Duration = Duration::from_secs(1);
+/// no appends. Autoclean deletes the oldest parts 100 to a commit, a
+/// page's 64 within a second, its failed parts first, then (after a
+/// listing of the table) its succeeded ones; on PostgreSQL an append to
+/// an old page reads every newer row (`db_datastore_first`), a
+/// `deldatastore` its own row only.
+const HOLD_QUIET: Duration = Duration::from_secs(2);
 
-/// ... and this long at most, while deletes keep coming.
-const HOLD_MAX: Duration = Duration::from_secs(5);
+/// ... and this long at most, while deletes keep coming (a crash loses
+/// what is held, as it loses any write behind).
+const HOLD_MAX: Duration = Duration::from_secs(30);
 
 /// The most pages with delete items held: the oldest goes beyond it.
 const HELD_PAGES: usize = 256;
