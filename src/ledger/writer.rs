@@ -292,7 +292,7 @@ async fn run<D: Datastore>(store: Arc<D>, mut rx: mpsc::UnboundedReceiver<Msg>) 
                 Instant::now()
             }
         };
-        // A batch of deferred appends alone need not wait for company.
+        // Nothing to send (a delete item only held): no company to wait for.
         while b.flushes.is_empty() && !b.full() && !b.ops.is_empty() {
             tokio::select! {
                 msg = rx.recv() => match msg {
